@@ -1,0 +1,135 @@
+# geoledger — the one entry point. `make help` lists the targets.
+#
+# Everything a fresh Debian 12 machine lacks is installed by scripts/deps.sh
+# (apt-get when root, otherwise it prints the exact command).
+
+CC      ?= gcc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?=
+
+PG_BIN  := /usr/lib/postgresql/15/bin
+SQL_DIR_INSTALLED := $(PREFIX)/share/geoledger/sql
+
+# pkg-config is only queried when building (so `make help`/`clean` work anywhere).
+PKGS     := libpq libconfig openssl uuid jansson
+CPPFLAGS += -D_GNU_SOURCE -DGL_SQL_DIR='"$(GL_SQL_DIR)"'
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c17 -Wall -Wextra -Werror -Wshadow -Wvla -fno-strict-aliasing -pthread
+LDLIBS   += -lpthread
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -O1
+LDFLAGS  += -fsanitize=address,undefined
+endif
+GL_SQL_DIR ?= $(CURDIR)/sql
+
+LIB_SRC  := $(wildcard ledger/*.c regions/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libgeoledger.a
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LEDGERCTL := $(BUILD)/bin/ledgerctl
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BUILD)/bin/ledger-bench
+
+.PHONY: all deps build run stop test unit asan bench lint install clean help
+
+all: build
+
+help:
+	@echo "make            build ledgerctl and the library (installs missing packages)"
+	@echo "make run        start a local 3-region PostgreSQL cluster under ./var, migrate, print usage"
+	@echo "make stop       stop that cluster"
+	@echo "make test       unit + integration tests against real PostgreSQL (non-zero on failure)"
+	@echo "make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make bench      pgbench tpcb-like vs the engine (uniform, hot)"
+	@echo "make lint       cppcheck + clang-tidy"
+	@echo "make install    install ledgerctl and the migrations (PREFIX, DESTDIR)"
+	@echo "make clean      remove build outputs (not ./var)"
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	@$(MAKE) --no-print-directory $(LEDGERCTL) $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+CHECK_LIBS = $(shell pkg-config --libs check)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(LEDGERCTL): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/integration/itest.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BENCH_BIN): $(BUILD)/obj/bench/ledger_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- local cluster ----
+RUN_DIR  := $(CURDIR)/var
+REGIONS  := eu:5441:1 us:5442:2 sg:5443:3
+
+run: build
+	@scripts/deps.sh test
+	@scripts/cluster.sh start $(RUN_DIR)/pg $(foreach r,$(REGIONS),$(word 1,$(subst :, ,$(r))):$(word 2,$(subst :, ,$(r))))
+	@scripts/cluster.sh conf $(RUN_DIR)/pg $(RUN_DIR)/ledger.conf $(REGIONS)
+	@$(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
+	@scripts/usage.sh $(RUN_DIR)/ledger.conf $(LEDGERCTL)
+
+stop:
+	@scripts/cluster.sh stop $(RUN_DIR)/pg
+
+# ---- tests ----
+test: build
+	@scripts/deps.sh test
+	@BUILD=$(BUILD) tests/run.sh
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 test
+
+bench: build
+	@scripts/deps.sh bench
+	@BUILD=$(BUILD) bench/run.sh
+
+lint: deps
+	@scripts/deps.sh lint
+	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr -q \
+	  --suppress=missingIncludeSystem --std=c11 -D_GNU_SOURCE $(shell pkg-config --cflags-only-I $(PKGS)) \
+	  ledger regions cli bench tests
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c17
+
+install: $(LEDGERCTL)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SQL_DIR_INSTALLED)
+	install -m 0755 $(LEDGERCTL) $(DESTDIR)$(PREFIX)/bin/ledgerctl
+	install -m 0644 sql/*.sql $(DESTDIR)$(SQL_DIR_INSTALLED)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,628 @@
+/*
+ * ledgerctl — operator CLI for geoledger.
+ *
+ * Reading order: main() parses the global options, finds the subcommand in
+ * `commands`, and each cmd_* function builds ledger commands, routes them to
+ * the home region (regions/route.h) and prints the outcome as text or JSON.
+ *
+ * Exit status: 0 success; 1 the ledger refused the command (its result code is
+ * printed); 2 usage error; 3 configuration or database error; 4 verify found
+ * violations.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../ledger/currency.h"
+#include "../ledger/ledger.h"
+#include "../ledger/migrate.h"
+#include "../regions/regions.h"
+#include "../regions/route.h"
+
+enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_INFRA = 3, EXIT_VIOLATIONS = 4 };
+
+#define DEFAULT_OWNER "operator"
+
+typedef struct {
+    const char *config_path;
+    bool json;
+    gl_config cfg;
+} cli;
+
+/* ---------- output ---------- */
+
+/* `fmt` is always a literal with one %s, filled with `arg`. */
+static int fail_usage(const char *fmt, const char *arg) {
+    char msg[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(msg, sizeof msg, fmt, arg ? arg : "");
+#pragma GCC diagnostic pop
+    fprintf(stderr, "ledgerctl: %s\nTry 'ledgerctl --help'.\n", msg);
+    return EXIT_USAGE;
+}
+
+static int fail_error(const cli *c, const gl_error *e) {
+    if (c->json) {
+        json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", e->message, "detail", e->detail, "hint", e->hint);
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (s) puts(s);
+        free(s);
+        json_decref(o);
+    }
+    fprintf(stderr, "ledgerctl: error: %s\n", e->message);
+    if (e->detail[0]) fprintf(stderr, "DETAIL: %s\n", e->detail);
+    if (e->hint[0]) fprintf(stderr, "HINT: %s\n", e->hint);
+    return EXIT_INFRA;
+}
+
+static void emit_json(json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s) puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static json_t *id_json(const gl_id *id) {
+    if (gl_id_is_nil(id)) return json_null();
+    char s[GL_ID_STR_LEN + 1];
+    gl_id_format(id, s);
+    return json_string(s);
+}
+
+static json_t *account_json(const cli *c, const ledger_account *a) {
+    const gl_region *r = gl_region_of_id(&c->cfg, &a->id);
+    json_t *flags = json_pack("{s:b,s:b,s:b}", "debits_must_not_exceed_credits",
+                              (a->flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) != 0,
+                              "credits_must_not_exceed_debits",
+                              (a->flags & LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS) != 0, "closed",
+                              (a->flags & LEDGER_AF_CLOSED) != 0);
+    /* posted/available as API.md defines them for credit-normal accounts. */
+    json_t *bal = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "debits_posted", (json_int_t)a->debits_posted,
+                            "credits_posted", (json_int_t)a->credits_posted, "debits_pending",
+                            (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
+                            (json_int_t)(a->credits_posted - a->debits_posted), "available",
+                            (json_int_t)(a->credits_posted - a->debits_posted - a->debits_pending));
+    return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", id_json(&a->id), "region", r ? r->name : "?",
+                     "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags, "balances", bal,
+                     "version", (json_int_t)a->version, "created_at", a->created_at);
+}
+
+static void print_account(const cli *c, const ledger_account *a) {
+    if (c->json) {
+        emit_json(account_json(c, a));
+        return;
+    }
+    char id[GL_ID_STR_LEN + 1];
+    gl_id_format(&a->id, id);
+    const gl_region *r = gl_region_of_id(&c->cfg, &a->id);
+    printf("account %s\n  region %s  currency %s  owner %s  kind %s  version %lld%s\n", id, r ? r->name : "?",
+           a->currency, a->owner, a->kind, (long long)a->version, (a->flags & LEDGER_AF_CLOSED) ? "  CLOSED" : "");
+    printf("  debits  posted %lld  pending %lld\n  credits posted %lld  pending %lld\n", (long long)a->debits_posted,
+           (long long)a->debits_pending, (long long)a->credits_posted, (long long)a->credits_pending);
+    printf("  posted %lld  available %lld  (credits - debits, minor units)\n",
+           (long long)(a->credits_posted - a->debits_posted),
+           (long long)(a->credits_posted - a->debits_posted - a->debits_pending));
+}
+
+static json_t *transfer_json(const ledger_transfer *t) {
+    json_t *o = json_pack("{s:o,s:s?,s:o,s:o,s:I,s:s,s:s,s:s}", "id", id_json(&t->id), "reference",
+                          t->reference[0] ? t->reference : NULL, "debit_account_id", id_json(&t->debit_account_id),
+                          "credit_account_id", id_json(&t->credit_account_id), "amount", (json_int_t)t->amount,
+                          "currency", t->currency, "status", t->status, "created_at", t->created_at);
+    json_object_set_new(o, "owner", json_string(t->owner));
+    if (!gl_id_is_nil(&t->pending_id)) json_object_set_new(o, "pending_id", id_json(&t->pending_id));
+    if (!gl_id_is_nil(&t->reverses_id)) json_object_set_new(o, "reverses_id", id_json(&t->reverses_id));
+    if (t->flags & LEDGER_TF_PENDING) json_object_set_new(o, "amount_posted", json_integer(t->amount_posted));
+    json_object_set_new(o, "amount_reversed", json_integer(t->amount_reversed));
+    if (t->expires_at[0]) json_object_set_new(o, "expires_at", json_string(t->expires_at));
+    return o;
+}
+
+static void print_transfer(const cli *c, const ledger_transfer *t) {
+    if (c->json) {
+        emit_json(transfer_json(t));
+        return;
+    }
+    char id[GL_ID_STR_LEN + 1], dr[GL_ID_STR_LEN + 1], cr[GL_ID_STR_LEN + 1];
+    gl_id_format(&t->id, id);
+    gl_id_format(&t->debit_account_id, dr);
+    gl_id_format(&t->credit_account_id, cr);
+    printf("transfer %s  %s\n  %lld %s  from %s\n  to %s\n  reference %s  reversed %lld  created %s\n", id, t->status,
+           (long long)t->amount, t->currency, dr, cr, t->reference[0] ? t->reference : "-",
+           (long long)t->amount_reversed, t->created_at);
+}
+
+/* Prints one command's outcome; returns the exit status it implies. */
+static int print_result(const cli *c, const char *what, const ledger_result *r) {
+    bool ok = r->code == LEDGER_OK || r->code == LEDGER_EXISTS;
+    if (c->json) {
+        emit_json(json_pack("{s:s,s:s,s:o}", "result", ledger_code_name(r->code), "object", what, "id", id_json(&r->id)));
+    } else if (ok) {
+        char id[GL_ID_STR_LEN + 1];
+        gl_id_format(&r->id, id);
+        printf("%s %s%s\n", what, id, r->code == LEDGER_EXISTS ? " (exists: replay of an earlier request)" : "");
+    } else {
+        fprintf(stderr, "ledgerctl: %s refused: %s\n", what, ledger_code_name(r->code));
+    }
+    return ok ? 0 : EXIT_REFUSED;
+}
+
+/* ---------- argument parsing ---------- */
+
+static bool parse_i64(const char *s, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s) return false;
+    *out = v;
+    return true;
+}
+
+static bool copy_arg(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) return false;
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+static bool parse_account_flags(const char *s, uint32_t *flags) {
+    char buf[256];
+    if (!copy_arg(buf, sizeof buf, s)) return false;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, "debits_must_not_exceed_credits") == 0) *flags |= LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS;
+        else if (strcmp(tok, "credits_must_not_exceed_debits") == 0)
+            *flags |= LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS;
+        else return false;
+    }
+    return true;
+}
+
+/* Shared options of commands that write. */
+typedef struct {
+    const char *region, *owner, *reference, *metadata, *currency, *kind, *flags, *as_of;
+    const char *from, *to, *amount, *timeout, *after, *limit;
+    bool pending;
+} opts;
+
+static int parse_opts(int argc, char **argv, opts *o, int *first_positional) {
+    static const struct option longopts[] = {
+        {"region", required_argument, NULL, 'r'},    {"owner", required_argument, NULL, 'o'},
+        {"reference", required_argument, NULL, 'R'}, {"metadata", required_argument, NULL, 'm'},
+        {"currency", required_argument, NULL, 'c'},  {"kind", required_argument, NULL, 'k'},
+        {"flags", required_argument, NULL, 'f'},     {"as-of", required_argument, NULL, 'A'},
+        {"from", required_argument, NULL, 'F'},      {"to", required_argument, NULL, 'T'},
+        {"amount", required_argument, NULL, 'a'},    {"timeout", required_argument, NULL, 't'},
+        {"after-version", required_argument, NULL, 'V'}, {"limit", required_argument, NULL, 'l'},
+        {"pending", no_argument, NULL, 'p'},         {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    optind = 0; /* 0, not 1: glibc then fully re-initializes (and permutes options after ids) */
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': o->region = optarg; break;
+        case 'o': o->owner = optarg; break;
+        case 'R': o->reference = optarg; break;
+        case 'm': o->metadata = optarg; break;
+        case 'c': o->currency = optarg; break;
+        case 'k': o->kind = optarg; break;
+        case 'f': o->flags = optarg; break;
+        case 'A': o->as_of = optarg; break;
+        case 'F': o->from = optarg; break;
+        case 'T': o->to = optarg; break;
+        case 'a': o->amount = optarg; break;
+        case 't': o->timeout = optarg; break;
+        case 'V': o->after = optarg; break;
+        case 'l': o->limit = optarg; break;
+        case 'p': o->pending = true; break;
+        default: return fail_usage("%s: bad option", argv[0]);
+        }
+    }
+    *first_positional = optind;
+    return 0;
+}
+
+static int need_id(int argc, char **argv, int pos, gl_id *id) {
+    if (pos >= argc) return fail_usage("%s: missing id", argv[0]);
+    if (pos + 1 < argc) return fail_usage("unexpected argument '%s'", argv[pos + 1]);
+    if (!gl_id_parse(argv[pos], id)) return fail_usage("'%s' is not a UUID", argv[pos]);
+    return 0;
+}
+
+static int set_common(ledger_cmd *cmd, const opts *o) {
+    if (!copy_arg(cmd->owner, sizeof cmd->owner, o->owner ? o->owner : DEFAULT_OWNER))
+        return fail_usage("--owner is longer than %s characters", "128");
+    if (o->reference && !copy_arg(cmd->reference, sizeof cmd->reference, o->reference))
+        return fail_usage("--reference is longer than %s characters", "128");
+    if (o->metadata) {
+        json_error_t je;
+        json_t *m = json_loads(o->metadata, JSON_REJECT_DUPLICATES, &je);
+        bool object = json_is_object(m);
+        json_decref(m);
+        if (!object) return fail_usage("--metadata must be a JSON object: %s", je.text);
+        cmd->metadata = o->metadata;
+    }
+    return 0;
+}
+
+/* ---------- region plumbing ---------- */
+
+static const gl_region *region_named(const cli *c, const char *name) {
+    const gl_region *r = gl_region_by_name(&c->cfg, name);
+    if (!r) fprintf(stderr, "ledgerctl: no region named '%s' in %s\n", name, c->config_path);
+    return r;
+}
+
+static const gl_region *region_of(const cli *c, const gl_id *id) {
+    const gl_region *r = gl_region_of_id(&c->cfg, id);
+    if (!r) fprintf(stderr, "ledgerctl: id belongs to no configured region\n");
+    return r;
+}
+
+static PGconn *connect_region(const cli *c, const gl_region *r, gl_db_role role) {
+    gl_error e;
+    PGconn *db = gl_region_connect(r, role, &e);
+    if (!db) fail_error(c, &e);
+    return db;
+}
+
+/* Runs one command in its home region and prints the outcome. */
+static int run_one(const cli *c, const gl_region *r, const ledger_cmd *cmd, const char *what) {
+    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    if (!db) return EXIT_INFRA;
+    ledger_result res;
+    gl_error e;
+    bool ok = gl_route_execute(&c->cfg, r, db, cmd, 1, &res, &e);
+    PQfinish(db);
+    return ok ? print_result(c, what, &res) : fail_error(c, &e);
+}
+
+/* ---------- commands ---------- */
+
+static void migrate_log(void *arg, const char *version, const char *name, bool applied_now) {
+    const cli *c = arg;
+    if (!c->json) printf("  %s %s%s\n", version, name, applied_now ? "  applied" : "  ok");
+}
+
+static int cmd_migrate(cli *c, int argc, char **argv) {
+    opts o;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc) return rc;
+    json_t *out = json_array();
+    for (int i = 0; i < c->cfg.n_regions; i++) {
+        const gl_region *r = &c->cfg.regions[i];
+        if (o.region && strcmp(o.region, r->name) != 0) continue;
+        if (!c->json) printf("region %s:\n", r->name);
+        PGconn *db = connect_region(c, r, GL_ROLE_ADMIN);
+        if (!db) return EXIT_INFRA;
+        gl_error e;
+        int n = ledger_migrate(db, c->cfg.migrations_dir, r->code, r->name, migrate_log, c, &e);
+        PQfinish(db);
+        if (n < 0) {
+            json_decref(out);
+            fprintf(stderr, "ledgerctl: region %s: ", r->name);
+            return fail_error(c, &e);
+        }
+        json_array_append_new(out, json_pack("{s:s,s:i}", "region", r->name, "applied", n));
+    }
+    if (c->json) emit_json(out);
+    else json_decref(out);
+    return 0;
+}
+
+static int cmd_account_create(cli *c, int argc, char **argv) {
+    opts o;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc) return rc;
+    if (!o.region || !o.currency) return fail_usage("account create needs --region and --currency%s", "");
+    const gl_region *r = region_named(c, o.region);
+    if (!r) return EXIT_USAGE;
+    ledger_cmd cmd;
+    ledger_cmd_init(&cmd, LEDGER_CMD_CREATE_ACCOUNT);
+    if ((rc = set_common(&cmd, &o))) return rc;
+    if (!copy_arg(cmd.currency, sizeof cmd.currency, o.currency) || !gl_currency_find(cmd.currency))
+        return fail_usage("'%s' is not an ISO 4217 currency code", o.currency);
+    if (o.kind && !copy_arg(cmd.account_kind, sizeof cmd.account_kind, o.kind))
+        return fail_usage("--kind '%s' is too long", o.kind);
+    if (o.flags && !parse_account_flags(o.flags, &cmd.account_flags))
+        return fail_usage("--flags '%s': use debits_must_not_exceed_credits and/or credits_must_not_exceed_debits",
+                          o.flags);
+    return run_one(c, r, &cmd, "account");
+}
+
+static int show_account(cli *c, const gl_id *id, const char *as_of) {
+    const gl_region *r = region_of(c, id);
+    if (!r) return EXIT_USAGE;
+    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    if (!db) return EXIT_INFRA;
+    ledger_account a;
+    gl_error e;
+    int found = as_of ? ledger_account_get_as_of(db, id, as_of, &a, &e) : ledger_account_get(db, id, &a, &e);
+    PQfinish(db);
+    if (found < 0) return fail_error(c, &e);
+    if (!found) {
+        ledger_result res = {LEDGER_ACCOUNT_NOT_FOUND, *id};
+        return print_result(c, "account", &res);
+    }
+    print_account(c, &a);
+    return 0;
+}
+
+static int cmd_account_show(cli *c, int argc, char **argv) {
+    opts o;
+    gl_id id;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
+    return show_account(c, &id, NULL);
+}
+
+static int cmd_balance(cli *c, int argc, char **argv) {
+    opts o;
+    gl_id id;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
+    return show_account(c, &id, o.as_of);
+}
+
+static int cmd_account_close(cli *c, int argc, char **argv) {
+    opts o;
+    gl_id id;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
+    const gl_region *r = region_of(c, &id);
+    if (!r) return EXIT_USAGE;
+    ledger_cmd cmd;
+    ledger_cmd_init(&cmd, LEDGER_CMD_CLOSE_ACCOUNT);
+    if ((rc = set_common(&cmd, &o))) return rc;
+    cmd.target_id = id;
+    return run_one(c, r, &cmd, "account");
+}
+
+static int cmd_account(cli *c, int argc, char **argv) {
+    if (argc < 2) return fail_usage("account needs create|show|close%s", "");
+    if (strcmp(argv[1], "create") == 0) return cmd_account_create(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0) return cmd_account_show(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "close") == 0) return cmd_account_close(c, argc - 1, argv + 1);
+    return fail_usage("unknown account command '%s'", argv[1]);
+}
+
+static int cmd_transfer(cli *c, int argc, char **argv) {
+    opts o;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc) return rc;
+    if (pos < argc) return fail_usage("unexpected argument '%s'", argv[pos]);
+    ledger_cmd cmd;
+    ledger_cmd_init(&cmd, LEDGER_CMD_TRANSFER);
+    if ((rc = set_common(&cmd, &o))) return rc;
+    if (!o.from || !gl_id_parse(o.from, &cmd.debit_account_id)) return fail_usage("--from must be an account id%s", "");
+    if (!o.to || !gl_id_parse(o.to, &cmd.credit_account_id)) return fail_usage("--to must be an account id%s", "");
+    if (!parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0)
+        return fail_usage("--amount must be a positive integer of minor units, got '%s'", o.amount);
+    if (!o.currency || !copy_arg(cmd.currency, sizeof cmd.currency, o.currency))
+        return fail_usage("--currency is required%s", "");
+    cmd.pending = o.pending;
+    if (o.timeout && (!o.pending || !parse_i64(o.timeout, &cmd.timeout_s) || cmd.timeout_s <= 0))
+        return fail_usage("--timeout needs --pending and a positive number of seconds, got '%s'", o.timeout);
+    const gl_region *r = region_of(c, &cmd.debit_account_id);
+    return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
+}
+
+/* post, void, reverse: act on an existing transfer. */
+static int cmd_on_transfer(cli *c, int argc, char **argv, ledger_cmd_kind kind) {
+    opts o;
+    ledger_cmd cmd;
+    ledger_cmd_init(&cmd, kind);
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc || (rc = need_id(argc, argv, pos, &cmd.target_id)) || (rc = set_common(&cmd, &o))) return rc;
+    if (o.amount && (kind == LEDGER_CMD_VOID || !parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0))
+        return fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
+    const gl_region *r = region_of(c, &cmd.target_id);
+    return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
+}
+
+static int cmd_post(cli *c, int argc, char **argv) { return cmd_on_transfer(c, argc, argv, LEDGER_CMD_POST); }
+static int cmd_void(cli *c, int argc, char **argv) { return cmd_on_transfer(c, argc, argv, LEDGER_CMD_VOID); }
+static int cmd_reverse(cli *c, int argc, char **argv) { return cmd_on_transfer(c, argc, argv, LEDGER_CMD_REVERSE); }
+
+static int cmd_transfer_show(cli *c, int argc, char **argv) {
+    opts o;
+    gl_id id;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
+    const gl_region *r = region_of(c, &id);
+    if (!r) return EXIT_USAGE;
+    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    if (!db) return EXIT_INFRA;
+    ledger_transfer t;
+    gl_error e;
+    int found = ledger_transfer_get(db, &id, &t, &e);
+    PQfinish(db);
+    if (found < 0) return fail_error(c, &e);
+    if (!found) {
+        ledger_result res = {LEDGER_TRANSFER_NOT_FOUND, id};
+        return print_result(c, "transfer", &res);
+    }
+    print_transfer(c, &t);
+    return 0;
+}
+
+static int cmd_expire(cli *c, int argc, char **argv) {
+    opts o;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc) return rc;
+    int64_t limit = LEDGER_BATCH_MAX;
+    if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > LEDGER_BATCH_MAX))
+        return fail_usage("--limit must be 1..8189, got '%s'", o.limit);
+    json_t *out = json_array();
+    for (int i = 0; i < c->cfg.n_regions; i++) {
+        const gl_region *r = &c->cfg.regions[i];
+        if (o.region && strcmp(o.region, r->name) != 0) continue;
+        PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+        if (!db) {
+            json_decref(out);
+            return EXIT_INFRA;
+        }
+        ledger_ctx ctx = {.partition_code = r->code};
+        gl_error e;
+        int n = ledger_expire_due(db, &ctx, (int)limit, &e);
+        PQfinish(db);
+        if (n < 0) {
+            json_decref(out);
+            return fail_error(c, &e);
+        }
+        if (!c->json) printf("region %s: %d holds expired\n", r->name, n);
+        json_array_append_new(out, json_pack("{s:s,s:i}", "region", r->name, "expired", n));
+    }
+    if (c->json) emit_json(out);
+    else json_decref(out);
+    return 0;
+}
+
+static void print_entry(const cli *c, const ledger_entry *e) {
+    char tid[GL_ID_STR_LEN + 1];
+    gl_id_format(&e->transfer_id, tid);
+    int64_t posted = e->credits_posted - e->debits_posted;
+    if (c->json) {
+        emit_json(json_pack("{s:I,s:s,s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "version", (json_int_t)e->version,
+                            "transfer_id", tid, "side", &e->side, (size_t)1, "pending_delta",
+                            (json_int_t)e->pending_delta, "posted_delta", (json_int_t)e->posted_delta,
+                            "debits_pending", (json_int_t)e->debits_pending, "debits_posted",
+                            (json_int_t)e->debits_posted, "credits_pending", (json_int_t)e->credits_pending,
+                            "credits_posted", (json_int_t)e->credits_posted, "posted", (json_int_t)posted,
+                            "created_at", e->created_at));
+        return;
+    }
+    printf("%6lld  %s  %c  pending %+lld  posted %+lld  -> posted balance %lld  (%s)\n", (long long)e->version,
+           e->created_at, e->side, (long long)e->pending_delta, (long long)e->posted_delta, (long long)posted, tid);
+}
+
+static int cmd_statement(cli *c, int argc, char **argv) {
+    opts o;
+    gl_id id;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
+    int64_t after = 0, limit = 100;
+    if (o.after && (!parse_i64(o.after, &after) || after < 0)) return fail_usage("bad --after-version '%s'", o.after);
+    if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > 10000))
+        return fail_usage("--limit must be 1..10000, got '%s'", o.limit);
+    const gl_region *r = region_of(c, &id);
+    if (!r) return EXIT_USAGE;
+    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    if (!db) return EXIT_INFRA;
+    ledger_entry *entries = calloc((size_t)limit, sizeof *entries);
+    gl_error e;
+    int n = entries ? ledger_entries_list(db, &id, after, (int)limit, entries, &e) : -1;
+    PQfinish(db);
+    if (n < 0) {
+        free(entries);
+        if (!entries) gl_error_set(&e, GL_ERR_INTERNAL, "out of memory");
+        return fail_error(c, &e);
+    }
+    for (int i = 0; i < n; i++) print_entry(c, &entries[i]);
+    free(entries);
+    return 0;
+}
+
+typedef struct {
+    const cli *c;
+    const char *region;
+} verify_arg;
+
+static void verify_report(void *arg, int invariant, const char *what) {
+    const verify_arg *v = arg;
+    if (v->c->json) emit_json(json_pack("{s:s,s:i,s:s}", "region", v->region, "invariant", invariant, "violation", what));
+    else printf("VIOLATION region %s invariant %d: %s\n", v->region, invariant, what);
+}
+
+static int cmd_verify(cli *c, int argc, char **argv) {
+    opts o;
+    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    if (rc) return rc;
+    int total = 0;
+    for (int i = 0; i < c->cfg.n_regions; i++) {
+        const gl_region *r = &c->cfg.regions[i];
+        if (o.region && strcmp(o.region, r->name) != 0) continue;
+        PGconn *db = connect_region(c, r, GL_ROLE_REPORT);
+        if (!db) return EXIT_INFRA;
+        verify_arg va = {c, r->name};
+        gl_error e;
+        int n = ledger_verify(db, verify_report, &va, &e);
+        PQfinish(db);
+        if (n < 0) return fail_error(c, &e);
+        if (!c->json) printf("region %s: %s\n", r->name, n ? "invariants VIOLATED" : "invariants 1-5 hold");
+        total += n;
+    }
+    return total ? EXIT_VIOLATIONS : 0;
+}
+
+static void usage(FILE *f) {
+    fputs("usage: ledgerctl [--config FILE] [--json] COMMAND [ARGS]\n"
+          "\n"
+          "  migrate [--region R]                      apply sql/ migrations to each region\n"
+          "  account create --region R --currency CUR [--owner O] [--kind K]\n"
+          "                 [--flags debits_must_not_exceed_credits|credits_must_not_exceed_debits]\n"
+          "                 [--metadata JSON]\n"
+          "  account show ID | account close ID\n"
+          "  transfer --from ID --to ID --amount MINOR --currency CUR [--reference REF]\n"
+          "           [--pending [--timeout SECONDS]] [--owner O] [--metadata JSON]\n"
+          "  transfer-show ID\n"
+          "  post ID [--amount MINOR]                  capture a hold (partial: the rest is released)\n"
+          "  void ID                                   release a hold\n"
+          "  reverse ID [--amount MINOR] --reference REF   refund (partial ok)\n"
+          "  expire [--region R] [--limit N]           void holds whose timeout passed\n"
+          "  balance ID [--as-of TIME]                 balances now or at a past time (RFC 3339)\n"
+          "  statement ID [--after-version N] [--limit N]\n"
+          "  verify [--region R]                       check ledger invariants 1-5 (exit 4 on violation)\n"
+          "\n"
+          "Amounts are integers of minor units (cents). The config file is --config,\n"
+          "else $GEOLEDGER_CONFIG, else ./ledger.conf.\n"
+          "Exit status: 0 ok, 1 refused by the ledger, 2 usage, 3 config/database error, 4 violations.\n",
+          f);
+}
+
+typedef struct {
+    const char *name;
+    int (*fn)(cli *, int, char **);
+} command;
+
+static const command commands[] = {
+    {"migrate", cmd_migrate},   {"account", cmd_account},   {"transfer", cmd_transfer},
+    {"transfer-show", cmd_transfer_show}, {"post", cmd_post}, {"void", cmd_void},
+    {"reverse", cmd_reverse},   {"expire", cmd_expire},     {"balance", cmd_balance},
+    {"statement", cmd_statement}, {"verify", cmd_verify},
+};
+
+int main(int argc, char **argv) {
+    cli c = {0};
+    const char *config_flag = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) c.json = true;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_flag = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else return fail_usage("unknown option '%s'", argv[i]);
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const command *cmd = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(commands[k].name, argv[i]) == 0) cmd = &commands[k];
+    if (!cmd) return fail_usage("unknown command '%s'", argv[i]);
+    c.config_path = gl_config_default_path(config_flag);
+    gl_error e;
+    if (!gl_config_load(c.config_path, &c.cfg, &e)) return fail_error(&c, &e);
+    int rc = cmd->fn(&c, argc - i, argv + i);
+    gl_config_free(&c.cfg);
+    return rc;
+}

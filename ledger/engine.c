@@ -1,0 +1,905 @@
+/*
+ * engine.c — batch execution against one regional partition (DESIGN §4).
+ *
+ *   1. load the transfers that posts/voids/reversals name (immutable rows);
+ *   2. BEGIN; lock every touched account in id order (one statement);
+ *      load hold states, reversal totals and references seen before;
+ *   3. apply the commands in order in memory (apply.c decides each result);
+ *      a failed linked chain is undone from an undo log;
+ *   4. COPY transfers and entries, update each touched account once; COMMIT.
+ *
+ * A unique violation or serialization failure from a concurrent writer (another
+ * process on the same partition) rolls back and runs the whole batch again:
+ * correctness comes from row locks and constraints, not from a single writer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "buf.h"
+#include "ledger.h"
+#include "pg.h"
+
+#define DEFAULT_MAX_RETRIES 5
+
+/* A transfer written by this batch, or one loaded because a reference matched. */
+typedef struct {
+    gl_id id;
+    size_t cmd; /* index of the command that produced it (outputs only) */
+    gl_id debit_account_id, credit_account_id;
+    int64_t amount;
+    char currency[4];
+    uint32_t flags;
+    gl_id pending_id, reverses_id;
+    int64_t expires_at_us;
+    /* entries: the same deltas hit the debit side of one and the credit side of the other */
+    int64_t pending_delta, posted_delta;
+    ledger_acct debit_after, credit_after;
+} xfer;
+
+typedef struct {
+    void *ptr;
+    size_t size;
+    size_t offset; /* into undo arena */
+} undo_rec;
+
+/* Open-addressing set of (owner, reference) -> transfer, for replays. */
+typedef struct {
+    uint64_t hash;
+    int where; /* 0 empty, 1 known (from the database), 2 output of this batch */
+    size_t idx;
+} ref_slot;
+
+typedef struct {
+    const ledger_ctx *ctx;
+    const ledger_cmd *cmds;
+    size_t n;
+    ledger_result *res;
+    int64_t now_us;
+
+    ledger_acct *accts;
+    size_t n_accts;
+    ledger_target *targets;
+    size_t n_targets;
+    xfer *known; /* transfers found by reference */
+    size_t n_known;
+    char (*known_keys)[LEDGER_OWNER_MAX + LEDGER_REFERENCE_MAX + 2];
+
+    xfer *outs;
+    size_t n_outs;
+    size_t *new_accounts; /* command indices */
+    gl_id *new_account_ids;
+    size_t n_new_accounts;
+
+    ref_slot *refs;
+    size_t refs_cap;
+
+    undo_rec *undo;
+    size_t n_undo, undo_cap;
+    gl_buf undo_arena;
+    bool in_chain;
+
+    gl_buf sql_a, sql_b; /* scratch for array literals and COPY data */
+} batch;
+
+/* ---------- small helpers ---------- */
+
+static int id_cmp_void(const void *a, const void *b) { return gl_id_cmp(a, b); }
+
+static ledger_acct *find_acct(batch *b, const gl_id *id) {
+    return bsearch(id, b->accts, b->n_accts, sizeof *b->accts, id_cmp_void);
+}
+
+static ledger_target *find_target(batch *b, const gl_id *id) {
+    return bsearch(id, b->targets, b->n_targets, sizeof *b->targets, id_cmp_void);
+}
+
+static size_t sort_unique_ids(gl_id *ids, size_t n) {
+    if (n == 0) return 0;
+    qsort(ids, n, sizeof *ids, id_cmp_void);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (gl_id_cmp(&ids[i], &ids[m - 1]) != 0) ids[m++] = ids[i];
+    return m;
+}
+
+/* "{id,id,...}" for a uuid[] parameter. */
+static const char *ids_array(gl_buf *buf, const gl_id *ids, size_t n) {
+    gl_buf_reset(buf);
+    gl_buf_putc(buf, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i) gl_buf_putc(buf, ',');
+        gl_buf_id(buf, &ids[i]);
+    }
+    gl_buf_putc(buf, '}');
+    return gl_buf_cstr(buf);
+}
+
+static bool is_transfer_cmd(ledger_cmd_kind k) { return k != LEDGER_CMD_CREATE_ACCOUNT && k != LEDGER_CMD_CLOSE_ACCOUNT; }
+
+static bool targets_transfer(ledger_cmd_kind k) {
+    return k == LEDGER_CMD_POST || k == LEDGER_CMD_VOID || k == LEDGER_CMD_EXPIRE || k == LEDGER_CMD_REVERSE;
+}
+
+/* ---------- undo log for linked chains ---------- */
+
+static bool undo_save(batch *b, void *ptr, size_t size) {
+    if (!b->in_chain) return true;
+    if (b->n_undo == b->undo_cap) {
+        size_t cap = b->undo_cap ? b->undo_cap * 2 : 64;
+        undo_rec *p = realloc(b->undo, cap * sizeof *p);
+        if (!p) return false;
+        b->undo = p;
+        b->undo_cap = cap;
+    }
+    b->undo[b->n_undo++] = (undo_rec){ptr, size, b->undo_arena.len};
+    gl_buf_append(&b->undo_arena, ptr, size);
+    return !b->undo_arena.failed;
+}
+
+static void undo_rollback(batch *b) {
+    while (b->n_undo > 0) {
+        undo_rec *u = &b->undo[--b->n_undo];
+        memcpy(u->ptr, b->undo_arena.data + u->offset, u->size);
+    }
+    gl_buf_reset(&b->undo_arena);
+}
+
+static void undo_forget(batch *b) {
+    b->n_undo = 0;
+    gl_buf_reset(&b->undo_arena);
+}
+
+/* ---------- references ---------- */
+
+static uint64_t ref_hash(const char *owner, const char *reference) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = owner; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+    for (const char *p = reference; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static bool ref_key_matches(batch *b, const ref_slot *s, const char *owner, const char *reference) {
+    if (s->where == 1) {
+        const char *key = b->known_keys[s->idx];
+        size_t ol = strlen(owner);
+        return strncmp(key, owner, ol) == 0 && key[ol] == '\x1f' && strcmp(key + ol + 1, reference) == 0;
+    }
+    /* An output slot is stale if its chain was rolled back and the index reused. */
+    if (s->idx >= b->n_outs) return false;
+    const ledger_cmd *c = &b->cmds[b->outs[s->idx].cmd];
+    return strcmp(c->owner, owner) == 0 && strcmp(c->reference, reference) == 0;
+}
+
+static ref_slot *ref_find_slot(batch *b, const char *owner, const char *reference, bool *found) {
+    uint64_t h = ref_hash(owner, reference);
+    size_t mask = b->refs_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        ref_slot *s = &b->refs[i];
+        if (s->where == 0) {
+            *found = false;
+            s->hash = h;
+            return s;
+        }
+        if (s->hash == h && ref_key_matches(b, s, owner, reference)) {
+            *found = true;
+            return s;
+        }
+    }
+}
+
+static const xfer *ref_lookup(batch *b, const ledger_cmd *c) {
+    bool found;
+    ref_slot *s = ref_find_slot(b, c->owner, c->reference, &found);
+    if (!found) return NULL;
+    return s->where == 1 ? &b->known[s->idx] : &b->outs[s->idx];
+}
+
+static void ref_insert(batch *b, const char *owner, const char *reference, int where, size_t idx) {
+    bool found;
+    ref_slot *s = ref_find_slot(b, owner, reference, &found);
+    s->where = where;
+    s->idx = idx;
+}
+
+static uint32_t type_flags(uint32_t f) {
+    return f & (LEDGER_TF_PENDING | LEDGER_TF_POST | LEDGER_TF_VOID | LEDGER_TF_EXPIRE |
+                LEDGER_TF_REVERSAL);
+}
+
+/* A replay must ask for the same effect; amounts of 0 ("all") match what was done. */
+static bool same_fields(const ledger_cmd *c, const xfer *x) {
+    uint32_t t = type_flags(x->flags);
+    switch (c->kind) {
+    case LEDGER_CMD_TRANSFER:
+        return t == (c->pending ? LEDGER_TF_PENDING : 0u) &&
+               gl_id_cmp(&x->debit_account_id, &c->debit_account_id) == 0 &&
+               gl_id_cmp(&x->credit_account_id, &c->credit_account_id) == 0 && x->amount == c->amount &&
+               strcmp(x->currency, c->currency) == 0;
+    case LEDGER_CMD_POST:
+        return t == LEDGER_TF_POST && gl_id_cmp(&x->pending_id, &c->target_id) == 0 &&
+               (c->amount == 0 || c->amount == x->amount);
+    case LEDGER_CMD_VOID: return t == LEDGER_TF_VOID && gl_id_cmp(&x->pending_id, &c->target_id) == 0;
+    case LEDGER_CMD_EXPIRE: return t == LEDGER_TF_EXPIRE && gl_id_cmp(&x->pending_id, &c->target_id) == 0;
+    case LEDGER_CMD_REVERSE:
+        return t == LEDGER_TF_REVERSAL && gl_id_cmp(&x->reverses_id, &c->target_id) == 0 &&
+               (c->amount == 0 || c->amount == x->amount);
+    default: return false;
+    }
+}
+
+/* ---------- applying commands ---------- */
+
+static bool save_acct(batch *b, ledger_acct *a) { return undo_save(b, a, sizeof *a); }
+
+static xfer *new_out(batch *b, size_t cmd_idx, uint32_t flags, gl_error *err) {
+    xfer *x = &b->outs[b->n_outs];
+    memset(x, 0, sizeof *x);
+    if (!gl_id_new(b->ctx->partition_code, &x->id, err)) return NULL;
+    x->cmd = cmd_idx;
+    x->flags = flags | (b->cmds[cmd_idx].linked ? LEDGER_TF_LINKED : 0u);
+    return x;
+}
+
+/* Records the accepted output: entries snapshot and the reference for replays. */
+static void commit_out(batch *b, xfer *x, const ledger_acct *dr, const ledger_acct *cr) {
+    const ledger_cmd *c = &b->cmds[x->cmd];
+    x->debit_after = *dr;
+    x->credit_after = *cr;
+    b->res[x->cmd].id = x->id;
+    if (c->reference[0]) ref_insert(b, c->owner, c->reference, 2, b->n_outs);
+    b->n_outs++;
+}
+
+static ledger_code apply_create_account(batch *b, size_t i, gl_error *err) {
+    gl_id id;
+    if (!gl_id_new(b->ctx->partition_code, &id, err)) return LEDGER_CODE_COUNT;
+    b->new_accounts[b->n_new_accounts] = i;
+    b->new_account_ids[b->n_new_accounts++] = id;
+    b->res[i].id = id;
+    return LEDGER_OK;
+}
+
+static ledger_code apply_close_account(batch *b, size_t i) {
+    ledger_acct *a = find_acct(b, &b->cmds[i].target_id);
+    if (!a) return LEDGER_ACCOUNT_NOT_FOUND;
+    if (a->flags & LEDGER_AF_CLOSED) return LEDGER_ACCOUNT_CLOSED;
+    if (!save_acct(b, a)) return LEDGER_CODE_COUNT;
+    a->flags |= LEDGER_AF_CLOSED;
+    a->touched = true;
+    b->res[i].id = a->id;
+    return LEDGER_OK;
+}
+
+static ledger_code apply_transfer(batch *b, size_t i, gl_error *err) {
+    const ledger_cmd *c = &b->cmds[i];
+    ledger_acct *dr = find_acct(b, &c->debit_account_id), *cr = find_acct(b, &c->credit_account_id);
+    ledger_code rc = ledger_check_accounts(dr, cr, c->currency);
+    if (rc != LEDGER_OK) return rc;
+    if (!save_acct(b, dr) || !save_acct(b, cr)) return LEDGER_CODE_COUNT;
+    rc = ledger_apply_transfer(dr, cr, c->amount, c->pending);
+    if (rc != LEDGER_OK) return rc;
+    xfer *x = new_out(b, i, c->pending ? LEDGER_TF_PENDING : 0u, err);
+    if (!x) return LEDGER_CODE_COUNT;
+    x->debit_account_id = c->debit_account_id;
+    x->credit_account_id = c->credit_account_id;
+    x->amount = c->amount;
+    memcpy(x->currency, c->currency, sizeof x->currency);
+    x->pending_delta = c->pending ? c->amount : 0;
+    x->posted_delta = c->pending ? 0 : c->amount;
+    if (c->pending && c->timeout_s > 0) x->expires_at_us = b->now_us + c->timeout_s * 1000000;
+    commit_out(b, x, dr, cr);
+    return LEDGER_OK;
+}
+
+static uint32_t resolve_flag(ledger_cmd_kind k) {
+    return k == LEDGER_CMD_POST ? LEDGER_TF_POST : k == LEDGER_CMD_VOID ? LEDGER_TF_VOID : LEDGER_TF_EXPIRE;
+}
+
+static char resolve_state(ledger_cmd_kind k) { return k == LEDGER_CMD_POST ? 'P' : k == LEDGER_CMD_VOID ? 'V' : 'E'; }
+
+static ledger_code apply_resolve(batch *b, size_t i, gl_error *err) {
+    const ledger_cmd *c = &b->cmds[i];
+    ledger_target *t = find_target(b, &c->target_id);
+    int64_t amount = 0;
+    ledger_code rc = ledger_check_resolve(t, c->kind, c->amount, b->now_us, &amount);
+    if (rc != LEDGER_OK) return rc;
+    ledger_acct *dr = find_acct(b, &t->debit_account_id), *cr = find_acct(b, &t->credit_account_id);
+    if (!dr || !cr) return LEDGER_ACCOUNT_NOT_FOUND;
+    if (!save_acct(b, dr) || !save_acct(b, cr) || !undo_save(b, t, sizeof *t)) return LEDGER_CODE_COUNT;
+    int64_t posted = c->kind == LEDGER_CMD_POST ? amount : 0;
+    rc = ledger_apply_resolve(dr, cr, t->amount, posted);
+    if (rc != LEDGER_OK) return rc;
+    xfer *x = new_out(b, i, resolve_flag(c->kind), err);
+    if (!x) return LEDGER_CODE_COUNT;
+    x->debit_account_id = t->debit_account_id;
+    x->credit_account_id = t->credit_account_id;
+    x->amount = amount;
+    memcpy(x->currency, t->currency, sizeof x->currency);
+    x->pending_id = t->id;
+    x->pending_delta = -t->amount;
+    x->posted_delta = posted;
+    t->state = resolve_state(c->kind);
+    t->amount_posted = posted;
+    t->resolved_by = x->id;
+    t->state_changed = true;
+    commit_out(b, x, dr, cr);
+    return LEDGER_OK;
+}
+
+static ledger_code apply_reverse(batch *b, size_t i, gl_error *err) {
+    const ledger_cmd *c = &b->cmds[i];
+    ledger_target *t = find_target(b, &c->target_id);
+    int64_t amount = 0;
+    ledger_code rc = ledger_check_reverse(t, c->amount, &amount);
+    if (rc != LEDGER_OK) return rc;
+    /* The refund flows back: the original credit account pays. */
+    ledger_acct *dr = find_acct(b, &t->credit_account_id), *cr = find_acct(b, &t->debit_account_id);
+    rc = ledger_check_accounts(dr, cr, t->currency);
+    if (rc != LEDGER_OK) return rc;
+    if (!save_acct(b, dr) || !save_acct(b, cr) || !undo_save(b, t, sizeof *t)) return LEDGER_CODE_COUNT;
+    rc = ledger_apply_transfer(dr, cr, amount, false);
+    if (rc != LEDGER_OK) return rc;
+    xfer *x = new_out(b, i, LEDGER_TF_REVERSAL, err);
+    if (!x) return LEDGER_CODE_COUNT;
+    x->debit_account_id = t->credit_account_id;
+    x->credit_account_id = t->debit_account_id;
+    x->amount = amount;
+    memcpy(x->currency, t->currency, sizeof x->currency);
+    x->reverses_id = t->id;
+    x->posted_delta = amount;
+    t->amount_reversed += amount;
+    commit_out(b, x, dr, cr);
+    return LEDGER_OK;
+}
+
+/* Returns the command's code; LEDGER_CODE_COUNT signals an internal error (err set). */
+static ledger_code apply_one(batch *b, size_t i, gl_error *err) {
+    const ledger_cmd *c = &b->cmds[i];
+    ledger_code rc = ledger_validate_cmd(c);
+    if (rc != LEDGER_OK) return rc;
+    if (is_transfer_cmd(c->kind) && c->reference[0]) {
+        const xfer *prior = ref_lookup(b, c);
+        if (prior) {
+            b->res[i].id = prior->id;
+            return same_fields(c, prior) ? LEDGER_EXISTS : LEDGER_EXISTS_WITH_DIFFERENT_FIELDS;
+        }
+    }
+    switch (c->kind) {
+    case LEDGER_CMD_CREATE_ACCOUNT: return apply_create_account(b, i, err);
+    case LEDGER_CMD_CLOSE_ACCOUNT: return apply_close_account(b, i);
+    case LEDGER_CMD_TRANSFER: return apply_transfer(b, i, err);
+    case LEDGER_CMD_POST:
+    case LEDGER_CMD_VOID:
+    case LEDGER_CMD_EXPIRE: return apply_resolve(b, i, err);
+    case LEDGER_CMD_REVERSE: return apply_reverse(b, i, err);
+    }
+    return LEDGER_CODE_COUNT;
+}
+
+static bool code_is_success(ledger_code rc) { return rc == LEDGER_OK || rc == LEDGER_EXISTS; }
+
+/* Applies commands [from, to] as one linked chain: all succeed or none. */
+static bool apply_chain(batch *b, size_t from, size_t to, gl_error *err) {
+    size_t outs_mark = b->n_outs, accounts_mark = b->n_new_accounts;
+    b->in_chain = to > from;
+    size_t failed = to + 1;
+    ledger_code failed_rc = LEDGER_OK;
+    for (size_t i = from; i <= to; i++) {
+        ledger_code rc = apply_one(b, i, err);
+        if (rc == LEDGER_CODE_COUNT) return false;
+        b->res[i].code = rc;
+        if (!code_is_success(rc)) {
+            failed = i;
+            failed_rc = rc;
+            break;
+        }
+    }
+    if (failed <= to && to > from) {
+        undo_rollback(b);
+        b->n_outs = outs_mark;
+        b->n_new_accounts = accounts_mark;
+        for (size_t i = from; i <= to; i++) {
+            b->res[i].code = i == failed ? failed_rc : LEDGER_LINKED_EVENT_FAILED;
+            memset(&b->res[i].id, 0, sizeof b->res[i].id);
+        }
+    }
+    undo_forget(b);
+    b->in_chain = false;
+    return true;
+}
+
+static bool apply_all(batch *b, gl_error *err) {
+    size_t i = 0;
+    while (i < b->n) {
+        size_t j = i;
+        while (j + 1 < b->n && b->cmds[j].linked) j++;
+        if (b->cmds[j].linked) { /* the batch ends inside a chain */
+            for (size_t k = i; k <= j; k++)
+                b->res[k].code = k == j ? LEDGER_LINKED_EVENT_CHAIN_OPEN : LEDGER_LINKED_EVENT_FAILED;
+            break;
+        }
+        if (!apply_chain(b, i, j, err)) return false;
+        i = j + 1;
+    }
+    return true;
+}
+
+/* ---------- loading state ---------- */
+
+static bool load_targets(batch *b, PGconn *db, gl_error *err) {
+    gl_id *ids = malloc((b->n + 1) * sizeof *ids);
+    if (!ids) return false;
+    size_t m = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (targets_transfer(b->cmds[i].kind)) ids[m++] = b->cmds[i].target_id;
+    m = sort_unique_ids(ids, m);
+    b->n_targets = 0;
+    bool ok = true;
+    if (m > 0) {
+        const char *p[1] = {ids_array(&b->sql_a, ids, m)};
+        PGresult *r = gl_pg_exec(db,
+                                 "SELECT id, debit_account_id, credit_account_id, amount, currency, flags "
+                                 "FROM transfers WHERE id = ANY($1::uuid[]) ORDER BY id",
+                                 1, p, err);
+        ok = r != NULL;
+        for (int row = 0; ok && row < PQntuples(r); row++) {
+            ledger_target *t = &b->targets[b->n_targets++];
+            memset(t, 0, sizeof *t);
+            gl_pg_get_id(r, row, 0, &t->id);
+            gl_pg_get_id(r, row, 1, &t->debit_account_id);
+            gl_pg_get_id(r, row, 2, &t->credit_account_id);
+            t->amount = gl_pg_get_i64(r, row, 3);
+            gl_pg_get_text(r, row, 4, t->currency, sizeof t->currency);
+            t->flags = (uint32_t)gl_pg_get_i64(r, row, 5);
+            t->state = 'p';
+        }
+        PQclear(r);
+    }
+    free(ids);
+    return ok;
+}
+
+static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
+    gl_id *ids = malloc((2 * b->n + 2 * b->n_targets + 1) * sizeof *ids);
+    if (!ids) return false;
+    size_t m = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const ledger_cmd *c = &b->cmds[i];
+        if (c->kind == LEDGER_CMD_TRANSFER) {
+            ids[m++] = c->debit_account_id;
+            ids[m++] = c->credit_account_id;
+        } else if (c->kind == LEDGER_CMD_CLOSE_ACCOUNT) {
+            ids[m++] = c->target_id;
+        }
+    }
+    for (size_t i = 0; i < b->n_targets; i++) {
+        ids[m++] = b->targets[i].debit_account_id;
+        ids[m++] = b->targets[i].credit_account_id;
+    }
+    m = sort_unique_ids(ids, m);
+    b->n_accts = 0;
+    bool ok = true;
+    if (m > 0) {
+        const char *p[1] = {ids_array(&b->sql_a, ids, m)};
+        /* ORDER BY id: rows are locked in id order, so two batches never deadlock. */
+        PGresult *r = gl_pg_exec(db,
+                                 "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, "
+                                 "credits_posted, version FROM accounts WHERE id = ANY($1::uuid[]) "
+                                 "ORDER BY id FOR UPDATE",
+                                 1, p, err);
+        ok = r != NULL;
+        for (int row = 0; ok && row < PQntuples(r); row++) {
+            ledger_acct *a = &b->accts[b->n_accts++];
+            memset(a, 0, sizeof *a);
+            gl_pg_get_id(r, row, 0, &a->id);
+            gl_pg_get_text(r, row, 1, a->currency, sizeof a->currency);
+            a->flags = (uint32_t)gl_pg_get_i64(r, row, 2);
+            a->debits_pending = gl_pg_get_i64(r, row, 3);
+            a->debits_posted = gl_pg_get_i64(r, row, 4);
+            a->credits_pending = gl_pg_get_i64(r, row, 5);
+            a->credits_posted = gl_pg_get_i64(r, row, 6);
+            a->version = gl_pg_get_i64(r, row, 7);
+        }
+        PQclear(r);
+    }
+    free(ids);
+    return ok;
+}
+
+/* Hold states and reversal totals change, so they are read after the locks
+ * (every change to them also locks the same accounts). */
+static bool load_target_state(batch *b, PGconn *db, gl_error *err) {
+    if (b->n_targets == 0) return true;
+    gl_id *ids = malloc(b->n_targets * sizeof *ids);
+    if (!ids) return false;
+    for (size_t i = 0; i < b->n_targets; i++) ids[i] = b->targets[i].id;
+    const char *p[1] = {ids_array(&b->sql_a, ids, b->n_targets)};
+    free(ids);
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT id, state, (extract(epoch FROM expires_at) * 1000000)::int8, amount_posted "
+                             "FROM pending_transfers WHERE id = ANY($1::uuid[])",
+                             1, p, err);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r); row++) {
+        gl_id id;
+        gl_pg_get_id(r, row, 0, &id);
+        ledger_target *t = find_target(b, &id);
+        if (!t) continue;
+        const char *st = PQgetvalue(r, row, 1);
+        t->state = strcmp(st, "pending") == 0 ? 'p' : strcmp(st, "posted") == 0 ? 'P' : strcmp(st, "voided") == 0 ? 'V' : 'E';
+        t->expires_at_us = gl_pg_get_i64(r, row, 2);
+        t->amount_posted = gl_pg_get_i64(r, row, 3);
+    }
+    PQclear(r);
+    r = gl_pg_exec(db,
+                   "SELECT reverses_id, sum(amount)::int8 FROM transfers WHERE reverses_id = ANY($1::uuid[]) "
+                   "GROUP BY reverses_id",
+                   1, p, err);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r); row++) {
+        gl_id id;
+        gl_pg_get_id(r, row, 0, &id);
+        ledger_target *t = find_target(b, &id);
+        if (t) t->amount_reversed = gl_pg_get_i64(r, row, 1);
+    }
+    PQclear(r);
+    return true;
+}
+
+static bool load_references(batch *b, PGconn *db, gl_error *err) {
+    gl_buf *owners = &b->sql_a, *refs = &b->sql_b;
+    gl_buf_reset(owners);
+    gl_buf_reset(refs);
+    size_t m = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const ledger_cmd *c = &b->cmds[i];
+        if (!is_transfer_cmd(c->kind) || !c->reference[0]) continue;
+        gl_buf_putc(owners, m ? ',' : '{');
+        gl_buf_putc(refs, m ? ',' : '{');
+        gl_buf_array_text(owners, c->owner);
+        gl_buf_array_text(refs, c->reference);
+        m++;
+    }
+    b->n_known = 0;
+    if (m == 0) return true;
+    gl_buf_putc(owners, '}');
+    gl_buf_putc(refs, '}');
+    const char *p[2] = {gl_buf_cstr(owners), gl_buf_cstr(refs)};
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.flags, "
+                             "t.pending_id, t.reverses_id, t.owner, t.reference FROM transfers t "
+                             "JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(owner, reference) "
+                             "ON t.owner = u.owner AND t.reference = u.reference",
+                             2, p, err);
+    if (!r) return false;
+    for (int row = 0; row < PQntuples(r) && (size_t)row < b->n; row++) {
+        xfer *x = &b->known[b->n_known];
+        memset(x, 0, sizeof *x);
+        gl_pg_get_id(r, row, 0, &x->id);
+        gl_pg_get_id(r, row, 1, &x->debit_account_id);
+        gl_pg_get_id(r, row, 2, &x->credit_account_id);
+        x->amount = gl_pg_get_i64(r, row, 3);
+        gl_pg_get_text(r, row, 4, x->currency, sizeof x->currency);
+        x->flags = (uint32_t)gl_pg_get_i64(r, row, 5);
+        gl_pg_get_id(r, row, 6, &x->pending_id);
+        gl_pg_get_id(r, row, 7, &x->reverses_id);
+        char *key = b->known_keys[b->n_known];
+        snprintf(key, sizeof b->known_keys[0], "%s\x1f%s", PQgetvalue(r, row, 8), PQgetvalue(r, row, 9));
+        ref_insert(b, PQgetvalue(r, row, 8), PQgetvalue(r, row, 9), 1, b->n_known);
+        b->n_known++;
+    }
+    PQclear(r);
+    return true;
+}
+
+static bool load_now(batch *b, PGconn *db, gl_error *err) {
+    /* Taken after the locks: per account, entry times then follow version order. */
+    PGresult *r = gl_pg_exec(db, "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8", 0, NULL, err);
+    if (!r) return false;
+    b->now_us = gl_pg_get_i64(r, 0, 0);
+    PQclear(r);
+    return true;
+}
+
+/* ---------- writing ---------- */
+
+static void copy_sep(gl_buf *d) { gl_buf_putc(d, '\t'); }
+static void copy_null(gl_buf *d) { gl_buf_append(d, "\\N", 2); }
+
+static void copy_opt_id(gl_buf *d, const gl_id *id) {
+    if (gl_id_is_nil(id)) copy_null(d);
+    else gl_buf_id(d, id);
+}
+
+static void copy_opt_text(gl_buf *d, const char *s) {
+    if (!s || !*s) copy_null(d);
+    else gl_buf_copy_text(d, s);
+}
+
+static bool write_new_accounts(batch *b, PGconn *db, const char *ts, gl_error *err) {
+    if (b->n_new_accounts == 0) return true;
+    gl_buf *d = &b->sql_b;
+    gl_buf_reset(d);
+    for (size_t k = 0; k < b->n_new_accounts; k++) {
+        const ledger_cmd *c = &b->cmds[b->new_accounts[k]];
+        gl_buf_id(d, &b->new_account_ids[k]);
+        copy_sep(d);
+        gl_buf_puts(d, c->currency);
+        copy_sep(d);
+        gl_buf_copy_text(d, c->owner);
+        copy_sep(d);
+        gl_buf_puts(d, c->account_kind);
+        copy_sep(d);
+        gl_buf_i64(d, c->account_flags);
+        copy_sep(d);
+        copy_opt_text(d, c->metadata);
+        copy_sep(d);
+        gl_buf_puts(d, ts);
+        gl_buf_putc(d, '\n');
+    }
+    return gl_pg_copy(db, "COPY accounts (id, currency, owner, kind, flags, metadata, created_at) FROM STDIN", d, err);
+}
+
+static bool write_transfers(batch *b, PGconn *db, const char *ts, gl_error *err) {
+    gl_buf *d = &b->sql_b;
+    gl_buf_reset(d);
+    char exp[40];
+    for (size_t k = 0; k < b->n_outs; k++) {
+        const xfer *x = &b->outs[k];
+        const ledger_cmd *c = &b->cmds[x->cmd];
+        gl_buf_id(d, &x->id);
+        copy_sep(d);
+        gl_buf_copy_text(d, c->owner);
+        copy_sep(d);
+        copy_opt_text(d, c->reference);
+        copy_sep(d);
+        gl_buf_id(d, &x->debit_account_id);
+        copy_sep(d);
+        gl_buf_id(d, &x->credit_account_id);
+        copy_sep(d);
+        gl_buf_i64(d, x->amount);
+        copy_sep(d);
+        gl_buf_puts(d, x->currency);
+        copy_sep(d);
+        gl_buf_i64(d, x->flags);
+        copy_sep(d);
+        copy_opt_id(d, &x->pending_id);
+        copy_sep(d);
+        copy_opt_id(d, &x->reverses_id);
+        copy_sep(d);
+        if (x->expires_at_us) {
+            gl_format_ts_us(x->expires_at_us, exp, sizeof exp);
+            gl_buf_puts(d, exp);
+        } else {
+            copy_null(d);
+        }
+        copy_sep(d);
+        copy_opt_text(d, c->metadata);
+        copy_sep(d);
+        gl_buf_puts(d, ts);
+        gl_buf_putc(d, '\n');
+    }
+    return gl_pg_copy(db,
+                      "COPY transfers (id, owner, reference, debit_account_id, credit_account_id, amount, currency, "
+                      "flags, pending_id, reverses_id, expires_at, metadata, created_at) FROM STDIN",
+                      d, err);
+}
+
+static void entry_row(gl_buf *d, const xfer *x, const ledger_acct *a, char side, const char *ts) {
+    gl_buf_id(d, &a->id);
+    copy_sep(d);
+    gl_buf_i64(d, a->version);
+    copy_sep(d);
+    gl_buf_id(d, &x->id);
+    copy_sep(d);
+    gl_buf_putc(d, side);
+    copy_sep(d);
+    gl_buf_i64(d, x->pending_delta);
+    copy_sep(d);
+    gl_buf_i64(d, x->posted_delta);
+    copy_sep(d);
+    gl_buf_i64(d, a->debits_pending);
+    copy_sep(d);
+    gl_buf_i64(d, a->debits_posted);
+    copy_sep(d);
+    gl_buf_i64(d, a->credits_pending);
+    copy_sep(d);
+    gl_buf_i64(d, a->credits_posted);
+    copy_sep(d);
+    gl_buf_puts(d, ts);
+    gl_buf_putc(d, '\n');
+}
+
+static bool write_entries(batch *b, PGconn *db, const char *ts, gl_error *err) {
+    gl_buf *d = &b->sql_b;
+    gl_buf_reset(d);
+    for (size_t k = 0; k < b->n_outs; k++) {
+        entry_row(d, &b->outs[k], &b->outs[k].debit_after, 'D', ts);
+        entry_row(d, &b->outs[k], &b->outs[k].credit_after, 'C', ts);
+    }
+    return gl_pg_copy(db,
+                      "COPY entries (account_id, version, transfer_id, side, pending_delta, posted_delta, "
+                      "debits_pending, debits_posted, credits_pending, credits_posted, created_at) FROM STDIN",
+                      d, err);
+}
+
+static bool write_holds(batch *b, PGconn *db, gl_error *err) {
+    gl_buf *d = &b->sql_b;
+    gl_buf_reset(d);
+    char exp[40];
+    size_t m = 0;
+    for (size_t k = 0; k < b->n_outs; k++) {
+        const xfer *x = &b->outs[k];
+        if (!(x->flags & LEDGER_TF_PENDING)) continue;
+        gl_buf_id(d, &x->id);
+        gl_buf_puts(d, "\tpending\t");
+        if (x->expires_at_us) {
+            gl_format_ts_us(x->expires_at_us, exp, sizeof exp);
+            gl_buf_puts(d, exp);
+        } else {
+            copy_null(d);
+        }
+        gl_buf_putc(d, '\n');
+        m++;
+    }
+    if (m && !gl_pg_copy(db, "COPY pending_transfers (id, state, expires_at) FROM STDIN", d, err)) return false;
+
+    /* Resolved holds: one set-based UPDATE. */
+    gl_buf cols[4] = {{0}};
+    m = 0;
+    for (size_t k = 0; k < b->n_targets; k++) {
+        const ledger_target *t = &b->targets[k];
+        if (!t->state_changed) continue;
+        for (int c = 0; c < 4; c++) gl_buf_putc(&cols[c], m ? ',' : '{');
+        gl_buf_id(&cols[0], &t->id);
+        gl_buf_puts(&cols[1], t->state == 'P' ? "posted" : t->state == 'V' ? "voided" : "expired");
+        gl_buf_i64(&cols[2], t->amount_posted);
+        gl_buf_id(&cols[3], &t->resolved_by);
+        m++;
+    }
+    bool ok = true;
+    if (m > 0) {
+        const char *p[4];
+        for (int c = 0; c < 4; c++) {
+            gl_buf_putc(&cols[c], '}');
+            p[c] = gl_buf_cstr(&cols[c]);
+        }
+        ok = gl_pg_run(db,
+                       "UPDATE pending_transfers p SET state = u.state, amount_posted = u.amount_posted, "
+                       "resolved_by = u.resolved_by "
+                       "FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::uuid[]) AS u(id, state, amount_posted, resolved_by) "
+                       "WHERE p.id = u.id AND p.state = 'pending'",
+                       4, p, err);
+    }
+    for (int c = 0; c < 4; c++) gl_buf_free(&cols[c]);
+    return ok;
+}
+
+static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
+    gl_buf cols[7] = {{0}};
+    size_t m = 0;
+    for (size_t k = 0; k < b->n_accts; k++) {
+        const ledger_acct *a = &b->accts[k];
+        if (!a->touched) continue;
+        for (int c = 0; c < 7; c++) gl_buf_putc(&cols[c], m ? ',' : '{');
+        gl_buf_id(&cols[0], &a->id);
+        gl_buf_i64(&cols[1], a->debits_pending);
+        gl_buf_i64(&cols[2], a->debits_posted);
+        gl_buf_i64(&cols[3], a->credits_pending);
+        gl_buf_i64(&cols[4], a->credits_posted);
+        gl_buf_i64(&cols[5], a->version);
+        gl_buf_i64(&cols[6], a->flags);
+        m++;
+    }
+    bool ok = true;
+    if (m > 0) {
+        const char *p[7];
+        for (int c = 0; c < 7; c++) {
+            gl_buf_putc(&cols[c], '}');
+            p[c] = gl_buf_cstr(&cols[c]);
+        }
+        ok = gl_pg_run(db,
+                       "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, "
+                       "credits_posted = u.cpo, version = u.v, flags = u.f "
+                       "FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], "
+                       "$7::int4[]) AS u(id, dp, dpo, cp, cpo, v, f) WHERE a.id = u.id",
+                       7, p, err);
+    }
+    for (int c = 0; c < 7; c++) gl_buf_free(&cols[c]);
+    return ok;
+}
+
+static bool write_all(batch *b, PGconn *db, gl_error *err) {
+    char ts[40];
+    gl_format_ts_us(b->now_us, ts, sizeof ts);
+    if (!write_new_accounts(b, db, ts, err)) return false;
+    if (b->n_outs > 0) {
+        if (!write_transfers(b, db, ts, err) || !write_entries(b, db, ts, err) || !write_holds(b, db, err))
+            return false;
+    }
+    return write_accounts(b, db, err);
+}
+
+/* ---------- the batch ---------- */
+
+static bool batch_alloc(batch *b) {
+    size_t n = b->n;
+    b->accts = calloc(2 * n, sizeof *b->accts);
+    b->targets = calloc(n, sizeof *b->targets);
+    b->known = calloc(n, sizeof *b->known);
+    b->known_keys = calloc(n, sizeof *b->known_keys);
+    b->outs = calloc(n, sizeof *b->outs);
+    b->new_accounts = calloc(n, sizeof *b->new_accounts);
+    b->new_account_ids = calloc(n, sizeof *b->new_account_ids);
+    b->refs_cap = 16;
+    while (b->refs_cap < 4 * n) b->refs_cap *= 2; /* <= 50% load: n outputs + n known */
+    b->refs = calloc(b->refs_cap, sizeof *b->refs);
+    return b->accts && b->targets && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
+           b->refs;
+}
+
+static void batch_free(batch *b) {
+    free(b->accts);
+    free(b->targets);
+    free(b->known);
+    free(b->known_keys);
+    free(b->outs);
+    free(b->new_accounts);
+    free(b->new_account_ids);
+    free(b->refs);
+    free(b->undo);
+    gl_buf_free(&b->undo_arena);
+    gl_buf_free(&b->sql_a);
+    gl_buf_free(&b->sql_b);
+}
+
+static void batch_reset(batch *b) {
+    b->n_accts = b->n_targets = b->n_known = b->n_outs = b->n_new_accounts = 0;
+    memset(b->refs, 0, b->refs_cap * sizeof *b->refs);
+    undo_forget(b);
+    for (size_t i = 0; i < b->n; i++) b->res[i] = (ledger_result){LEDGER_OK, {{0}}};
+}
+
+static bool attempt(batch *b, PGconn *db, gl_error *err) {
+    batch_reset(b);
+    if (!gl_pg_run(db, "BEGIN", 0, NULL, err)) return false;
+    bool ok = load_targets(b, db, err) && lock_accounts(b, db, err) && load_target_state(b, db, err) &&
+              load_references(b, db, err) && load_now(b, db, err) && apply_all(b, err) && write_all(b, db, err) &&
+              gl_pg_run(db, "COMMIT", 0, NULL, err);
+    if (!ok) {
+        if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");
+        PGresult *r = PQexec(db, "ROLLBACK");
+        PQclear(r);
+    }
+    return ok;
+}
+
+bool ledger_execute(PGconn *db, const ledger_ctx *ctx, const ledger_cmd *cmds, size_t n, ledger_result *results,
+                    gl_error *err) {
+    gl_error_clear(err);
+    if (n == 0 || n > LEDGER_BATCH_MAX) {
+        gl_error_set(err, GL_ERR_INVALID, "batch size %zu is outside 1..%d", n, LEDGER_BATCH_MAX);
+        return false;
+    }
+    if (ctx->partition_code == 0) {
+        gl_error_set(err, GL_ERR_INVALID, "engine context has no partition code");
+        return false;
+    }
+    batch b = {.ctx = ctx, .cmds = cmds, .n = n, .res = results};
+    bool ok = batch_alloc(&b);
+    if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory allocating batch of %zu", n);
+    int retries = ctx->max_retries > 0 ? ctx->max_retries : DEFAULT_MAX_RETRIES;
+    for (int attempt_no = 0; ok; attempt_no++) {
+        gl_error e;
+        gl_error_clear(&e);
+        if (attempt(&b, db, &e)) break;
+        if (e.kind != GL_ERR_CONFLICT || attempt_no >= retries) {
+            if (err) *err = e;
+            ok = false;
+        }
+    }
+    batch_free(&b);
+    return ok;
+}

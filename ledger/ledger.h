@@ -1,0 +1,198 @@
+/*
+ * ledger.h — the double-entry engine for ONE regional partition.
+ *
+ * The unit of work is a batch of commands (DESIGN §4). ledger_execute() runs
+ * a batch in one database transaction: it locks every touched account in id
+ * order, applies the commands in memory (each gets its own result code;
+ * linked chains succeed or fail together), writes transfers and entries with
+ * COPY, updates each touched account once, and commits. Nothing here knows
+ * about HTTP, configuration files or other regions.
+ */
+#ifndef GL_LEDGER_H
+#define GL_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "error.h"
+#include "id.h"
+
+/* TigerBeetle's batch limit; the HTTP batch endpoint exposes the same. */
+#define LEDGER_BATCH_MAX 8189
+#define LEDGER_OWNER_MAX 128
+#define LEDGER_REFERENCE_MAX 128
+#define LEDGER_KIND_MAX 32
+#define LEDGER_METADATA_MAX 4096 /* bytes of JSON text */
+#define LEDGER_TIMEOUT_MAX_S (366LL * 24 * 3600)
+
+/* Account flags (same bits as accounts.flags). */
+#define LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS 1u
+#define LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS 2u
+#define LEDGER_AF_CLOSED 4u
+
+/* Transfer flags (same bits as transfers.flags). */
+#define LEDGER_TF_PENDING 1u
+#define LEDGER_TF_POST 2u
+#define LEDGER_TF_VOID 4u
+#define LEDGER_TF_LINKED 8u
+#define LEDGER_TF_EXPIRE 16u
+#define LEDGER_TF_REVERSAL 32u
+
+/* Result of one command. Stable names: see ledger_code_name(). */
+typedef enum {
+    LEDGER_OK = 0,
+    LEDGER_EXISTS,                       /* same reference, same fields: the first one is returned */
+    LEDGER_EXISTS_WITH_DIFFERENT_FIELDS, /* same reference, other fields */
+    LEDGER_LINKED_EVENT_FAILED,          /* another command of the linked chain failed */
+    LEDGER_LINKED_EVENT_CHAIN_OPEN,      /* the batch's last command has the linked flag */
+    LEDGER_AMOUNT_INVALID,               /* <= 0 where a positive amount is required, or < 0 */
+    LEDGER_CURRENCY_INVALID,
+    LEDGER_CURRENCY_MISMATCH,
+    LEDGER_SAME_ACCOUNT,
+    LEDGER_ACCOUNT_NOT_FOUND,
+    LEDGER_ACCOUNT_CLOSED,
+    LEDGER_ACCOUNT_FLAGS_INVALID,
+    LEDGER_OWNER_INVALID,
+    LEDGER_KIND_INVALID,
+    LEDGER_REFERENCE_INVALID,
+    LEDGER_METADATA_INVALID,
+    LEDGER_TIMEOUT_INVALID,
+    LEDGER_INSUFFICIENT_FUNDS,           /* debits would exceed credits (debits_must_not_exceed_credits) */
+    LEDGER_EXCEEDS_DEBITS,               /* credits would exceed debits (credits_must_not_exceed_debits) */
+    LEDGER_BALANCE_OVERFLOW,             /* a counter would overflow int64 */
+    LEDGER_TRANSFER_NOT_FOUND,           /* reverse target does not exist */
+    LEDGER_PENDING_NOT_FOUND,
+    LEDGER_NOT_PENDING,                  /* post/void/expire of a transfer that is not a hold */
+    LEDGER_PENDING_EXPIRED,
+    LEDGER_PENDING_NOT_EXPIRED,          /* expire before the timeout */
+    LEDGER_ALREADY_POSTED,
+    LEDGER_ALREADY_VOIDED,
+    LEDGER_EXCEEDS_PENDING_AMOUNT,
+    LEDGER_NOT_REVERSIBLE,               /* holds, voids and reversals cannot be reversed */
+    LEDGER_EXCEEDS_REVERSIBLE_AMOUNT,
+    LEDGER_CROSS_REGION_REQUIRES_SAGA,   /* set by the region router, never by the engine */
+    LEDGER_WRONG_REGION,                 /* set by the region router: id belongs to no/another region */
+    LEDGER_CODE_COUNT
+} ledger_code;
+
+const char *ledger_code_name(ledger_code c);
+/* Parses a name back (for tests and tools); false if unknown. */
+bool ledger_code_from_name(const char *name, ledger_code *out);
+
+typedef enum {
+    LEDGER_CMD_CREATE_ACCOUNT,
+    LEDGER_CMD_CLOSE_ACCOUNT,
+    LEDGER_CMD_TRANSFER, /* plain or pending (hold) */
+    LEDGER_CMD_POST,     /* capture a hold, full (amount 0) or partial */
+    LEDGER_CMD_VOID,     /* release a hold */
+    LEDGER_CMD_EXPIRE,   /* release a hold whose timeout passed */
+    LEDGER_CMD_REVERSE,  /* refund a posted transfer, full (amount 0) or partial */
+} ledger_cmd_kind;
+
+typedef struct {
+    ledger_cmd_kind kind;
+    bool linked;                             /* chained with the next command: all or nothing */
+    char owner[LEDGER_OWNER_MAX + 1];        /* the principal: account owner / transfer author */
+    char reference[LEDGER_REFERENCE_MAX + 1];/* transfers: unique per owner; "" = none */
+    const char *metadata;                    /* JSON object text or NULL; not copied */
+    /* create account */
+    char currency[4];
+    char account_kind[LEDGER_KIND_MAX + 1];
+    uint32_t account_flags;
+    /* transfer */
+    gl_id debit_account_id;
+    gl_id credit_account_id;
+    int64_t amount;      /* minor units; post/reverse: 0 = the whole remaining amount */
+    bool pending;
+    int64_t timeout_s;   /* pending only; 0 = never expires */
+    /* close account, post, void, expire, reverse: the account or transfer acted on */
+    gl_id target_id;
+} ledger_cmd;
+
+typedef struct {
+    ledger_code code;
+    gl_id id; /* the created account/transfer, or the existing one for LEDGER_EXISTS */
+} ledger_result;
+
+typedef struct {
+    uint8_t partition_code; /* stamped into every id this engine creates */
+    int max_retries;        /* whole-batch retries on serialization/unique races; 0 = default 5 */
+} ledger_ctx;
+
+/*
+ * Executes `n` (1..LEDGER_BATCH_MAX) commands in one transaction and fills
+ * results[0..n). Returns true when the batch committed (individual commands
+ * may still have failed: see their codes); false on an infrastructure error
+ * (database down, constraint violated by a concurrent writer after all retries),
+ * in which case nothing was applied and `err` says why.
+ */
+bool ledger_execute(PGconn *db, const ledger_ctx *ctx, const ledger_cmd *cmds, size_t n,
+                    ledger_result *results, gl_error *err);
+
+/* Initializes a command with defaults (kind "wallet", no flags, not linked). */
+void ledger_cmd_init(ledger_cmd *cmd, ledger_cmd_kind kind);
+
+/* ---- reads ---- */
+
+typedef struct {
+    gl_id id;
+    char currency[4];
+    char owner[LEDGER_OWNER_MAX + 1];
+    char kind[LEDGER_KIND_MAX + 1];
+    uint32_t flags;
+    int64_t debits_pending, debits_posted, credits_pending, credits_posted;
+    int64_t version;
+    char created_at[40]; /* RFC 3339 UTC */
+} ledger_account;
+
+typedef struct {
+    gl_id id;
+    char owner[LEDGER_OWNER_MAX + 1];
+    char reference[LEDGER_REFERENCE_MAX + 1];
+    gl_id debit_account_id, credit_account_id;
+    int64_t amount;
+    char currency[4];
+    uint32_t flags;
+    gl_id pending_id, reverses_id; /* nil when absent */
+    char status[16];               /* pending|posted|voided|expired (for holds), posted otherwise */
+    int64_t amount_posted;         /* holds: amount captured so far */
+    int64_t amount_reversed;       /* sum of reversals of this transfer */
+    char expires_at[40];           /* "" when none */
+    char created_at[40];
+} ledger_transfer;
+
+typedef struct {
+    int64_t version;
+    gl_id transfer_id;
+    char side; /* 'D' or 'C' */
+    int64_t pending_delta, posted_delta;
+    int64_t debits_pending, debits_posted, credits_pending, credits_posted;
+    char created_at[40];
+} ledger_entry;
+
+/* Returns 1 found, 0 not found, -1 error. */
+int ledger_account_get(PGconn *db, const gl_id *id, ledger_account *out, gl_error *err);
+/* Counters as of `as_of` (RFC 3339 or anything PostgreSQL's timestamptz accepts);
+ * an account that did not exist yet is "not found". 1 / 0 / -1. */
+int ledger_account_get_as_of(PGconn *db, const gl_id *id, const char *as_of, ledger_account *out,
+                             gl_error *err);
+int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_error *err);
+/* Entries of an account with version > after_version, oldest first; returns count or -1. */
+int ledger_entries_list(PGconn *db, const gl_id *account_id, int64_t after_version, int limit,
+                        ledger_entry *out, gl_error *err);
+
+/* Queues up to `limit` expire commands for holds whose timeout passed and runs them.
+ * Returns the number expired, or -1. */
+int ledger_expire_due(PGconn *db, const ledger_ctx *ctx, int limit, gl_error *err);
+
+/* ---- invariants (DESIGN §5, 1-5) ---- */
+
+typedef void (*ledger_violation_fn)(void *arg, int invariant, const char *what);
+/* Checks invariants 1-5 on the partition; calls `report` for each violation.
+ * Returns the number of violations, or -1 on a database error. */
+int ledger_verify(PGconn *db, ledger_violation_fn report, void *arg, gl_error *err);
+
+#endif

@@ -1,0 +1,109 @@
+#include "pg.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void trim_newline(char *s) {
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+}
+
+/* Serialization failures, deadlocks and unique races are resolved by running
+ * the whole batch again; everything else is reported. */
+static bool sqlstate_retryable(const char *state) {
+    return state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "23505") == 0);
+}
+
+void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *what) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    gl_error_kind kind = sqlstate_retryable(state) ? GL_ERR_CONFLICT : GL_ERR_DB;
+    gl_error_set(err, kind, "%s failed: %s", what, msg ? msg : PQerrorMessage(db));
+    if (err) trim_newline(err->message);
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    if (state || detail) gl_error_detail(err, "SQLSTATE %s%s%s", state ? state : "?", detail ? ": " : "", detail ? detail : "");
+    if (hint) gl_error_hint(err, "%s", hint);
+}
+
+PGresult *gl_pg_exec(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err) {
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    gl_pg_error(err, db, r, "query");
+    PQclear(r);
+    return NULL;
+}
+
+bool gl_pg_run(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err) {
+    PGresult *r = gl_pg_exec(db, sql, nparams, values, err);
+    PQclear(r);
+    return r != NULL;
+}
+
+bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err) {
+    if (data->failed) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory building COPY data");
+        return false;
+    }
+    PGresult *r = PQexec(db, copy_sql);
+    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+        gl_pg_error(err, db, r, "COPY");
+        PQclear(r);
+        return false;
+    }
+    PQclear(r);
+    bool sent = PQputCopyData(db, data->data ? data->data : "", (int)data->len) == 1;
+    if (PQputCopyEnd(db, sent ? NULL : "client failed to send data") != 1) sent = false;
+    bool ok = true;
+    while ((r = PQgetResult(db)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && ok) {
+            gl_pg_error(err, db, r, "COPY");
+            ok = false;
+        }
+        PQclear(r);
+    }
+    if (!sent && ok) {
+        gl_error_set(err, GL_ERR_DB, "COPY failed: %s", PQerrorMessage(db));
+        ok = false;
+    }
+    return ok;
+}
+
+bool gl_pg_get_id(const PGresult *r, int row, int col, gl_id *out) {
+    if (PQgetisnull(r, row, col)) {
+        memset(out, 0, sizeof *out);
+        return false;
+    }
+    return gl_id_parse(PQgetvalue(r, row, col), out);
+}
+
+int64_t gl_pg_get_i64(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col)) return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+void gl_pg_get_text(const PGresult *r, int row, int col, char *buf, size_t cap) {
+    if (cap == 0) return;
+    buf[0] = '\0';
+    if (PQgetisnull(r, row, col)) return;
+    const char *v = PQgetvalue(r, row, col);
+    size_t n = strnlen(v, cap - 1);
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+}
+
+void gl_format_ts_us(int64_t us, char *buf, size_t cap) {
+    time_t secs = (time_t)(us / 1000000);
+    long frac = (long)(us % 1000000);
+    if (frac < 0) {
+        frac += 1000000;
+        secs--;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%06ld+00", date, frac);
+}

@@ -1,0 +1,179 @@
+/* read.c — point reads: accounts (now or as of a time), transfers, statements. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "pg.h"
+
+#define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+static void fill_account(const PGresult *r, int row, ledger_account *a) {
+    memset(a, 0, sizeof *a);
+    gl_pg_get_id(r, row, 0, &a->id);
+    gl_pg_get_text(r, row, 1, a->currency, sizeof a->currency);
+    gl_pg_get_text(r, row, 2, a->owner, sizeof a->owner);
+    gl_pg_get_text(r, row, 3, a->kind, sizeof a->kind);
+    a->flags = (uint32_t)gl_pg_get_i64(r, row, 4);
+    a->debits_pending = gl_pg_get_i64(r, row, 5);
+    a->debits_posted = gl_pg_get_i64(r, row, 6);
+    a->credits_pending = gl_pg_get_i64(r, row, 7);
+    a->credits_posted = gl_pg_get_i64(r, row, 8);
+    a->version = gl_pg_get_i64(r, row, 9);
+    gl_pg_get_text(r, row, 10, a->created_at, sizeof a->created_at);
+}
+
+int ledger_account_get(PGconn *db, const gl_id *id, ledger_account *out, gl_error *err) {
+    char ids[GL_ID_STR_LEN + 1];
+    gl_id_format(id, ids);
+    const char *p[1] = {ids};
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT id, currency, owner, kind, flags, debits_pending, debits_posted, "
+                             "credits_pending, credits_posted, version, " TS_SQL("created_at")
+                             " FROM accounts WHERE id = $1::uuid",
+                             1, p, err);
+    if (!r) return -1;
+    int found = PQntuples(r) == 1;
+    if (found) fill_account(r, 0, out);
+    PQclear(r);
+    return found;
+}
+
+int ledger_account_get_as_of(PGconn *db, const gl_id *id, const char *as_of, ledger_account *out, gl_error *err) {
+    char ids[GL_ID_STR_LEN + 1];
+    gl_id_format(id, ids);
+    const char *p[2] = {ids, as_of};
+    /* The last entry at or before as_of carries all four counters: one index probe. */
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT a.id, a.currency, a.owner, a.kind, a.flags, "
+                             "coalesce(e.debits_pending, 0), coalesce(e.debits_posted, 0), "
+                             "coalesce(e.credits_pending, 0), coalesce(e.credits_posted, 0), "
+                             "coalesce(e.version, 0), " TS_SQL("a.created_at")
+                             " FROM accounts a LEFT JOIN LATERAL ("
+                             "  SELECT * FROM entries WHERE account_id = a.id AND created_at <= $2::timestamptz"
+                             "  ORDER BY version DESC LIMIT 1) e ON true "
+                             "WHERE a.id = $1::uuid AND a.created_at <= $2::timestamptz",
+                             2, p, err);
+    if (!r) return -1;
+    int found = PQntuples(r) == 1;
+    if (found) {
+        fill_account(r, 0, out);
+        out->flags &= ~LEDGER_AF_CLOSED; /* closing is not versioned; report limits only */
+    }
+    PQclear(r);
+    return found;
+}
+
+int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_error *err) {
+    char ids[GL_ID_STR_LEN + 1];
+    gl_id_format(id, ids);
+    const char *p[1] = {ids};
+    PGresult *r = gl_pg_exec(
+        db,
+        "SELECT t.id, t.owner, coalesce(t.reference, ''), t.debit_account_id, t.credit_account_id, t.amount, "
+        "t.currency, t.flags, t.pending_id, t.reverses_id, "
+        "CASE WHEN t.flags & 1 = 0 THEN 'posted' "
+        "     WHEN p.state = 'pending' AND p.expires_at <= clock_timestamp() THEN 'expired' ELSE p.state END, "
+        "coalesce(p.amount_posted, 0), "
+        "coalesce((SELECT sum(r.amount) FROM transfers r WHERE r.reverses_id = t.id), 0)::int8, "
+        "coalesce(" TS_SQL("t.expires_at") ", ''), " TS_SQL("t.created_at")
+        " FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = $1::uuid",
+        1, p, err);
+    if (!r) return -1;
+    int found = PQntuples(r) == 1;
+    if (found) {
+        memset(out, 0, sizeof *out);
+        gl_pg_get_id(r, 0, 0, &out->id);
+        gl_pg_get_text(r, 0, 1, out->owner, sizeof out->owner);
+        gl_pg_get_text(r, 0, 2, out->reference, sizeof out->reference);
+        gl_pg_get_id(r, 0, 3, &out->debit_account_id);
+        gl_pg_get_id(r, 0, 4, &out->credit_account_id);
+        out->amount = gl_pg_get_i64(r, 0, 5);
+        gl_pg_get_text(r, 0, 6, out->currency, sizeof out->currency);
+        out->flags = (uint32_t)gl_pg_get_i64(r, 0, 7);
+        gl_pg_get_id(r, 0, 8, &out->pending_id);
+        gl_pg_get_id(r, 0, 9, &out->reverses_id);
+        gl_pg_get_text(r, 0, 10, out->status, sizeof out->status);
+        out->amount_posted = gl_pg_get_i64(r, 0, 11);
+        out->amount_reversed = gl_pg_get_i64(r, 0, 12);
+        gl_pg_get_text(r, 0, 13, out->expires_at, sizeof out->expires_at);
+        gl_pg_get_text(r, 0, 14, out->created_at, sizeof out->created_at);
+    }
+    PQclear(r);
+    return found;
+}
+
+int ledger_entries_list(PGconn *db, const gl_id *account_id, int64_t after_version, int limit, ledger_entry *out,
+                        gl_error *err) {
+    if (limit <= 0 || limit > 10000) {
+        gl_error_set(err, GL_ERR_INVALID, "limit must be 1..10000");
+        return -1;
+    }
+    char ids[GL_ID_STR_LEN + 1], after[24], lim[16];
+    gl_id_format(account_id, ids);
+    snprintf(after, sizeof after, "%lld", (long long)after_version);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[3] = {ids, after, lim};
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT version, transfer_id, side, pending_delta, posted_delta, debits_pending, "
+                             "debits_posted, credits_pending, credits_posted, " TS_SQL("created_at")
+                             " FROM entries WHERE account_id = $1::uuid AND version > $2::int8 "
+                             "ORDER BY version LIMIT $3::int4",
+                             3, p, err);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        ledger_entry *e = &out[i];
+        memset(e, 0, sizeof *e);
+        e->version = gl_pg_get_i64(r, i, 0);
+        gl_pg_get_id(r, i, 1, &e->transfer_id);
+        e->side = PQgetvalue(r, i, 2)[0];
+        e->pending_delta = gl_pg_get_i64(r, i, 3);
+        e->posted_delta = gl_pg_get_i64(r, i, 4);
+        e->debits_pending = gl_pg_get_i64(r, i, 5);
+        e->debits_posted = gl_pg_get_i64(r, i, 6);
+        e->credits_pending = gl_pg_get_i64(r, i, 7);
+        e->credits_posted = gl_pg_get_i64(r, i, 8);
+        gl_pg_get_text(r, i, 9, e->created_at, sizeof e->created_at);
+    }
+    PQclear(r);
+    return n;
+}
+
+int ledger_expire_due(PGconn *db, const ledger_ctx *ctx, int limit, gl_error *err) {
+    if (limit <= 0 || limit > LEDGER_BATCH_MAX) limit = LEDGER_BATCH_MAX;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[1] = {lim};
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT p.id, t.owner FROM pending_transfers p JOIN transfers t ON t.id = p.id "
+                             "WHERE p.state = 'pending' AND p.expires_at <= clock_timestamp() "
+                             "ORDER BY p.expires_at LIMIT $1::int4",
+                             1, p, err);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    if (n == 0) {
+        PQclear(r);
+        return 0;
+    }
+    ledger_cmd *cmds = calloc((size_t)n, sizeof *cmds);
+    ledger_result *res = calloc((size_t)n, sizeof *res);
+    int expired = -1;
+    if (cmds && res) {
+        for (int i = 0; i < n; i++) {
+            ledger_cmd_init(&cmds[i], LEDGER_CMD_EXPIRE);
+            gl_pg_get_id(r, i, 0, &cmds[i].target_id);
+            gl_pg_get_text(r, i, 1, cmds[i].owner, sizeof cmds[i].owner); /* the hold's author owns its expiry */
+        }
+        if (ledger_execute(db, ctx, cmds, (size_t)n, res, err)) {
+            expired = 0;
+            for (int i = 0; i < n; i++) expired += res[i].code == LEDGER_OK;
+        }
+    } else {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+    }
+    free(cmds);
+    free(res);
+    PQclear(r);
+    return expired;
+}

@@ -1,0 +1,69 @@
+#include "route.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const gl_region *gl_route_command(const gl_config *cfg, const ledger_cmd *c, const gl_region *region_for_create) {
+    switch (c->kind) {
+    case LEDGER_CMD_CREATE_ACCOUNT: return region_for_create;
+    case LEDGER_CMD_TRANSFER: return gl_region_of_id(cfg, &c->debit_account_id);
+    default: return gl_region_of_id(cfg, &c->target_id);
+    }
+}
+
+static ledger_code route_code(const gl_config *cfg, const gl_region *r, const ledger_cmd *c) {
+    const gl_region *home = gl_route_command(cfg, c, r);
+    if (c->kind == LEDGER_CMD_TRANSFER) {
+        const gl_region *payee = gl_region_of_id(cfg, &c->credit_account_id);
+        if (!home || !payee) return LEDGER_ACCOUNT_NOT_FOUND;
+        if (home != payee) return LEDGER_CROSS_REGION_REQUIRES_SAGA;
+    }
+    if (!home) return c->kind == LEDGER_CMD_CLOSE_ACCOUNT ? LEDGER_ACCOUNT_NOT_FOUND
+                      : c->kind == LEDGER_CMD_REVERSE     ? LEDGER_TRANSFER_NOT_FOUND
+                                                          : LEDGER_PENDING_NOT_FOUND;
+    return home == r ? LEDGER_OK : LEDGER_WRONG_REGION;
+}
+
+bool gl_route_execute(const gl_config *cfg, const gl_region *r, PGconn *db, const ledger_cmd *cmds, size_t n,
+                      ledger_result *results, gl_error *err) {
+    if (n == 0 || n > LEDGER_BATCH_MAX) {
+        gl_error_set(err, GL_ERR_INVALID, "batch size %zu is outside 1..%d", n, LEDGER_BATCH_MAX);
+        return false;
+    }
+    ledger_code *codes = calloc(n, sizeof *codes);
+    size_t *keep = calloc(n, sizeof *keep);
+    ledger_cmd *sub = malloc(n * sizeof *sub);
+    ledger_result *sub_res = calloc(n, sizeof *sub_res);
+    bool ok = codes && keep && sub && sub_res;
+    if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory routing batch");
+    size_t m = 0;
+    for (size_t i = 0; ok && i < n;) {
+        size_t j = i; /* [i, j] is one chain */
+        while (j + 1 < n && cmds[j].linked) j++;
+        size_t bad = j + 1;
+        for (size_t k = i; k <= j; k++) {
+            codes[k] = route_code(cfg, r, &cmds[k]);
+            if (codes[k] != LEDGER_OK && bad > j) bad = k;
+        }
+        for (size_t k = i; k <= j; k++) {
+            memset(&results[k], 0, sizeof results[k]);
+            if (bad <= j) { /* the chain cannot run here: nothing of it is executed */
+                results[k].code = k == bad ? codes[k] : LEDGER_LINKED_EVENT_FAILED;
+            } else {
+                keep[m] = k;
+                sub[m++] = cmds[k];
+            }
+        }
+        i = j + 1;
+    }
+    if (ok && m > 0) {
+        ledger_ctx ctx = {.partition_code = r->code};
+        ok = ledger_execute(db, &ctx, sub, m, sub_res, err);
+        for (size_t k = 0; ok && k < m; k++) results[keep[k]] = sub_res[k];
+    }
+    free(codes);
+    free(keep);
+    free(sub);
+    free(sub_res);
+    return ok;
+}

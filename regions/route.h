@@ -1,0 +1,23 @@
+/*
+ * route.h — runs a batch in the home region of its accounts.
+ *
+ * Every command routes by id alone (the region code carried in the id). A
+ * transfer whose two accounts live in different regions is refused with
+ * cross_region_requires_saga (the saga comes later); a command naming an id of
+ * another region than the batch's gets wrong_region. Both refusals respect
+ * linked chains: the rest of the chain gets linked_event_failed.
+ */
+#ifndef GL_ROUTE_H
+#define GL_ROUTE_H
+
+#include "../ledger/ledger.h"
+#include "regions.h"
+
+/* The region a command belongs to (create: by `region_for_create`), or NULL. */
+const gl_region *gl_route_command(const gl_config *cfg, const ledger_cmd *c, const gl_region *region_for_create);
+
+/* Runs cmds on region r's partition through `db`; results as ledger_execute. */
+bool gl_route_execute(const gl_config *cfg, const gl_region *r, PGconn *db, const ledger_cmd *cmds, size_t n,
+                      ledger_result *results, gl_error *err);
+
+#endif
