@@ -16,6 +16,10 @@ typedef struct {
     int64_t debits_pending, debits_posted, credits_pending, credits_posted;
     int64_t version;
     bool touched; /* counters or flags changed in this batch */
+    /* Where the locked row lives (ctid): the final UPDATE finds it without an
+     * index descent. Stable while we hold the row lock. */
+    uint32_t tid_block;
+    uint16_t tid_offset;
 } ledger_acct;
 
 /* A transfer named by a post/void/expire/reverse, with its mutable state. */

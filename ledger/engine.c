@@ -12,6 +12,7 @@
  * process on the same partition) rolls back and runs the whole batch again:
  * correctness comes from row locks and constraints, not from a single writer.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,16 +104,12 @@ static size_t sort_unique_ids(gl_id *ids, size_t n) {
     return m;
 }
 
-/* "{id,id,...}" for a uuid[] parameter. */
-static const char *ids_array(gl_buf *buf, const gl_id *ids, size_t n) {
-    gl_buf_reset(buf);
-    gl_buf_putc(buf, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i) gl_buf_putc(buf, ',');
-        gl_buf_id(buf, &ids[i]);
-    }
-    gl_buf_putc(buf, '}');
-    return gl_buf_cstr(buf);
+/* A binary uuid[] parameter. */
+static gl_buf *ids_param(gl_buf *buf, const gl_id *ids, size_t n) {
+    gl_bin_array_begin(buf, GL_OID_UUID);
+    for (size_t i = 0; i < n; i++) gl_bin_uuid(buf, &ids[i]);
+    gl_bin_array_finish(buf, (int32_t)n);
+    return buf;
 }
 
 static bool is_transfer_cmd(ledger_cmd_kind k) { return k != LEDGER_CMD_CREATE_ACCOUNT && k != LEDGER_CMD_CLOSE_ACCOUNT; }
@@ -438,8 +435,8 @@ static bool load_targets(batch *b, PGconn *db, gl_error *err) {
     b->n_targets = 0;
     bool ok = true;
     if (m > 0) {
-        const char *p[1] = {ids_array(&b->sql_a, ids, m)};
-        PGresult *r = gl_pg_exec(db,
+        gl_buf *p[1] = {ids_param(&b->sql_a, ids, m)};
+        PGresult *r = gl_pg_exec_bin(db,
                                  "SELECT id, debit_account_id, credit_account_id, amount, currency, flags "
                                  "FROM transfers WHERE id = ANY($1::uuid[]) ORDER BY id",
                                  1, p, err);
@@ -459,6 +456,19 @@ static bool load_targets(batch *b, PGconn *db, gl_error *err) {
     }
     free(ids);
     return ok;
+}
+
+/* "(block,offset)" as PostgreSQL prints a tid. */
+static bool parse_tid(const char *s, ledger_acct *a) {
+    char *end;
+    if (*s++ != '(') return false;
+    unsigned long blk = strtoul(s, &end, 10);
+    if (*end != ',' || blk > UINT32_MAX) return false;
+    unsigned long off = strtoul(end + 1, &end, 10);
+    if (*end != ')' || off > UINT16_MAX) return false;
+    a->tid_block = (uint32_t)blk;
+    a->tid_offset = (uint16_t)off;
+    return true;
 }
 
 static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
@@ -482,11 +492,11 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
     b->n_accts = 0;
     bool ok = true;
     if (m > 0) {
-        const char *p[1] = {ids_array(&b->sql_a, ids, m)};
+        gl_buf *p[1] = {ids_param(&b->sql_a, ids, m)};
         /* ORDER BY id: rows are locked in id order, so two batches never deadlock. */
-        PGresult *r = gl_pg_exec(db,
+        PGresult *r = gl_pg_exec_bin(db,
                                  "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, "
-                                 "credits_posted, version FROM accounts WHERE id = ANY($1::uuid[]) "
+                                 "credits_posted, version, ctid FROM accounts WHERE id = ANY($1::uuid[]) "
                                  "ORDER BY id FOR UPDATE",
                                  1, p, err);
         ok = r != NULL;
@@ -501,7 +511,9 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
             a->credits_pending = gl_pg_get_i64(r, row, 5);
             a->credits_posted = gl_pg_get_i64(r, row, 6);
             a->version = gl_pg_get_i64(r, row, 7);
+            ok = parse_tid(PQgetvalue(r, row, 8), a);
         }
+        if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "unexpected ctid from the account lock query");
         PQclear(r);
     }
     free(ids);
@@ -515,9 +527,9 @@ static bool load_target_state(batch *b, PGconn *db, gl_error *err) {
     gl_id *ids = malloc(b->n_targets * sizeof *ids);
     if (!ids) return false;
     for (size_t i = 0; i < b->n_targets; i++) ids[i] = b->targets[i].id;
-    const char *p[1] = {ids_array(&b->sql_a, ids, b->n_targets)};
+    gl_buf *p[1] = {ids_param(&b->sql_a, ids, b->n_targets)};
     free(ids);
-    PGresult *r = gl_pg_exec(db,
+    PGresult *r = gl_pg_exec_bin(db,
                              "SELECT id, state, (extract(epoch FROM expires_at) * 1000000)::int8, amount_posted "
                              "FROM pending_transfers WHERE id = ANY($1::uuid[])",
                              1, p, err);
@@ -533,7 +545,7 @@ static bool load_target_state(batch *b, PGconn *db, gl_error *err) {
         t->amount_posted = gl_pg_get_i64(r, row, 3);
     }
     PQclear(r);
-    r = gl_pg_exec(db,
+    r = gl_pg_exec_bin(db,
                    "SELECT reverses_id, sum(amount)::int8 FROM transfers WHERE reverses_id = ANY($1::uuid[]) "
                    "GROUP BY reverses_id",
                    1, p, err);
@@ -550,24 +562,22 @@ static bool load_target_state(batch *b, PGconn *db, gl_error *err) {
 
 static bool load_references(batch *b, PGconn *db, gl_error *err) {
     gl_buf *owners = &b->sql_a, *refs = &b->sql_b;
-    gl_buf_reset(owners);
-    gl_buf_reset(refs);
-    size_t m = 0;
+    gl_bin_array_begin(owners, GL_OID_TEXT);
+    gl_bin_array_begin(refs, GL_OID_TEXT);
+    int32_t m = 0;
     for (size_t i = 0; i < b->n; i++) {
         const ledger_cmd *c = &b->cmds[i];
         if (!is_transfer_cmd(c->kind) || !c->reference[0]) continue;
-        gl_buf_putc(owners, m ? ',' : '{');
-        gl_buf_putc(refs, m ? ',' : '{');
-        gl_buf_array_text(owners, c->owner);
-        gl_buf_array_text(refs, c->reference);
+        gl_bin_text(owners, c->owner);
+        gl_bin_text(refs, c->reference);
         m++;
     }
     b->n_known = 0;
     if (m == 0) return true;
-    gl_buf_putc(owners, '}');
-    gl_buf_putc(refs, '}');
-    const char *p[2] = {gl_buf_cstr(owners), gl_buf_cstr(refs)};
-    PGresult *r = gl_pg_exec(db,
+    gl_bin_array_finish(owners, m);
+    gl_bin_array_finish(refs, m);
+    gl_buf *p[2] = {owners, refs};
+    PGresult *r = gl_pg_exec_bin(db,
                              "SELECT t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.flags, "
                              "t.pending_id, t.reverses_id, t.owner, t.reference FROM transfers t "
                              "JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(owner, reference) "
@@ -603,222 +613,216 @@ static bool load_now(batch *b, PGconn *db, gl_error *err) {
     return true;
 }
 
-/* ---------- writing ---------- */
+/* ---------- writing (COPY BINARY and binary array parameters) ---------- */
 
-static void copy_sep(gl_buf *d) { gl_buf_putc(d, '\t'); }
-static void copy_null(gl_buf *d) { gl_buf_append(d, "\\N", 2); }
-
-static void copy_opt_id(gl_buf *d, const gl_id *id) {
-    if (gl_id_is_nil(id)) copy_null(d);
-    else gl_buf_id(d, id);
-}
-
-static void copy_opt_text(gl_buf *d, const char *s) {
-    if (!s || !*s) copy_null(d);
-    else gl_buf_copy_text(d, s);
-}
-
-static bool write_new_accounts(batch *b, PGconn *db, const char *ts, gl_error *err) {
+static bool write_new_accounts(batch *b, PGconn *db, gl_error *err) {
     if (b->n_new_accounts == 0) return true;
     gl_buf *d = &b->sql_b;
     gl_buf_reset(d);
+    gl_bin_copy_begin(d);
     for (size_t k = 0; k < b->n_new_accounts; k++) {
         const ledger_cmd *c = &b->cmds[b->new_accounts[k]];
-        gl_buf_id(d, &b->new_account_ids[k]);
-        copy_sep(d);
-        gl_buf_puts(d, c->currency);
-        copy_sep(d);
-        gl_buf_copy_text(d, c->owner);
-        copy_sep(d);
-        gl_buf_puts(d, c->account_kind);
-        copy_sep(d);
-        gl_buf_i64(d, c->account_flags);
-        copy_sep(d);
-        copy_opt_text(d, c->metadata);
-        copy_sep(d);
-        gl_buf_puts(d, ts);
-        gl_buf_putc(d, '\n');
+        gl_bin_tuple(d, 7);
+        gl_bin_uuid(d, &b->new_account_ids[k]);
+        gl_bin_text(d, c->currency);
+        gl_bin_text(d, c->owner);
+        gl_bin_text(d, c->account_kind);
+        gl_bin_i32(d, (int32_t)c->account_flags);
+        gl_bin_jsonb(d, c->metadata);
+        gl_bin_ts_us(d, b->now_us);
     }
-    return gl_pg_copy(db, "COPY accounts (id, currency, owner, kind, flags, metadata, created_at) FROM STDIN", d, err);
+    gl_bin_copy_end(d);
+    return gl_pg_copy(db,
+                      "COPY accounts (id, currency, owner, kind, flags, metadata, created_at) FROM STDIN (FORMAT binary)",
+                      d, err);
 }
 
-static bool write_transfers(batch *b, PGconn *db, const char *ts, gl_error *err) {
+static bool write_transfers(batch *b, PGconn *db, gl_error *err) {
     gl_buf *d = &b->sql_b;
     gl_buf_reset(d);
-    char exp[40];
+    gl_bin_copy_begin(d);
     for (size_t k = 0; k < b->n_outs; k++) {
         const xfer *x = &b->outs[k];
         const ledger_cmd *c = &b->cmds[x->cmd];
-        gl_buf_id(d, &x->id);
-        copy_sep(d);
-        gl_buf_copy_text(d, c->owner);
-        copy_sep(d);
-        copy_opt_text(d, c->reference);
-        copy_sep(d);
-        gl_buf_id(d, &x->debit_account_id);
-        copy_sep(d);
-        gl_buf_id(d, &x->credit_account_id);
-        copy_sep(d);
-        gl_buf_i64(d, x->amount);
-        copy_sep(d);
-        gl_buf_puts(d, x->currency);
-        copy_sep(d);
-        gl_buf_i64(d, x->flags);
-        copy_sep(d);
-        copy_opt_id(d, &x->pending_id);
-        copy_sep(d);
-        copy_opt_id(d, &x->reverses_id);
-        copy_sep(d);
-        if (x->expires_at_us) {
-            gl_format_ts_us(x->expires_at_us, exp, sizeof exp);
-            gl_buf_puts(d, exp);
-        } else {
-            copy_null(d);
-        }
-        copy_sep(d);
-        copy_opt_text(d, c->metadata);
-        copy_sep(d);
-        gl_buf_puts(d, ts);
-        gl_buf_putc(d, '\n');
+        gl_bin_tuple(d, 13);
+        gl_bin_uuid(d, &x->id);
+        gl_bin_text(d, c->owner);
+        gl_bin_opt_text(d, c->reference);
+        gl_bin_uuid(d, &x->debit_account_id);
+        gl_bin_uuid(d, &x->credit_account_id);
+        gl_bin_i64(d, x->amount);
+        gl_bin_text(d, x->currency);
+        gl_bin_i32(d, (int32_t)x->flags);
+        gl_bin_opt_uuid(d, &x->pending_id);
+        gl_bin_opt_uuid(d, &x->reverses_id);
+        if (x->expires_at_us) gl_bin_ts_us(d, x->expires_at_us);
+        else gl_bin_null(d);
+        gl_bin_jsonb(d, c->metadata);
+        gl_bin_ts_us(d, b->now_us);
     }
+    gl_bin_copy_end(d);
     return gl_pg_copy(db,
                       "COPY transfers (id, owner, reference, debit_account_id, credit_account_id, amount, currency, "
-                      "flags, pending_id, reverses_id, expires_at, metadata, created_at) FROM STDIN",
+                      "flags, pending_id, reverses_id, expires_at, metadata, created_at) FROM STDIN (FORMAT binary)",
                       d, err);
 }
 
-static void entry_row(gl_buf *d, const xfer *x, const ledger_acct *a, char side, const char *ts) {
-    gl_buf_id(d, &a->id);
-    copy_sep(d);
-    gl_buf_i64(d, a->version);
-    copy_sep(d);
-    gl_buf_id(d, &x->id);
-    copy_sep(d);
-    gl_buf_putc(d, side);
-    copy_sep(d);
-    gl_buf_i64(d, x->pending_delta);
-    copy_sep(d);
-    gl_buf_i64(d, x->posted_delta);
-    copy_sep(d);
-    gl_buf_i64(d, a->debits_pending);
-    copy_sep(d);
-    gl_buf_i64(d, a->debits_posted);
-    copy_sep(d);
-    gl_buf_i64(d, a->credits_pending);
-    copy_sep(d);
-    gl_buf_i64(d, a->credits_posted);
-    copy_sep(d);
-    gl_buf_puts(d, ts);
-    gl_buf_putc(d, '\n');
+static void entry_tuple(gl_buf *d, const xfer *x, const ledger_acct *a, const char *side, int64_t now_us) {
+    gl_bin_tuple(d, 11);
+    gl_bin_uuid(d, &a->id);
+    gl_bin_i64(d, a->version);
+    gl_bin_uuid(d, &x->id);
+    gl_bin_text(d, side);
+    gl_bin_i64(d, x->pending_delta);
+    gl_bin_i64(d, x->posted_delta);
+    gl_bin_i64(d, a->debits_pending);
+    gl_bin_i64(d, a->debits_posted);
+    gl_bin_i64(d, a->credits_pending);
+    gl_bin_i64(d, a->credits_posted);
+    gl_bin_ts_us(d, now_us);
 }
 
-static bool write_entries(batch *b, PGconn *db, const char *ts, gl_error *err) {
+static bool write_entries(batch *b, PGconn *db, gl_error *err) {
     gl_buf *d = &b->sql_b;
     gl_buf_reset(d);
+    gl_bin_copy_begin(d);
     for (size_t k = 0; k < b->n_outs; k++) {
-        entry_row(d, &b->outs[k], &b->outs[k].debit_after, 'D', ts);
-        entry_row(d, &b->outs[k], &b->outs[k].credit_after, 'C', ts);
+        entry_tuple(d, &b->outs[k], &b->outs[k].debit_after, "D", b->now_us);
+        entry_tuple(d, &b->outs[k], &b->outs[k].credit_after, "C", b->now_us);
     }
+    gl_bin_copy_end(d);
     return gl_pg_copy(db,
                       "COPY entries (account_id, version, transfer_id, side, pending_delta, posted_delta, "
-                      "debits_pending, debits_posted, credits_pending, credits_posted, created_at) FROM STDIN",
+                      "debits_pending, debits_posted, credits_pending, credits_posted, created_at) "
+                      "FROM STDIN (FORMAT binary)",
                       d, err);
 }
 
-static bool write_holds(batch *b, PGconn *db, gl_error *err) {
+static bool write_new_holds(batch *b, PGconn *db, gl_error *err) {
     gl_buf *d = &b->sql_b;
     gl_buf_reset(d);
-    char exp[40];
+    gl_bin_copy_begin(d);
     size_t m = 0;
     for (size_t k = 0; k < b->n_outs; k++) {
         const xfer *x = &b->outs[k];
         if (!(x->flags & LEDGER_TF_PENDING)) continue;
-        gl_buf_id(d, &x->id);
-        gl_buf_puts(d, "\tpending\t");
-        if (x->expires_at_us) {
-            gl_format_ts_us(x->expires_at_us, exp, sizeof exp);
-            gl_buf_puts(d, exp);
-        } else {
-            copy_null(d);
-        }
-        gl_buf_putc(d, '\n');
+        gl_bin_tuple(d, 3);
+        gl_bin_uuid(d, &x->id);
+        gl_bin_text(d, "pending");
+        if (x->expires_at_us) gl_bin_ts_us(d, x->expires_at_us);
+        else gl_bin_null(d);
         m++;
     }
-    if (m && !gl_pg_copy(db, "COPY pending_transfers (id, state, expires_at) FROM STDIN", d, err)) return false;
+    gl_bin_copy_end(d);
+    return m == 0 || gl_pg_copy(db, "COPY pending_transfers (id, state, expires_at) FROM STDIN (FORMAT binary)", d, err);
+}
 
-    /* Resolved holds: one set-based UPDATE. */
-    gl_buf cols[4] = {{0}};
-    m = 0;
+static const char *state_name(char state) {
+    return state == 'P' ? "posted" : state == 'V' ? "voided" : state == 'E' ? "expired" : "pending";
+}
+
+/* Array columns for the set-based UPDATEs, freed together. */
+typedef struct {
+    gl_buf col[7];
+    int ncols;
+} columns;
+
+static void columns_begin(columns *c, const unsigned *oids, int ncols) {
+    memset(c, 0, sizeof *c);
+    c->ncols = ncols;
+    for (int i = 0; i < ncols; i++) gl_bin_array_begin(&c->col[i], oids[i]);
+}
+
+static gl_buf *const *columns_finish(columns *c, int32_t n, gl_buf **ptrs) {
+    for (int i = 0; i < c->ncols; i++) {
+        gl_bin_array_finish(&c->col[i], n);
+        ptrs[i] = &c->col[i];
+    }
+    return ptrs;
+}
+
+static void columns_free(columns *c) {
+    for (int i = 0; i < c->ncols; i++) gl_buf_free(&c->col[i]);
+}
+
+static bool write_resolved_holds(batch *b, PGconn *db, gl_error *err) {
+    static const unsigned oids[4] = {GL_OID_UUID, GL_OID_TEXT, GL_OID_INT8, GL_OID_UUID};
+    columns c;
+    columns_begin(&c, oids, 4);
+    int32_t m = 0;
     for (size_t k = 0; k < b->n_targets; k++) {
         const ledger_target *t = &b->targets[k];
         if (!t->state_changed) continue;
-        for (int c = 0; c < 4; c++) gl_buf_putc(&cols[c], m ? ',' : '{');
-        gl_buf_id(&cols[0], &t->id);
-        gl_buf_puts(&cols[1], t->state == 'P' ? "posted" : t->state == 'V' ? "voided" : "expired");
-        gl_buf_i64(&cols[2], t->amount_posted);
-        gl_buf_id(&cols[3], &t->resolved_by);
+        gl_bin_uuid(&c.col[0], &t->id);
+        gl_bin_text(&c.col[1], state_name(t->state));
+        gl_bin_i64(&c.col[2], t->amount_posted);
+        gl_bin_uuid(&c.col[3], &t->resolved_by);
         m++;
     }
-    bool ok = true;
-    if (m > 0) {
-        const char *p[4];
-        for (int c = 0; c < 4; c++) {
-            gl_buf_putc(&cols[c], '}');
-            p[c] = gl_buf_cstr(&cols[c]);
-        }
-        ok = gl_pg_run(db,
-                       "UPDATE pending_transfers p SET state = u.state, amount_posted = u.amount_posted, "
-                       "resolved_by = u.resolved_by "
-                       "FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::uuid[]) AS u(id, state, amount_posted, resolved_by) "
-                       "WHERE p.id = u.id AND p.state = 'pending'",
-                       4, p, err);
-    }
-    for (int c = 0; c < 4; c++) gl_buf_free(&cols[c]);
+    gl_buf *p[4];
+    bool ok = m == 0 || gl_pg_run_bin(db,
+                                      "UPDATE pending_transfers p SET state = u.state, amount_posted = u.amount_posted, "
+                                      "resolved_by = u.resolved_by FROM unnest($1::uuid[], $2::text[], $3::int8[], "
+                                      "$4::uuid[]) AS u(id, state, amount_posted, resolved_by) "
+                                      "WHERE p.id = u.id AND p.state = 'pending'",
+                                      4, columns_finish(&c, m, p), err);
+    columns_free(&c);
     return ok;
 }
 
+static void bin_tid(gl_buf *b, const ledger_acct *a) {
+    char tid[10] = {0, 0, 0, 6}; /* element length 6 (big-endian int32), then block and offset */
+    for (int i = 0; i < 4; i++) tid[4 + i] = (char)(a->tid_block >> (8 * (3 - i)));
+    tid[8] = (char)(a->tid_offset >> 8);
+    tid[9] = (char)(a->tid_offset & 0xFF);
+    gl_buf_append(b, tid, sizeof tid);
+}
+
+/* One UPDATE for every touched account, with its final counters. Rows are
+ * found by the ctid the lock query returned (no index descent); the count of
+ * updated rows proves every one was found. */
 static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
-    gl_buf cols[7] = {{0}};
-    size_t m = 0;
+    static const unsigned oids[7] = {GL_OID_TID,  GL_OID_INT8, GL_OID_INT8, GL_OID_INT8,
+                                     GL_OID_INT8, GL_OID_INT8, GL_OID_INT4};
+    columns c;
+    columns_begin(&c, oids, 7);
+    int32_t m = 0;
     for (size_t k = 0; k < b->n_accts; k++) {
         const ledger_acct *a = &b->accts[k];
         if (!a->touched) continue;
-        for (int c = 0; c < 7; c++) gl_buf_putc(&cols[c], m ? ',' : '{');
-        gl_buf_id(&cols[0], &a->id);
-        gl_buf_i64(&cols[1], a->debits_pending);
-        gl_buf_i64(&cols[2], a->debits_posted);
-        gl_buf_i64(&cols[3], a->credits_pending);
-        gl_buf_i64(&cols[4], a->credits_posted);
-        gl_buf_i64(&cols[5], a->version);
-        gl_buf_i64(&cols[6], a->flags);
+        bin_tid(&c.col[0], a);
+        gl_bin_i64(&c.col[1], a->debits_pending);
+        gl_bin_i64(&c.col[2], a->debits_posted);
+        gl_bin_i64(&c.col[3], a->credits_pending);
+        gl_bin_i64(&c.col[4], a->credits_posted);
+        gl_bin_i64(&c.col[5], a->version);
+        gl_bin_i32(&c.col[6], (int32_t)a->flags);
         m++;
     }
-    bool ok = true;
-    if (m > 0) {
-        const char *p[7];
-        for (int c = 0; c < 7; c++) {
-            gl_buf_putc(&cols[c], '}');
-            p[c] = gl_buf_cstr(&cols[c]);
-        }
-        ok = gl_pg_run(db,
-                       "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, "
-                       "credits_posted = u.cpo, version = u.v, flags = u.f "
-                       "FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], "
-                       "$7::int4[]) AS u(id, dp, dpo, cp, cpo, v, f) WHERE a.id = u.id",
-                       7, p, err);
+    if (m == 0) {
+        columns_free(&c);
+        return true;
     }
-    for (int c = 0; c < 7; c++) gl_buf_free(&cols[c]);
-    return ok;
+    gl_buf *p[7];
+    PGresult *r = gl_pg_exec_bin(db,
+                                 "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, "
+                                 "credits_pending = u.cp, credits_posted = u.cpo, version = u.v, flags = u.f "
+                                 "FROM unnest($1::tid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], "
+                                 "$6::int8[], $7::int4[]) AS u(t, dp, dpo, cp, cpo, v, f) WHERE a.ctid = u.t",
+                                 7, columns_finish(&c, m, p), err);
+    columns_free(&c);
+    if (!r) return false;
+    bool all = strtol(PQcmdTuples(r), NULL, 10) == m;
+    PQclear(r);
+    if (!all) gl_error_set(err, GL_ERR_INTERNAL, "account update touched fewer rows than were locked");
+    return all;
 }
 
 static bool write_all(batch *b, PGconn *db, gl_error *err) {
-    char ts[40];
-    gl_format_ts_us(b->now_us, ts, sizeof ts);
-    if (!write_new_accounts(b, db, ts, err)) return false;
-    if (b->n_outs > 0) {
-        if (!write_transfers(b, db, ts, err) || !write_entries(b, db, ts, err) || !write_holds(b, db, err))
-            return false;
-    }
+    if (!write_new_accounts(b, db, err)) return false;
+    if (b->n_outs > 0 && (!write_transfers(b, db, err) || !write_entries(b, db, err) || !write_new_holds(b, db, err) ||
+                          !write_resolved_holds(b, db, err)))
+        return false;
     return write_accounts(b, db, err);
 }
 
@@ -864,7 +868,15 @@ static void batch_reset(batch *b) {
 
 static bool attempt(batch *b, PGconn *db, gl_error *err) {
     batch_reset(b);
-    if (!gl_pg_run(db, "BEGIN", 0, NULL, err)) return false;
+    /* Every engine statement is a set of point lookups by key; with a few
+     * thousand keys the planner would otherwise pick sequential scans or
+     * merge joins over the whole table. Simple-query protocol: one round trip. */
+    PGresult *begin = PQexec(db, "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
+                                 "SET LOCAL enable_mergejoin = off; SET LOCAL enable_bitmapscan = off");
+    bool begun = PQresultStatus(begin) == PGRES_COMMAND_OK;
+    if (!begun) gl_pg_error(err, db, begin, "BEGIN");
+    PQclear(begin);
+    if (!begun) return false;
     bool ok = load_targets(b, db, err) && lock_accounts(b, db, err) && load_target_state(b, db, err) &&
               load_references(b, db, err) && load_now(b, db, err) && apply_all(b, err) && write_all(b, db, err) &&
               gl_pg_run(db, "COMMIT", 0, NULL, err);

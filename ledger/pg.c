@@ -107,3 +107,114 @@ void gl_format_ts_us(int64_t us, char *buf, size_t cap) {
     strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
     snprintf(buf, cap, "%s.%06ld+00", date, frac);
 }
+
+/* ---------- binary formats ---------- */
+
+#define PG_EPOCH_UNIX_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
+#define ARRAY_COUNT_OFFSET 12              /* ndim, hasnull, elemtype, then the dimension */
+
+static void put_be(gl_buf *b, uint64_t v, int bytes) {
+    char tmp[8];
+    for (int i = 0; i < bytes; i++) tmp[i] = (char)(v >> (8 * (bytes - 1 - i)));
+    gl_buf_append(b, tmp, (size_t)bytes);
+}
+
+void gl_bin_copy_begin(gl_buf *b) {
+    gl_buf_append(b, "PGCOPY\n\377\r\n\0", 11);
+    put_be(b, 0, 4); /* flags */
+    put_be(b, 0, 4); /* header extension length */
+}
+
+void gl_bin_copy_end(gl_buf *b) { put_be(b, 0xFFFF, 2); }
+
+void gl_bin_tuple(gl_buf *b, int nfields) { put_be(b, (uint64_t)nfields, 2); }
+
+void gl_bin_null(gl_buf *b) { put_be(b, 0xFFFFFFFFu, 4); }
+
+void gl_bin_uuid(gl_buf *b, const gl_id *id) {
+    put_be(b, 16, 4);
+    gl_buf_append(b, (const char *)id->b, 16);
+}
+
+void gl_bin_opt_uuid(gl_buf *b, const gl_id *id) {
+    if (gl_id_is_nil(id)) gl_bin_null(b);
+    else gl_bin_uuid(b, id);
+}
+
+void gl_bin_i64(gl_buf *b, int64_t v) {
+    put_be(b, 8, 4);
+    put_be(b, (uint64_t)v, 8);
+}
+
+void gl_bin_i32(gl_buf *b, int32_t v) {
+    put_be(b, 4, 4);
+    put_be(b, (uint32_t)v, 4);
+}
+
+void gl_bin_text(gl_buf *b, const char *s) {
+    size_t n = strlen(s);
+    put_be(b, n, 4);
+    gl_buf_append(b, s, n);
+}
+
+void gl_bin_opt_text(gl_buf *b, const char *s) {
+    if (!s || !*s) gl_bin_null(b);
+    else gl_bin_text(b, s);
+}
+
+void gl_bin_jsonb(gl_buf *b, const char *json) {
+    if (!json) {
+        gl_bin_null(b);
+        return;
+    }
+    size_t n = strlen(json);
+    put_be(b, n + 1, 4);
+    gl_buf_putc(b, 1); /* jsonb binary format version */
+    gl_buf_append(b, json, n);
+}
+
+void gl_bin_ts_us(gl_buf *b, int64_t unix_us) { gl_bin_i64(b, unix_us - PG_EPOCH_UNIX_US); }
+
+void gl_bin_array_begin(gl_buf *b, unsigned elem_oid) {
+    gl_buf_reset(b);
+    put_be(b, 1, 4); /* ndim */
+    put_be(b, 0, 4); /* has nulls */
+    put_be(b, elem_oid, 4);
+    put_be(b, 0, 4); /* dimension: patched by finish */
+    put_be(b, 1, 4); /* lower bound */
+}
+
+void gl_bin_array_finish(gl_buf *b, int32_t n) {
+    if (b->failed || b->len < ARRAY_COUNT_OFFSET + 4) return;
+    for (int i = 0; i < 4; i++) b->data[ARRAY_COUNT_OFFSET + i] = (char)((uint32_t)n >> (8 * (3 - i)));
+}
+
+PGresult *gl_pg_exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err) {
+    const char *values[16];
+    int lengths[16], formats[16];
+    if (nparams > 16) {
+        gl_error_set(err, GL_ERR_INTERNAL, "too many parameters");
+        return NULL;
+    }
+    for (int i = 0; i < nparams; i++) {
+        if (params[i]->failed) {
+            gl_error_set(err, GL_ERR_INTERNAL, "out of memory building parameters");
+            return NULL;
+        }
+        values[i] = params[i]->data ? params[i]->data : "";
+        lengths[i] = (int)params[i]->len;
+        formats[i] = 1;
+    }
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, values, lengths, formats, 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    gl_pg_error(err, db, r, "query");
+    PQclear(r);
+    return NULL;
+}
+
+bool gl_pg_run_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err) {
+    PGresult *r = gl_pg_exec_bin(db, sql, nparams, params, err);
+    PQclear(r);
+    return r != NULL;
+}

@@ -32,4 +32,36 @@ void gl_pg_get_text(const PGresult *r, int row, int col, char *buf, size_t cap);
 /* Formats microseconds since the epoch as a timestamptz literal (UTC). */
 void gl_format_ts_us(int64_t us, char *buf, size_t cap);
 
+/* ---- binary wire formats (COPY BINARY and binary array parameters) ----
+ * Text parsing of uuids, integers and timestamps is most of PostgreSQL's CPU
+ * for a large batch; the binary forms skip it. */
+#define GL_OID_INT4 23
+#define GL_OID_INT8 20
+#define GL_OID_TEXT 25
+#define GL_OID_UUID 2950
+#define GL_OID_TID 27
+
+void gl_bin_copy_begin(gl_buf *b);                /* signature + flags + header extension */
+void gl_bin_copy_end(gl_buf *b);                  /* file trailer */
+void gl_bin_tuple(gl_buf *b, int nfields);
+void gl_bin_null(gl_buf *b);
+void gl_bin_uuid(gl_buf *b, const gl_id *id);
+void gl_bin_opt_uuid(gl_buf *b, const gl_id *id); /* NULL when nil */
+void gl_bin_i64(gl_buf *b, int64_t v);
+void gl_bin_i32(gl_buf *b, int32_t v);
+void gl_bin_text(gl_buf *b, const char *s);      /* also bpchar, "char" and varchar */
+void gl_bin_opt_text(gl_buf *b, const char *s);  /* NULL when NULL or "" */
+void gl_bin_jsonb(gl_buf *b, const char *json);  /* NULL when NULL */
+void gl_bin_ts_us(gl_buf *b, int64_t unix_us);   /* timestamptz */
+
+/* One-dimensional binary array parameter: begin with the element count, then
+ * append exactly n elements with gl_bin_uuid/gl_bin_i64/gl_bin_i32/gl_bin_text.
+ * The count is patched by gl_bin_array_finish, so callers may start with 0. */
+void gl_bin_array_begin(gl_buf *b, unsigned elem_oid);
+void gl_bin_array_finish(gl_buf *b, int32_t n);
+
+/* Like gl_pg_exec, with every parameter in binary format. */
+PGresult *gl_pg_exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err);
+bool gl_pg_run_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err);
+
 #endif

@@ -67,6 +67,9 @@ static const check checks[] = {
         " WHERE (p.state = 'pending') <> (r.id IS NULL) OR p.resolved_by IS DISTINCT FROM r.id"
         " OR (p.state = 'posted' AND (r.flags & 2 = 0 OR p.amount_posted <> r.amount))"
         " OR (p.state = 'voided' AND r.flags & 4 = 0) OR (p.state = 'expired' AND r.flags & 16 = 0)"},
+    {4, "SELECT format('transfer %s names missing transfer %s', t.id, coalesce(t.pending_id, t.reverses_id))"
+        " FROM transfers t LEFT JOIN transfers o ON o.id = coalesce(t.pending_id, t.reverses_id)"
+        " WHERE coalesce(t.pending_id, t.reverses_id) IS NOT NULL AND o.id IS NULL"},
     {4, "SELECT format('hold %s has no hold state row', t.id) FROM transfers t"
         " LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.flags & 1 <> 0 AND p.id IS NULL"},
     {4, "SELECT format('transfer %s reversed by %s in total, more than its %s', o.id, sum(r.amount), o.amount)"

@@ -210,6 +210,8 @@ launch_server() {
         echo "fsync = on"
         echo "synchronous_commit = on"
         echo "full_page_writes = on"
+        # Extra tuning from the caller (bench/run.sh: checkpoint spacing); never durability.
+        if [[ -n "${CLUSTER_EXTRA_SETTINGS:-}" ]]; then printf '%s\n' "$CLUSTER_EXTRA_SETTINGS"; fi
     } >"$tmp"
     if ((IS_ROOT)); then chown postgres:postgres -- "$tmp"; fi
     mv -f -- "$tmp" "$data/$SETTINGS_FILE"
