@@ -18,14 +18,14 @@ and exits 1.
   build  gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev
          libjansson-dev libmicrohttpd-dev
   test   check libsubunit-dev postgresql-15 postgresql-client-15
-  bench  postgresql-15 wrk
+  bench  postgresql-15 wrk bc
   lint   cppcheck clang-tidy
 EOF
 }
 
 BUILD_PKGS=(gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev)
 TEST_PKGS=(check libsubunit-dev postgresql-15 postgresql-client-15)
-BENCH_PKGS=(postgresql-15 wrk)
+BENCH_PKGS=(postgresql-15 wrk bc)
 LINT_PKGS=(cppcheck clang-tidy)
 
 if (($# > 1)); then
