@@ -124,7 +124,7 @@ lint: deps
 	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr -q \
 	  --suppress=missingIncludeSystem --std=c11 -D_GNU_SOURCE $(shell pkg-config --cflags-only-I $(PKGS)) \
 	  ledger regions cli bench tests
-	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c17
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) bench/*.c $(UNIT_SRC) $(ITEST_SRC) tests/integration/itest.c $(TOOL_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c17
 
 install: $(LEDGERCTL)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SQL_DIR_INSTALLED)

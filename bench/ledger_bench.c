@@ -87,7 +87,8 @@ static bool create_accounts(PGconn *db, const ledger_ctx *ctx, gl_id *ids, long 
     ledger_result *res = calloc(LEDGER_BATCH_MAX, sizeof *res);
     bool ok = cmds && res;
     for (long done = 0; ok && done < n;) {
-        size_t m = (size_t)(n - done < LEDGER_BATCH_MAX ? n - done : LEDGER_BATCH_MAX);
+        long left = n - done;
+        size_t m = left < LEDGER_BATCH_MAX ? (size_t)left : (size_t)LEDGER_BATCH_MAX;
         for (size_t i = 0; i < m; i++) {
             ledger_cmd_init(&cmds[i], LEDGER_CMD_CREATE_ACCOUNT);
             memcpy(cmds[i].currency, "EUR", 4);

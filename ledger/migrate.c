@@ -11,7 +11,7 @@
 #include "pg.h"
 
 #define MIGRATIONS_MAX 1000
-#define MIGRATION_FILE_MAX (16 * 1024 * 1024)
+#define MIGRATION_FILE_MAX ((size_t)16 * 1024 * 1024)
 
 typedef struct {
     char version[5]; /* "0001" */
@@ -87,7 +87,7 @@ static void sha256_hex(const gl_buf *data, char hex[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_Digest(data->data ? data->data : "", data->len, md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex + (size_t)2 * i, 3, "%02x", md[i]);
     hex[64] = '\0';
 }
 
