@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Lints api/openapi.yaml with Redocly CLI (config: api/redocly.yaml).
+#
+# Redocly CLI is installed from the npm registry into build/npm (pinned
+# version, installed once, reused afterwards). Exits non-zero on any lint
+# error or warning, and when the tool cannot be installed or run.
+#
+# Usage: api/lint-openapi.sh        (from anywhere)
+# Env:   REDOCLY_NPM_PREFIX  install directory (default <repo>/build/npm)
+set -euo pipefail
+
+REDOCLY_VERSION=2.77.0 # pinned: verified on Node 20.19+/22 with npm 10+
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+prefix=${REDOCLY_NPM_PREFIX:-$root/build/npm}
+redocly=$prefix/node_modules/.bin/redocly
+
+# The network is closed except for the npm registry: no usage data, no update
+# check (Redocly CLI reads these at startup).
+export REDOCLY_TELEMETRY=off
+export REDOCLY_SUPPRESS_NOTIFICATIONS=true
+export REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+export NO_UPDATE_NOTIFIER=1
+
+die() { echo "lint-openapi: $*" >&2; exit 1; }
+
+for tool in node npm; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        die "'$tool' not found: install Node.js 20.19+ and npm (Debian: apt-get install nodejs npm)"
+done
+
+installed_version() {
+    [ -f "$prefix/node_modules/@redocly/cli/package.json" ] || return 0
+    node -e 'process.stdout.write(require(process.argv[1]).version)' \
+        "$prefix/node_modules/@redocly/cli/package.json" 2>/dev/null || true
+}
+
+if [ ! -x "$redocly" ] || [ "$(installed_version)" != "$REDOCLY_VERSION" ]; then
+    echo "lint-openapi: installing @redocly/cli@$REDOCLY_VERSION into $prefix" >&2
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --no-save --loglevel=error \
+        "@redocly/cli@$REDOCLY_VERSION" >&2 ||
+        die "npm install of @redocly/cli@$REDOCLY_VERSION failed (is the npm registry reachable?)"
+    [ -x "$redocly" ] || die "npm install did not provide $redocly"
+fi
+
+lint() { (cd "$here" && "$redocly" lint --config redocly.yaml --max-problems 1000 "$@" openapi.yaml); }
+
+# Machine-readable run first: its totals decide. Warnings fail the lint too:
+# the spec must be clean, not merely valid. Problems silenced by a
+# .redocly.lint-ignore.yaml count as well: rules are relaxed in redocly.yaml,
+# with a reason, or not at all.
+json=$(mktemp)
+errs=$(mktemp)
+trap 'rm -f "$json" "$errs"' EXIT
+start=$(date +%s%N)
+status=0
+lint --format json >"$json" 2>"$errs" || status=$?
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+totals=$(node -e '
+    const t = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).totals;
+    process.stdout.write(`${t.errors} ${t.warnings} ${t.ignored}`);' "$json" 2>/dev/null) || totals=""
+
+if [ "$status" -eq 0 ] && [ "$totals" = "0 0 0" ]; then
+    echo "lint-openapi: api/openapi.yaml is clean: 0 errors, 0 warnings" \
+        "(redocly $REDOCLY_VERSION, ${elapsed_ms} ms)"
+    exit 0
+fi
+
+# No report (unparsable YAML, bad config, crash): show what redocly said.
+if [ -z "$totals" ]; then
+    cat "$json" "$errs" >&2
+    die "redocly lint failed (exit status $status) without a report; see the messages above"
+fi
+# Problems: show them in the readable format, then fail.
+lint --format codeframe >&2 || true
+read -r n_err n_warn n_ign <<<"$totals"
+die "api/openapi.yaml: $n_err error(s), $n_warn warning(s), $n_ign ignored problem(s); fix the spec"
