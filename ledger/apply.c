@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <jansson.h>
+
 #include "currency.h"
 
 static bool owner_valid(const char *s) {
@@ -35,13 +37,16 @@ static bool kind_valid(const char *s) {
     return true;
 }
 
-/* The engine stores metadata as jsonb; here only size and shape ("{...}") are
- * checked, the JSON grammar is checked by PostgreSQL's jsonb input on write and
- * by the API's parser before that. */
+/* Metadata is stored as jsonb: it must be a JSON object, checked here so one
+ * caller's bad metadata is that command's error, not the whole batch's. */
 static bool metadata_valid(const char *m) {
     if (!m) return true;
     size_t n = strnlen(m, LEDGER_METADATA_MAX + 1);
-    return n >= 2 && n <= LEDGER_METADATA_MAX && m[0] == '{' && m[n - 1] == '}';
+    if (n < 2 || n > LEDGER_METADATA_MAX) return false;
+    json_t *j = json_loadb(m, n, JSON_REJECT_DUPLICATES, NULL);
+    bool ok = json_is_object(j);
+    json_decref(j);
+    return ok;
 }
 
 static ledger_code validate_create_account(const ledger_cmd *c) {

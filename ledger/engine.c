@@ -304,6 +304,8 @@ static ledger_code apply_resolve(batch *b, size_t i, gl_error *err) {
     if (rc != LEDGER_OK) return rc;
     ledger_acct *dr = find_acct(b, &t->debit_account_id), *cr = find_acct(b, &t->credit_account_id);
     if (!dr || !cr) return LEDGER_ACCOUNT_NOT_FOUND;
+    /* A closed account's holds can be released, never captured: no money moves in or out. */
+    if (c->kind == LEDGER_CMD_POST && ((dr->flags | cr->flags) & LEDGER_AF_CLOSED)) return LEDGER_ACCOUNT_CLOSED;
     if (!save_acct(b, dr) || !save_acct(b, cr) || !undo_save(b, t, sizeof *t)) return LEDGER_CODE_COUNT;
     int64_t posted = c->kind == LEDGER_CMD_POST ? amount : 0;
     rc = ledger_apply_resolve(dr, cr, t->amount, posted);
