@@ -114,7 +114,7 @@ typedef struct {
 
 typedef struct {
     ledger_code code;
-    gl_id id; /* the created account/transfer, or the existing one for LEDGER_EXISTS */
+    gl_id id; /* the created account/transfer; the earlier one for EXISTS and EXISTS_WITH_DIFFERENT_FIELDS */
 } ledger_result;
 
 typedef struct {

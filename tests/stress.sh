@@ -40,9 +40,9 @@ STRESS=$BUILD/tests/stress
 LEDGERCTL=${LEDGERCTL:-$BUILD/bin/ledgerctl}
 CLUSTER=$REPO_DIR/scripts/cluster.sh
 CRASH_BATCH=2000        # commands per batch of the crash writers
-CRASH_ACCOUNTS=4000     # many accounts: `ledgerctl verify` slows down with entries per account
+CRASH_ACCOUNTS=4000     # spread the crash writers' entries over many accounts
 STEP_TIMEOUT=120        # seconds before a hung stress run is killed
-VERIFY_TIMEOUT=30       # seconds before a hung ledgerctl verify is killed (it takes ~1 s here)
+VERIFY_TIMEOUT=30       # seconds before a hung ledgerctl verify is killed (a healthy one takes ~1-2 s)
 VERIFY_APP=stress-verify-$$ # application_name of verify's sessions, to end them on timeout
 
 [[ "$SCALE" =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$SCALE" 'BEGIN { exit !(s > 0) }' ||
@@ -60,6 +60,7 @@ cleanup() {
     rm -rf -- "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # run the EXIT trap on signals too
 
 PASSED=0
 FAILED=0
@@ -101,7 +102,6 @@ for r in eu us sg; do
     [[ -n "$(region_port "$r")" ]] || { echo "stress.sh: region $r has no admin_conninfo port in $GEOLEDGER_CONFIG" >&2; exit 2; }
 done
 REGION_PORTS=(eu:"$(region_port eu)" us:"$(region_port us)" sg:"$(region_port sg)")
-
 
 # ------------------------------------------------------------ running stress
 
