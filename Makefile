@@ -40,6 +40,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/bin/ledger-bench
 
 .PHONY: all deps build run stop test unit asan bench lint install clean help
+# Keep object files of test programs (otherwise make deletes them as intermediates).
+.SECONDARY:
 
 all: build
 

@@ -30,9 +30,12 @@
 #define US "us"
 
 /* A unique owner for this test: "<test-name>-<pid>-<random>-<n>". */
+/* Declares a char array named `var` (so `var` cannot be parenthesized) holding a unique owner. */
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define OWNER(var)  \
     char var[100];  \
     itest_unique(var, sizeof var, __func__)
+// NOLINTEND(bugprone-macro-parentheses)
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

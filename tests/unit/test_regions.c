@@ -392,7 +392,7 @@ START_TEST(test_migrations_dir_too_long) {
 END_TEST
 
 START_TEST(test_too_many_regions) {
-    size_t size = 64 * (GL_REGIONS_MAX + 2);
+    size_t size = (size_t)64 * (GL_REGIONS_MAX + 2);
     char *conf = malloc(size);
     ck_assert_ptr_nonnull(conf);
     size_t used = (size_t)snprintf(conf, size, "regions = (\n");
