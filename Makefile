@@ -13,7 +13,7 @@ PG_BIN  := /usr/lib/postgresql/15/bin
 SQL_DIR_INSTALLED := $(PREFIX)/share/geoledger/sql
 
 # pkg-config is only queried when building (so `make help`/`clean` work anywhere).
-PKGS     := libpq libconfig openssl uuid jansson
+PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd
 CPPFLAGS += -D_GNU_SOURCE -DGL_SQL_DIR='"$(GL_SQL_DIR)"'
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -Wall -Wextra -Werror -Wshadow -Wvla -fno-strict-aliasing -pthread
@@ -31,6 +31,7 @@ LIB      := $(BUILD)/libgeoledger.a
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LEDGERCTL := $(BUILD)/bin/ledgerctl
+LEDGERD  := $(BUILD)/bin/ledgerd
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
@@ -60,7 +61,7 @@ deps:
 	@scripts/deps.sh build
 
 build: deps
-	@$(MAKE) --no-print-directory $(LEDGERCTL) $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
+	@$(MAKE) --no-print-directory $(LEDGERCTL) $(LEDGERD) $(UNIT_BIN) $(ITEST_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
@@ -75,6 +76,10 @@ $(LIB): $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(LEDGERCTL): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(LEDGERD): $(BUILD)/obj/api/ledgerd.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 

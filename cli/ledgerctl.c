@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -22,6 +23,8 @@
 #include "../ledger/migrate.h"
 #include "../regions/regions.h"
 #include "../regions/route.h"
+#include "../api/jwt.h"
+#include "../api/server.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_INFRA = 3, EXIT_VIOLATIONS = 4 };
 
@@ -348,7 +351,7 @@ static int show_account(cli *c, const gl_id *id, const char *as_of) {
     PQfinish(db);
     if (found < 0) return fail_error(c, &e);
     if (!found) {
-        ledger_result res = {LEDGER_ACCOUNT_NOT_FOUND, *id};
+        ledger_result res = {.code = LEDGER_ACCOUNT_NOT_FOUND, .id = *id};
         return print_result(c, "account", &res);
     }
     print_account(c, &a);
@@ -446,7 +449,7 @@ static int cmd_transfer_show(cli *c, int argc, char **argv) {
     PQfinish(db);
     if (found < 0) return fail_error(c, &e);
     if (!found) {
-        ledger_result res = {LEDGER_TRANSFER_NOT_FOUND, id};
+        ledger_result res = {.code = LEDGER_TRANSFER_NOT_FOUND, .id = id};
         return print_result(c, "transfer", &res);
     }
     print_transfer(c, &t);
@@ -562,6 +565,44 @@ static int cmd_verify(cli *c, int argc, char **argv) {
     return total ? EXIT_VIOLATIONS : 0;
 }
 
+/* Mints a token signed with the configured key (dev use: `make run` prints one). */
+static int cmd_token(cli *c, int argc, char **argv) {
+    static const struct option longopts[] = {{"sub", required_argument, NULL, 's'},
+                                             {"scope", required_argument, NULL, 'S'},
+                                             {"ttl", required_argument, NULL, 't'},
+                                             {"key", required_argument, NULL, 'k'},
+                                             {NULL, 0, NULL, 0}};
+    const char *sub = NULL, *key = NULL,
+               *scope = "accounts:read accounts:write transfers:read transfers:write events:read mandates:write";
+    int64_t ttl = 3600;
+    optind = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == 's') sub = optarg;
+        else if (ch == 'S') scope = optarg;
+        else if (ch == 'k') key = optarg;
+        else if (ch == 't') {
+            if (!parse_i64(optarg, &ttl) || ttl <= 0 || ttl > 30 * 86400)
+                return fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
+        } else return fail_usage("%s: bad option", argv[0]);
+    }
+    if (!sub) return fail_usage("token needs --sub PRINCIPAL%s", "");
+    gl_server_config sc;
+    gl_error e;
+    if (!gl_server_config_load(c->config_path, &sc, &e)) return fail_error(c, &e);
+    time_t now = time(NULL);
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", sc.auth_issuer, "aud", sc.auth_audience, "sub", sub,
+                               "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl));
+    char *token = NULL;
+    bool ok = claims && gl_jwt_sign_from_file(sc.auth_alg, key ? key : sc.auth_key_file, claims, &token, &e);
+    json_decref(claims);
+    if (!ok) return fail_error(c, &e);
+    if (c->json) emit_json(json_pack("{s:s}", "token", token));
+    else puts(token);
+    free(token);
+    return 0;
+}
+
 static void usage(FILE *f) {
     fputs("usage: ledgerctl [--config FILE] [--json] COMMAND [ARGS]\n"
           "\n"
@@ -580,6 +621,7 @@ static void usage(FILE *f) {
           "  balance ID [--as-of TIME]                 balances now or at a past time (RFC 3339)\n"
           "  statement ID [--after-version N] [--limit N]\n"
           "  verify [--region R]                       check ledger invariants 1-5 (exit 4 on violation)\n"
+          "  token --sub PRINCIPAL [--scope \"a b\"] [--ttl S] [--key F]   mint a ledgerd token (dev)\n"
           "\n"
           "Amounts are integers of minor units (cents). The config file is --config,\n"
           "else $GEOLEDGER_CONFIG, else ./ledger.conf.\n"
@@ -596,7 +638,7 @@ static const command commands[] = {
     {"migrate", cmd_migrate},   {"account", cmd_account},   {"transfer", cmd_transfer},
     {"transfer-show", cmd_transfer_show}, {"post", cmd_post}, {"void", cmd_void},
     {"reverse", cmd_reverse},   {"expire", cmd_expire},     {"balance", cmd_balance},
-    {"statement", cmd_statement}, {"verify", cmd_verify},
+    {"statement", cmd_statement}, {"verify", cmd_verify}, {"token", cmd_token},
 };
 
 int main(int argc, char **argv) {

@@ -245,6 +245,7 @@ static void commit_out(batch *b, xfer *x, const ledger_acct *dr, const ledger_ac
     x->debit_after = *dr;
     x->credit_after = *cr;
     b->res[x->cmd].id = x->id;
+    b->res[x->cmd].created_at_us = b->now_us;
     if (c->reference[0]) ref_insert(b, c->owner, c->reference, 2, b->n_outs);
     b->n_outs++;
 }
@@ -255,6 +256,7 @@ static ledger_code apply_create_account(batch *b, size_t i, gl_error *err) {
     b->new_accounts[b->n_new_accounts] = i;
     b->new_account_ids[b->n_new_accounts++] = id;
     b->res[i].id = id;
+    b->res[i].created_at_us = b->now_us;
     return LEDGER_OK;
 }
 
@@ -400,8 +402,7 @@ static bool apply_chain(batch *b, size_t from, size_t to, gl_error *err) {
         b->n_outs = outs_mark;
         b->n_new_accounts = accounts_mark;
         for (size_t i = from; i <= to; i++) {
-            b->res[i].code = i == failed ? failed_rc : LEDGER_LINKED_EVENT_FAILED;
-            memset(&b->res[i].id, 0, sizeof b->res[i].id);
+            b->res[i] = (ledger_result){i == failed ? failed_rc : LEDGER_LINKED_EVENT_FAILED, {{0}}, 0};
         }
     }
     undo_forget(b);
@@ -865,7 +866,7 @@ static void batch_reset(batch *b) {
     b->n_accts = b->n_targets = b->n_known = b->n_outs = b->n_new_accounts = 0;
     memset(b->refs, 0, b->refs_cap * sizeof *b->refs);
     undo_forget(b);
-    for (size_t i = 0; i < b->n; i++) b->res[i] = (ledger_result){LEDGER_OK, {{0}}};
+    for (size_t i = 0; i < b->n; i++) b->res[i] = (ledger_result){LEDGER_OK, {{0}}, 0};
 }
 
 static bool attempt(batch *b, PGconn *db, gl_error *err) {
@@ -881,6 +882,7 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
     if (!begun) return false;
     bool ok = load_targets(b, db, err) && lock_accounts(b, db, err) && load_target_state(b, db, err) &&
               load_references(b, db, err) && load_now(b, db, err) && apply_all(b, err) && write_all(b, db, err) &&
+              (!b->ctx->before_commit || b->ctx->before_commit(b->ctx->before_commit_arg, db, b->res, b->n, err)) &&
               gl_pg_run(db, "COMMIT", 0, NULL, err);
     if (!ok) {
         if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");

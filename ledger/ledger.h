@@ -115,11 +115,23 @@ typedef struct {
 typedef struct {
     ledger_code code;
     gl_id id; /* the created account/transfer; the earlier one for EXISTS and EXISTS_WITH_DIFFERENT_FIELDS */
+    int64_t created_at_us; /* LEDGER_OK: the batch's timestamp (created_at of what was written); else 0 */
 } ledger_result;
+
+/*
+ * Called inside the batch's transaction after every write and before COMMIT,
+ * with each command's result: the caller's own rows (idempotency keys, outbox)
+ * commit atomically with the effect. Return false (err set) to roll the batch
+ * back; GL_ERR_CONFLICT reruns it like any other race.
+ */
+typedef bool (*ledger_before_commit_fn)(void *arg, PGconn *db, const ledger_result *results, size_t n,
+                                        gl_error *err);
 
 typedef struct {
     uint8_t partition_code; /* stamped into every id this engine creates */
     int max_retries;        /* whole-batch retries on serialization/unique races; 0 = default 5 */
+    ledger_before_commit_fn before_commit; /* optional */
+    void *before_commit_arg;
 } ledger_ctx;
 
 /*

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ledger/pg.h"
+
 const gl_region *gl_route_command(const gl_config *cfg, const ledger_cmd *c, const gl_region *region_for_create) {
     switch (c->kind) {
     case LEDGER_CMD_CREATE_ACCOUNT: return region_for_create;
@@ -24,8 +26,36 @@ static ledger_code route_code(const gl_config *cfg, const gl_region *r, const le
     return home == r ? LEDGER_OK : LEDGER_WRONG_REGION;
 }
 
+/* Maps the engine's sub-batch results back to the caller's order before its hook runs. */
+typedef struct {
+    ledger_result *results;
+    const size_t *keep;
+    ledger_before_commit_fn hook;
+    void *hook_arg;
+    size_t n;
+} route_hook;
+
+static bool route_before_commit(void *arg, PGconn *db, const ledger_result *sub, size_t m, gl_error *err) {
+    route_hook *h = arg;
+    for (size_t k = 0; k < m; k++) h->results[h->keep[k]] = sub[k];
+    return h->hook(h->hook_arg, db, h->results, h->n, err);
+}
+
+static bool run_hook_alone(PGconn *db, route_hook *h, gl_error *err) {
+    /* Nothing reached the engine, but the caller's rows still need a transaction. */
+    if (!gl_pg_run(db, "BEGIN", 0, NULL, err)) return false;
+    bool ok = h->hook(h->hook_arg, db, h->results, h->n, err) && gl_pg_run(db, "COMMIT", 0, NULL, err);
+    if (!ok) PQclear(PQexec(db, "ROLLBACK"));
+    return ok;
+}
+
 bool gl_route_execute(const gl_config *cfg, const gl_region *r, PGconn *db, const ledger_cmd *cmds, size_t n,
                       ledger_result *results, gl_error *err) {
+    return gl_route_execute_hooked(cfg, r, db, cmds, n, results, NULL, NULL, err);
+}
+
+bool gl_route_execute_hooked(const gl_config *cfg, const gl_region *r, PGconn *db, const ledger_cmd *cmds, size_t n,
+                             ledger_result *results, ledger_before_commit_fn hook, void *hook_arg, gl_error *err) {
     if (n == 0 || n > LEDGER_BATCH_MAX) {
         gl_error_set(err, GL_ERR_INVALID, "batch size %zu is outside 1..%d", n, LEDGER_BATCH_MAX);
         return false;
@@ -56,10 +86,17 @@ bool gl_route_execute(const gl_config *cfg, const gl_region *r, PGconn *db, cons
         }
         i = j + 1;
     }
+    route_hook h = {results, keep, hook, hook_arg, n};
     if (ok && m > 0) {
         ledger_ctx ctx = {.partition_code = r->code};
+        if (hook) {
+            ctx.before_commit = route_before_commit;
+            ctx.before_commit_arg = &h;
+        }
         ok = ledger_execute(db, &ctx, sub, m, sub_res, err);
         for (size_t k = 0; ok && k < m; k++) results[keep[k]] = sub_res[k];
+    } else if (ok && hook) {
+        ok = run_hook_alone(db, &h, err);
     }
     free(codes);
     free(keep);

@@ -19,5 +19,9 @@ const gl_region *gl_route_command(const gl_config *cfg, const ledger_cmd *c, con
 /* Runs cmds on region r's partition through `db`; results as ledger_execute. */
 bool gl_route_execute(const gl_config *cfg, const gl_region *r, PGconn *db, const ledger_cmd *cmds, size_t n,
                       ledger_result *results, gl_error *err);
+/* Same, with a hook run inside the transaction before COMMIT; it sees the
+ * results of all n commands (router refusals included), see ledger_before_commit_fn. */
+bool gl_route_execute_hooked(const gl_config *cfg, const gl_region *r, PGconn *db, const ledger_cmd *cmds, size_t n,
+                             ledger_result *results, ledger_before_commit_fn hook, void *hook_arg, gl_error *err);
 
 #endif

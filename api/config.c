@@ -1,0 +1,93 @@
+/*
+ * config.c — ledgerd's settings, from the `ledgerd` group of ledger.conf:
+ *
+ *   ledgerd = {
+ *     listen = "127.0.0.1"; port = 8080; threads = 4;
+ *     body_limit = 1048576; batch_max = 8189; queue_depth = 10000;
+ *     idempotency_ttl_hours = 24; log_level = "info";
+ *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
+ *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
+ *   };
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <libconfig.h>
+
+#include "server.h"
+
+static void defaults(gl_server_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1");
+    c->port = 8080;
+    c->threads = 4;
+    c->body_limit = 1024 * 1024;
+    c->batch_max = LEDGER_BATCH_MAX;
+    c->queue_depth = 10000;
+    c->idem_ttl_h = 24;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->auth_skew_s = 60;
+}
+
+static bool get_str(const config_setting_t *g, const char *name, char *dst, size_t cap, bool required,
+                    gl_error *err) {
+    const char *v = NULL;
+    if (!config_setting_lookup_string(g, name, &v)) {
+        if (required) gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s is required", name);
+        return !required;
+    }
+    if (strlen(v) >= cap) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s is too long", name);
+        return false;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return true;
+}
+
+static bool get_int(const config_setting_t *g, const char *name, int min, int max, int *dst, gl_error *err) {
+    int v;
+    if (!config_setting_lookup_int(g, name, &v)) return true;
+    if (v < min || v > max) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s must be %d..%d", name, min, max);
+        return false;
+    }
+    *dst = v;
+    return true;
+}
+
+static bool load_auth(const config_setting_t *g, gl_server_config *c, gl_error *err) {
+    const config_setting_t *a = config_setting_get_member(g, "auth");
+    if (!a) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: the auth group is required (every request is authenticated)");
+        return false;
+    }
+    return get_str(a, "algorithm", c->auth_alg, sizeof c->auth_alg, true, err) &&
+           get_str(a, "key_file", c->auth_key_file, sizeof c->auth_key_file, true, err) &&
+           get_str(a, "issuer", c->auth_issuer, sizeof c->auth_issuer, true, err) &&
+           get_str(a, "audience", c->auth_audience, sizeof c->auth_audience, true, err) &&
+           get_int(a, "clock_skew_s", 0, 300, &c->auth_skew_s, err);
+}
+
+bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err) {
+    defaults(c);
+    config_t cf;
+    config_init(&cf);
+    bool ok = config_read_file(&cf, path) == CONFIG_TRUE;
+    if (!ok) gl_error_set(err, GL_ERR_CONFIG, "%s:%d: %s", path, config_error_line(&cf), config_error_text(&cf));
+    const config_setting_t *g = ok ? config_lookup(&cf, "ledgerd") : NULL;
+    if (ok && !g) {
+        gl_error_set(err, GL_ERR_CONFIG, "%s: no ledgerd group", path);
+        ok = false;
+    }
+    int body = (int)c->body_limit;
+    ok = ok && get_str(g, "listen", c->listen, sizeof c->listen, false, err) &&
+         get_int(g, "port", 1, 65535, &c->port, err) && get_int(g, "threads", 1, 64, &c->threads, err) &&
+         get_int(g, "body_limit", 1024, 64 * 1024 * 1024, &body, err) &&
+         get_int(g, "batch_max", 1, LEDGER_BATCH_MAX, &c->batch_max, err) &&
+         get_int(g, "queue_depth", 1, 1000000, &c->queue_depth, err) &&
+         get_int(g, "idempotency_ttl_hours", 24, 24 * 365, &c->idem_ttl_h, err) &&
+         get_str(g, "log_level", c->log_level, sizeof c->log_level, false, err) && load_auth(g, c, err);
+    c->body_limit = (size_t)body;
+    config_destroy(&cf);
+    return ok;
+}

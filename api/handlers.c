@@ -1,0 +1,789 @@
+/*
+ * handlers.c — the endpoints of API.md.
+ *
+ * gl_handle() authenticates (JWT on everything but the probes), matches the
+ * route, checks the scope and the object (a principal sees and moves money
+ * only on accounts it owns; others' accounts are 404), and either answers a
+ * read on this thread's connection to the home region or queues a job on the
+ * region's writer. Every refusal has the one error shape; nothing is written
+ * before validation passes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "../ledger/currency.h"
+#include "../ledger/pg.h"
+#include "server.h"
+
+#define ENTRIES_PAGE_MAX 100
+#define ENTRIES_PAGE_DEFAULT 10
+
+/* ---------- small helpers ---------- */
+
+static const char *code_message(ledger_code c) {
+    switch (c) {
+    case LEDGER_INSUFFICIENT_FUNDS: return "the debit account's balance does not cover the amount";
+    case LEDGER_CURRENCY_MISMATCH: return "the transfer's currency differs from an account's currency";
+    case LEDGER_ACCOUNT_CLOSED: return "an account of the transfer is closed";
+    case LEDGER_ACCOUNT_NOT_FOUND: return "account not found";
+    case LEDGER_PENDING_EXPIRED: return "the pending transfer has expired";
+    case LEDGER_EXCEEDS_PENDING_AMOUNT: return "the amount exceeds the pending amount";
+    case LEDGER_ALREADY_POSTED: return "the pending transfer was already posted";
+    case LEDGER_ALREADY_VOIDED: return "the pending transfer was already voided";
+    case LEDGER_EXCEEDS_REVERSIBLE_AMOUNT: return "the amount exceeds what is left to reverse";
+    case LEDGER_CROSS_REGION_REQUIRES_SAGA: return "the accounts live in different regions: use /v1/payments";
+    case LEDGER_EXISTS_WITH_DIFFERENT_FIELDS: return "this reference was used for a different transfer";
+    default: return "the ledger refused the request";
+    }
+}
+
+static json_t *id_json(const gl_id *id) {
+    if (gl_id_is_nil(id)) return json_null();
+    char s[GL_ID_STR_LEN + 1];
+    gl_id_format(id, s);
+    return json_string(s);
+}
+
+static json_t *account_json(const gl_server *srv, const ledger_account *a) {
+    const gl_region *r = gl_region_of_id(&srv->regions, &a->id);
+    json_t *flags = json_pack("{s:b,s:b,s:b}", "debits_must_not_exceed_credits",
+                              (a->flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) != 0,
+                              "credits_must_not_exceed_debits",
+                              (a->flags & LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS) != 0, "closed",
+                              (a->flags & LEDGER_AF_CLOSED) != 0);
+    json_t *bal = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "debits_posted", (json_int_t)a->debits_posted,
+                            "credits_posted", (json_int_t)a->credits_posted, "debits_pending",
+                            (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
+                            (json_int_t)(a->credits_posted - a->debits_posted), "available",
+                            (json_int_t)(a->credits_posted - a->debits_posted - a->debits_pending));
+    return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", id_json(&a->id), "region", r ? r->name : "?",
+                     "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags, "balances", bal,
+                     "version", (json_int_t)a->version, "created_at", a->created_at);
+}
+
+static json_t *transfer_json(const ledger_transfer *t) {
+    json_t *o = json_pack("{s:o,s:s?,s:o,s:o,s:I,s:s,s:s}", "id", id_json(&t->id), "reference",
+                          t->reference[0] ? t->reference : NULL, "debit_account_id", id_json(&t->debit_account_id),
+                          "credit_account_id", id_json(&t->credit_account_id), "amount", (json_int_t)t->amount,
+                          "currency", t->currency, "status", t->status);
+    if (!gl_id_is_nil(&t->pending_id)) json_object_set_new(o, "pending_id", id_json(&t->pending_id));
+    if (!gl_id_is_nil(&t->reverses_id)) json_object_set_new(o, "reverses_id", id_json(&t->reverses_id));
+    if (t->flags & LEDGER_TF_PENDING) json_object_set_new(o, "amount_posted", json_integer(t->amount_posted));
+    json_object_set_new(o, "amount_reversed", json_integer(t->amount_reversed));
+    if (t->expires_at[0]) json_object_set_new(o, "expires_at", json_string(t->expires_at));
+    json_object_set_new(o, "created_at", json_string(t->created_at));
+    return o;
+}
+
+/* This thread's read connection to a region (MHD threads are long-lived). */
+static __thread PGconn *read_conns[GL_REGIONS_MAX];
+
+static PGconn *read_conn(const gl_req *req, const gl_region *r) {
+    int i = (int)(r - req->srv->regions.regions);
+    if (read_conns[i] && PQstatus(read_conns[i]) == CONNECTION_OK) return read_conns[i];
+    PQfinish(read_conns[i]);
+    gl_error err;
+    read_conns[i] = gl_region_connect(r, GL_ROLE_SERVICE, &err);
+    return read_conns[i];
+}
+
+static bool is_admin(const gl_req *req) { return gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN); }
+
+static bool region_allowed(const gl_req *req, const gl_region *r) {
+    if (!req->claims.has_regions) return true;
+    for (size_t i = 0; i < req->claims.n_regions; i++)
+        if (strcmp(req->claims.regions[i], r->name) == 0) return true;
+    return false;
+}
+
+/* ---------- request bodies ---------- */
+
+typedef struct {
+    const char *name;
+    json_type type;
+    bool required;
+} field_spec;
+
+/* Parses the body as one JSON object with only the listed fields, of their types. */
+static json_t *parse_body(const gl_req *req, const field_spec *spec, gl_response *fail) {
+    json_error_t je;
+    json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        *fail = gl_respond_error(req, 400, "invalid_json", "the body must be one JSON object", NULL);
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        const field_spec *f = spec;
+        while (f->name && strcmp(f->name, key) != 0) f++;
+        if (!f->name) {
+            *fail = gl_respond_error(req, 400, "unknown_field", "unknown field", key);
+            json_decref(o);
+            return NULL;
+        }
+        bool type_ok = json_typeof(v) == f->type || (f->type == JSON_TRUE && json_is_boolean(v)) ||
+                       (!f->required && json_is_null(v));
+        if (!type_ok) {
+            *fail = gl_respond_error(req, 400, "invalid_type", "wrong type for this field", key);
+            json_decref(o);
+            return NULL;
+        }
+    }
+    for (const field_spec *f = spec; f->name; f++) {
+        if (f->required && !json_object_get(o, f->name)) {
+            *fail = gl_respond_error(req, 400, "missing_field", "a required field is missing", f->name);
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static const char *str_field(json_t *o, const char *name) {
+    json_t *v = json_object_get(o, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Amounts: JSON integers 1..2^63-1 (jansson refuses larger integers at parse time). */
+static bool amount_field(json_t *o, const char *name, bool required, int64_t *out) {
+    json_t *v = json_object_get(o, name);
+    if (!v || json_is_null(v)) {
+        *out = 0;
+        return !required;
+    }
+    *out = (int64_t)json_integer_value(v);
+    return *out > 0;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *src) {
+    size_t n = src ? strlen(src) : 0;
+    if (!src || n >= cap) return false;
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+/* ---------- idempotency ---------- */
+
+static bool idem_key_valid(const char *k) {
+    size_t n = strlen(k);
+    if (n == 0 || n > GL_IDEM_KEY_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e) return false;
+    return true;
+}
+
+static void request_hash(const gl_req *req, unsigned char out[32]) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, req->method, strlen(req->method) + 1);
+    EVP_DigestUpdate(ctx, req->url, strlen(req->url) + 1);
+    if (req->body) EVP_DigestUpdate(ctx, req->body, req->body_len);
+    EVP_DigestFinal_ex(ctx, out, &len);
+    EVP_MD_CTX_free(ctx);
+}
+
+/* Reads and checks the Idempotency-Key; marks it in flight for this process. */
+static bool take_idem_key(gl_req *req, gl_job *job, bool required, gl_response *fail) {
+    const char *k = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!k) {
+        if (required)
+            *fail = gl_respond_error(req, 400, "idempotency_key_required", "this POST moves money: send an Idempotency-Key",
+                                     NULL);
+        return !required;
+    }
+    if (!idem_key_valid(k)) {
+        *fail = gl_respond_error(req, 400, "idempotency_key_invalid", "Idempotency-Key must be 1..255 printable characters",
+                                 NULL);
+        return false;
+    }
+    snprintf(job->idem_key, sizeof job->idem_key, "%s", k);
+    snprintf(job->method, sizeof job->method, "%s", req->method);
+    snprintf(job->path, sizeof job->path, "%s", req->url);
+    request_hash(req, job->request_hash);
+    snprintf(req->inflight_key, sizeof req->inflight_key, "%s\x1f%s", req->claims.sub, k);
+    pthread_mutex_lock(&req->srv->inflight_mu);
+    bool busy = json_object_get(req->srv->inflight, req->inflight_key) != NULL;
+    if (!busy) json_object_set_new(req->srv->inflight, req->inflight_key, json_true());
+    pthread_mutex_unlock(&req->srv->inflight_mu);
+    if (busy) {
+        *fail = gl_respond_error(req, 409, "idempotency_key_in_use", "a request with this key is still running", NULL);
+        return false;
+    }
+    req->inflight_held = true;
+    return true;
+}
+
+/* ---------- jobs ---------- */
+
+static gl_job *job_new(gl_req *req, const gl_region *r, size_t n) {
+    gl_job *job = calloc(1, sizeof *job);
+    if (!job) return NULL;
+    job->cmds = calloc(n, sizeof *job->cmds);
+    job->results = calloc(n, sizeof *job->results);
+    if (!job->cmds || !job->results) {
+        free(job->cmds);
+        free(job->results);
+        free(job);
+        return NULL;
+    }
+    job->srv = req->srv;
+    job->conn = req->conn;
+    job->region = r;
+    job->n = n;
+    snprintf(job->principal, sizeof job->principal, "%s", req->claims.sub);
+    return job;
+}
+
+static void job_free(gl_job *job) {
+    if (!job) return;
+    free(job->metadata);
+    free(job->cmds);
+    free(job->results);
+    free(job->resp.body);
+    free(job);
+}
+
+/* Queues the job; on success the response comes after COMMIT (status 0 here). */
+static gl_response submit(gl_req *req, gl_job *job) {
+    req->region_name = job->region->name;
+    req->job = job;
+    if (gl_writer_submit(req->srv, job)) return (gl_response){0};
+    req->job = NULL;
+    job_free(job);
+    return gl_respond_error(req, 503, "region_unavailable", "the region's queue is full, retry later", NULL);
+}
+
+static bool respond_error_in_job(gl_job *job, unsigned status, const char *code, const char *msg) {
+    job->resp.status = status;
+    job->resp.body = gl_error_body(gl_type_of_status(status), code, msg, NULL, NULL);
+    return job->resp.body != NULL;
+}
+
+/* Reads what the batch wrote (same transaction) to build a transfer response. */
+static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
+    const ledger_result *r = &job->results[0];
+    if (r->code != LEDGER_OK && r->code != LEDGER_EXISTS) {
+        ledger_code c = r->code;
+        const char *code = c == LEDGER_EXISTS_WITH_DIFFERENT_FIELDS ? "reference_conflict" : ledger_code_name(c);
+        return respond_error_in_job(job, gl_status_of_code(c), code, code_message(c));
+    }
+    ledger_transfer t;
+    int found = ledger_transfer_get(db, &r->id, &t, err);
+    if (found <= 0) return found == 0 && respond_error_in_job(job, 500, "internal", "transfer vanished");
+    json_t *o = transfer_json(&t);
+    job->resp.status = r->code == LEDGER_OK ? 201 : 200;
+    job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return job->resp.body != NULL;
+}
+
+static bool respond_account(gl_job *job, PGconn *db, gl_error *err) {
+    const ledger_result *r = &job->results[0];
+    if (r->code != LEDGER_OK)
+        return respond_error_in_job(job, gl_status_of_code(r->code), ledger_code_name(r->code), code_message(r->code));
+    ledger_account a;
+    if (ledger_account_get(db, &r->id, &a, err) <= 0) return false;
+    json_t *o = account_json(job->srv, &a);
+    job->resp.status = 201;
+    job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return job->resp.body != NULL;
+}
+
+/* Batch: per-item results; an atomic batch that failed answers with the failing item's error. */
+static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
+    json_t *items = json_array();
+    size_t failed = job->n;
+    for (size_t i = 0; i < job->n; i++) {
+        const ledger_result *r = &job->results[i];
+        json_t *item = json_pack("{s:s}", "result", ledger_code_name(r->code));
+        if (r->code == LEDGER_OK || r->code == LEDGER_EXISTS) {
+            ledger_transfer t;
+            if (ledger_transfer_get(db, &r->id, &t, err) <= 0) {
+                json_decref(item);
+                json_decref(items);
+                return false;
+            }
+            json_object_set_new(item, "transfer", transfer_json(&t));
+        } else if (failed == job->n && r->code != LEDGER_LINKED_EVENT_FAILED) {
+            failed = i;
+        }
+        json_array_append_new(items, item);
+    }
+    json_t *o;
+    if (job->atomic && failed < job->n) {
+        ledger_code c = job->results[failed].code;
+        job->resp.status = gl_status_of_code(c);
+        o = json_pack("{s:{s:s,s:s,s:s,s:I,s:o}}", "error", "type", gl_type_of_status(job->resp.status), "code",
+                      ledger_code_name(c), "message", code_message(c), "index", (json_int_t)failed, "results", items);
+    } else {
+        job->resp.status = job->atomic ? 201 : 200;
+        o = json_pack("{s:b,s:o}", "atomic", job->atomic, "results", items);
+    }
+    job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return job->resp.body != NULL;
+}
+
+/* ---------- object checks ---------- */
+
+/* 1 owned (or admin), 0 missing, 2 someone else's (callers answer 404 for reads:
+ * existence is not leaked), -1 region unavailable. */
+static int account_visible(const gl_req *req, const gl_id *id, ledger_account *out) {
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+    if (!r) return 0;
+    PGconn *db = read_conn(req, r);
+    if (!db) return -1;
+    gl_error err;
+    int found = ledger_account_get(db, id, out, &err);
+    if (found <= 0) return found;
+    return is_admin(req) || strcmp(out->owner, req->claims.sub) == 0 ? 1 : 2;
+}
+
+static int transfer_visible(const gl_req *req, const gl_id *id, ledger_transfer *out) {
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+    if (!r) return 0;
+    PGconn *db = read_conn(req, r);
+    if (!db) return -1;
+    gl_error err;
+    int found = ledger_transfer_get(db, id, out, &err);
+    if (found < 0) return -1;
+    return found && (is_admin(req) || strcmp(out->owner, req->claims.sub) == 0);
+}
+
+static gl_response unavailable(const gl_req *req) {
+    return gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
+}
+
+/* ---------- accounts ---------- */
+
+static gl_response create_account(gl_req *req) {
+    static const field_spec spec[] = {{"currency", JSON_STRING, true}, {"region", JSON_STRING, true},
+                                      {"owner", JSON_STRING, false},   {"kind", JSON_STRING, false},
+                                      {"flags", JSON_OBJECT, false},   {"metadata", JSON_OBJECT, false},
+                                      {NULL, JSON_NULL, false}};
+    gl_response fail;
+    json_t *o = parse_body(req, spec, &fail);
+    if (!o) return fail;
+    const gl_region *r = gl_region_by_name(&req->srv->regions, str_field(o, "region"));
+    gl_response resp = {0};
+    gl_job *job = NULL;
+    if (!r) resp = gl_respond_error(req, 400, "invalid_value", "unknown region", "region");
+    else if (!region_allowed(req, r)) resp = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", "region");
+    else if (!gl_currency_find(str_field(o, "currency")))
+        resp = gl_respond_error(req, 400, "invalid_value", "not an ISO 4217 currency", "currency");
+    else if (str_field(o, "owner") && strcmp(str_field(o, "owner"), req->claims.sub) != 0 && !is_admin(req))
+        resp = gl_respond_error(req, 403, "permission_denied", "accounts are created for yourself", "owner");
+    else if (!(job = job_new(req, r, 1)))
+        resp = gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    if (resp.status) {
+        json_decref(o);
+        return resp;
+    }
+    ledger_cmd *c = &job->cmds[0];
+    ledger_cmd_init(c, LEDGER_CMD_CREATE_ACCOUNT);
+    copy_str(c->currency, sizeof c->currency, str_field(o, "currency"));
+    copy_str(c->owner, sizeof c->owner, str_field(o, "owner") ? str_field(o, "owner") : req->claims.sub);
+    if (str_field(o, "kind") && !copy_str(c->account_kind, sizeof c->account_kind, str_field(o, "kind")))
+        c->account_kind[0] = '\0'; /* the engine answers kind_invalid */
+    json_t *flags = json_object_get(o, "flags");
+    const char *fk;
+    json_t *fv;
+    bool flags_ok = true;
+    json_object_foreach(flags, fk, fv) {
+        uint32_t bit = strcmp(fk, "debits_must_not_exceed_credits") == 0   ? LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS
+                       : strcmp(fk, "credits_must_not_exceed_debits") == 0 ? LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS
+                                                                           : 0;
+        if (!bit || !json_is_boolean(fv)) flags_ok = false;
+        else if (json_is_true(fv)) c->account_flags |= bit;
+    }
+    json_t *meta = json_object_get(o, "metadata");
+    char *meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    if (!flags_ok || (meta_text && strlen(meta_text) > LEDGER_METADATA_MAX)) {
+        free(meta_text);
+        json_decref(o);
+        job_free(job);
+        return gl_respond_error(req, 400, "invalid_value", "flags or metadata are invalid", flags_ok ? "metadata" : "flags");
+    }
+    json_decref(o);
+    if (!take_idem_key(req, job, false, &fail)) {
+        free(meta_text);
+        job_free(job);
+        return fail;
+    }
+    job->metadata = meta_text; /* owned by the job: the writer reads it while the batch runs */
+    c->metadata = meta_text;
+    job->respond = respond_account;
+    return submit(req, job);
+}
+
+static gl_response get_account(gl_req *req, const gl_id *id) {
+    ledger_account a;
+    int v = account_visible(req, id, &a);
+    if (v < 0) return unavailable(req);
+    if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
+    req->region_name = gl_region_of_id(&req->srv->regions, id)->name;
+    return gl_respond_json(200, account_json(req->srv, &a));
+}
+
+static const char *query(const gl_req *req, const char *name) {
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static gl_response get_balance(gl_req *req, const gl_id *id) {
+    ledger_account a;
+    int v = account_visible(req, id, &a);
+    if (v < 0) return unavailable(req);
+    if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
+    const char *as_of = query(req, "as_of");
+    if (as_of) {
+        struct tm tm = {0};
+        const char *end = strptime(as_of, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!end || strlen(as_of) > 40)
+            return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339", "as_of");
+        gl_error err;
+        int found = ledger_account_get_as_of(read_conn(req, gl_region_of_id(&req->srv->regions, id)), id, as_of, &a, &err);
+        if (found < 0) return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339", "as_of");
+        if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
+    }
+    json_t *o = account_json(req->srv, &a);
+    json_object_set_new(o, "as_of", as_of ? json_string(as_of) : json_null());
+    return gl_respond_json(200, o);
+}
+
+static bool parse_i64_str(const char *s, int64_t min, int64_t max, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static gl_response get_entries(gl_req *req, const gl_id *id) {
+    ledger_account a;
+    int v = account_visible(req, id, &a);
+    if (v < 0) return unavailable(req);
+    if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
+    int64_t limit = ENTRIES_PAGE_DEFAULT, after = 0;
+    if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
+        return gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
+    if (query(req, "starting_after") && !parse_i64_str(query(req, "starting_after"), 0, INT64_MAX, &after))
+        return gl_respond_error(req, 400, "invalid_value", "starting_after must be a cursor from next_cursor",
+                                "starting_after");
+    ledger_entry e[ENTRIES_PAGE_MAX + 1];
+    gl_error err;
+    int n = ledger_entries_list(read_conn(req, gl_region_of_id(&req->srv->regions, id)), id, after, (int)limit + 1, e,
+                                &err);
+    if (n < 0) return unavailable(req);
+    bool more = n > limit;
+    if (more) n = (int)limit;
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *x = json_pack("{s:I,s:o,s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "version", (json_int_t)e[i].version,
+                              "transfer_id", id_json(&e[i].transfer_id), "side", &e[i].side, (size_t)1,
+                              "pending_delta", (json_int_t)e[i].pending_delta, "posted_delta",
+                              (json_int_t)e[i].posted_delta, "debits_pending", (json_int_t)e[i].debits_pending,
+                              "debits_posted", (json_int_t)e[i].debits_posted, "credits_pending",
+                              (json_int_t)e[i].credits_pending, "credits_posted", (json_int_t)e[i].credits_posted,
+                              "posted", (json_int_t)(e[i].credits_posted - e[i].debits_posted), "created_at",
+                              e[i].created_at);
+        json_array_append_new(data, x);
+    }
+    json_t *o = json_pack("{s:o,s:b}", "data", data, "has_more", more);
+    if (more) {
+        char cur[24];
+        snprintf(cur, sizeof cur, "%lld", (long long)e[n - 1].version);
+        json_object_set_new(o, "next_cursor", json_string(cur));
+    }
+    return gl_respond_json(200, o);
+}
+
+/* ---------- transfers ---------- */
+
+static const field_spec transfer_spec[] = {
+    {"debit_account_id", JSON_STRING, true}, {"credit_account_id", JSON_STRING, true},
+    {"amount", JSON_INTEGER, true},          {"currency", JSON_STRING, true},
+    {"reference", JSON_STRING, true},        {"metadata", JSON_OBJECT, false},
+    {"pending", JSON_TRUE, false},           {"timeout_seconds", JSON_INTEGER, false},
+    {NULL, JSON_NULL, false}};
+
+/* Fills one transfer command from a validated object; on failure sets *fail. */
+static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region **region, gl_response *fail) {
+    ledger_cmd_init(c, LEDGER_CMD_TRANSFER);
+    copy_str(c->owner, sizeof c->owner, req->claims.sub);
+    const char *bad = NULL;
+    if (!gl_id_parse(str_field(o, "debit_account_id"), &c->debit_account_id)) bad = "debit_account_id";
+    else if (!gl_id_parse(str_field(o, "credit_account_id"), &c->credit_account_id)) bad = "credit_account_id";
+    else if (!amount_field(o, "amount", true, &c->amount)) bad = "amount";
+    else if (!copy_str(c->currency, sizeof c->currency, str_field(o, "currency")) || !gl_currency_find(c->currency))
+        bad = "currency";
+    else if (!copy_str(c->reference, sizeof c->reference, str_field(o, "reference")) || !c->reference[0])
+        bad = "reference";
+    if (bad) {
+        *fail = gl_respond_error(req, 400, "invalid_value", "invalid value", bad);
+        return false;
+    }
+    c->pending = json_is_true(json_object_get(o, "pending"));
+    json_t *to = json_object_get(o, "timeout_seconds");
+    if (to && !json_is_null(to)) {
+        c->timeout_s = (int64_t)json_integer_value(to);
+        if (!c->pending || c->timeout_s <= 0 || c->timeout_s > LEDGER_TIMEOUT_MAX_S) {
+            *fail = gl_respond_error(req, 400, "invalid_value", "timeout_seconds needs pending and 1..31622400",
+                                     "timeout_seconds");
+            return false;
+        }
+    }
+    ledger_account payer;
+    int v = account_visible(req, &c->debit_account_id, &payer);
+    if (v < 0) {
+        *fail = unavailable(req);
+        return false;
+    }
+    if (v != 1) {
+        /* Someone else's wallet: moving its money needs a mandate (API.md: 403). */
+        *fail = v == 2 ? gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit this account",
+                                          "debit_account_id")
+                       : gl_respond_error(req, 404, "account_not_found", "account not found", "debit_account_id");
+        return false;
+    }
+    *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
+    if (!region_allowed(req, *region)) {
+        *fail = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
+        return false;
+    }
+    return true;
+}
+
+static gl_response create_transfer(gl_req *req) {
+    gl_response fail;
+    json_t *o = parse_body(req, transfer_spec, &fail);
+    if (!o) return fail;
+    ledger_cmd c;
+    const gl_region *r = NULL;
+    bool ok = transfer_cmd(req, o, &c, &r, &fail);
+    json_t *meta = json_object_get(o, "metadata");
+    json_decref(o);
+    if (!ok) return fail;
+    if (meta) return gl_respond_error(req, 400, "invalid_value", "metadata on transfers is not stored yet", "metadata");
+    gl_job *job = job_new(req, r, 1);
+    if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    job->cmds[0] = c;
+    job->respond = respond_transfer;
+    if (!take_idem_key(req, job, true, &fail)) {
+        job_free(job);
+        return fail;
+    }
+    return submit(req, job);
+}
+
+static gl_response create_batch(gl_req *req) {
+    static const field_spec spec[] = {{"atomic", JSON_TRUE, true}, {"transfers", JSON_ARRAY, true},
+                                      {NULL, JSON_NULL, false}};
+    gl_response fail;
+    json_t *o = parse_body(req, spec, &fail);
+    if (!o) return fail;
+    json_t *items = json_object_get(o, "transfers");
+    size_t n = json_array_size(items);
+    if (n == 0 || n > LEDGER_BATCH_MAX) {
+        json_decref(o);
+        return gl_respond_error(req, 400, "invalid_value", "transfers must hold 1..8189 items", "transfers");
+    }
+    bool atomic = json_is_true(json_object_get(o, "atomic"));
+    gl_job *job = NULL;
+    const gl_region *region = NULL;
+    for (size_t i = 0; i < n; i++) {
+        req->body_too_large = false;
+        gl_req item_req = *req;
+        json_t *it = json_array_get(items, i);
+        char *txt = json_dumps(it, JSON_COMPACT);
+        item_req.body = txt;
+        item_req.body_len = txt ? strlen(txt) : 0;
+        json_t *io = parse_body(&item_req, transfer_spec, &fail);
+        free(txt);
+        ledger_cmd c;
+        const gl_region *r = NULL;
+        bool ok = io && json_object_get(io, "metadata") == NULL && transfer_cmd(req, io, &c, &r, &fail);
+        if (io && json_object_get(io, "metadata"))
+            fail = gl_respond_error(req, 400, "invalid_value", "metadata on transfers is not stored yet", "metadata");
+        json_decref(io);
+        if (ok && region && r != region) {
+            ok = false;
+            fail = gl_respond_error(req, 400, "invalid_value", "a batch runs in one region: split it", "transfers");
+        }
+        if (ok && !job && !(job = job_new(req, r, n))) {
+            ok = false;
+            fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
+        }
+        if (!ok) {
+            json_decref(o);
+            job_free(job);
+            return fail;
+        }
+        region = r;
+        c.linked = atomic && i + 1 < n;
+        job->cmds[i] = c;
+    }
+    json_decref(o);
+    job->atomic = atomic;
+    job->respond = respond_batch;
+    if (!take_idem_key(req, job, true, &fail)) {
+        job_free(job);
+        return fail;
+    }
+    return submit(req, job);
+}
+
+static gl_response get_transfer(gl_req *req, const gl_id *id) {
+    ledger_transfer t;
+    int v = transfer_visible(req, id, &t);
+    if (v < 0) return unavailable(req);
+    if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
+    return gl_respond_json(200, transfer_json(&t));
+}
+
+/* post, void, reverse: a new transfer naming an existing one the caller made. */
+static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind kind) {
+    static const field_spec post_spec[] = {{"amount", JSON_INTEGER, false}, {NULL, JSON_NULL, false}};
+    static const field_spec void_spec[] = {{NULL, JSON_NULL, false}};
+    static const field_spec rev_spec[] = {{"amount", JSON_INTEGER, false}, {"reference", JSON_STRING, true},
+                                          {NULL, JSON_NULL, false}};
+    const field_spec *spec = kind == LEDGER_CMD_POST ? post_spec : kind == LEDGER_CMD_VOID ? void_spec : rev_spec;
+    gl_response fail;
+    json_t *o = req->body_len || kind == LEDGER_CMD_REVERSE ? parse_body(req, spec, &fail) : json_object();
+    if (!o) return fail;
+    ledger_cmd c;
+    ledger_cmd_init(&c, kind);
+    copy_str(c.owner, sizeof c.owner, req->claims.sub);
+    c.target_id = *id;
+    bool ok = amount_field(o, "amount", false, &c.amount);
+    if (ok && kind == LEDGER_CMD_REVERSE)
+        ok = copy_str(c.reference, sizeof c.reference, str_field(o, "reference")) && c.reference[0];
+    json_decref(o);
+    if (!ok) return gl_respond_error(req, 400, "invalid_value", "amount must be > 0; reference 1..128 characters", NULL);
+    ledger_transfer t;
+    int v = transfer_visible(req, id, &t);
+    if (v < 0) return unavailable(req);
+    if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
+    gl_job *job = job_new(req, gl_region_of_id(&req->srv->regions, id), 1);
+    if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    job->cmds[0] = c;
+    job->respond = respond_transfer;
+    if (!take_idem_key(req, job, true, &fail)) {
+        job_free(job);
+        return fail;
+    }
+    return submit(req, job);
+}
+
+/* ---------- probes ---------- */
+
+static gl_response readyz(gl_req *req) {
+    json_t *regions = json_object();
+    int up = 0;
+    for (int i = 0; i < req->srv->regions.n_regions; i++) {
+        bool ok = atomic_load(&req->srv->writers[i].up);
+        up += ok;
+        json_object_set_new(regions, req->srv->regions.regions[i].name, json_string(ok ? "up" : "down"));
+    }
+    const char *status = up == req->srv->regions.n_regions ? "ok" : up ? "degraded" : "down";
+    gl_response r = gl_respond_json(up ? 200 : 503, json_pack("{s:s,s:o}", "status", status, "regions", regions));
+    if (!up) snprintf(r.retry_after, sizeof r.retry_after, "5");
+    return r;
+}
+
+/* ---------- routing ---------- */
+
+static gl_response authenticate(gl_req *req) {
+    const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7) != 0)
+        return gl_respond_error(req, 401, "token_missing", "send Authorization: Bearer <JWT>", NULL);
+    gl_error err;
+    gl_jwt_reason why = gl_jwt_verify(&req->srv->jwt, h + 7, time(NULL), &req->claims, &err);
+    if (why == GL_JWT_OK) return (gl_response){0};
+    memset(&req->claims, 0, sizeof req->claims);
+    return gl_respond_error(req, why == GL_JWT_INTERNAL ? 500 : 401, gl_jwt_reason_name(why), "the token was refused",
+                            NULL);
+}
+
+static gl_response need_scope(gl_req *req, gl_jwt_scope s) {
+    if (gl_jwt_has_scope(&req->claims, s) || is_admin(req)) return (gl_response){0};
+    return gl_respond_error(req, 403, "scope_missing", gl_jwt_scope_name(s), NULL);
+}
+
+/* Splits "/v1/a/b/c" into at most 5 segments. */
+static int split_path(char *path, char **seg, int max) {
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(path, "/", &save); t && n < max + 1; t = strtok_r(NULL, "/", &save))
+        seg[n++] = t;
+    return n;
+}
+
+static gl_response route_v1(gl_req *req, char **seg, int n) {
+    bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
+    gl_id id;
+    bool has_id = n >= 3 && gl_id_parse(seg[2], &id);
+    gl_response s;
+    if (strcmp(seg[1], "accounts") == 0) {
+        if (n == 2 && post) return snprintf(req->route, sizeof req->route, "/v1/accounts"),
+                                   (s = need_scope(req, GL_SCOPE_ACCOUNTS_WRITE)).status ? s : create_account(req);
+        if (!has_id) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
+        if ((s = need_scope(req, GL_SCOPE_ACCOUNTS_READ)).status) return s;
+        if (n == 3 && get) return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}"), get_account(req, &id);
+        if (n == 4 && get && strcmp(seg[3], "balance") == 0)
+            return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}/balance"), get_balance(req, &id);
+        if (n == 4 && get && strcmp(seg[3], "entries") == 0)
+            return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}/entries"), get_entries(req, &id);
+    } else if (strcmp(seg[1], "transfers") == 0) {
+        if (n == 3 && post && strcmp(seg[2], "batch") == 0)
+            return snprintf(req->route, sizeof req->route, "/v1/transfers/batch"),
+                   (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : create_batch(req);
+        if (n == 2 && post)
+            return snprintf(req->route, sizeof req->route, "/v1/transfers"),
+                   (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : create_transfer(req);
+        if (!has_id) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
+        if (n == 3 && get)
+            return snprintf(req->route, sizeof req->route, "/v1/transfers/{id}"),
+                   (s = need_scope(req, GL_SCOPE_TRANSFERS_READ)).status ? s : get_transfer(req, &id);
+        if (n == 4 && post) {
+            ledger_cmd_kind k = strcmp(seg[3], "post") == 0   ? LEDGER_CMD_POST
+                                : strcmp(seg[3], "void") == 0 ? LEDGER_CMD_VOID
+                                : strcmp(seg[3], "reverse") == 0 ? LEDGER_CMD_REVERSE
+                                                                 : LEDGER_CMD_CREATE_ACCOUNT;
+            if (k != LEDGER_CMD_CREATE_ACCOUNT) {
+                snprintf(req->route, sizeof req->route, "/v1/transfers/{id}/%s", seg[3]);
+                return (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : act_on_transfer(req, &id, k);
+            }
+        }
+    }
+    return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
+}
+
+gl_response gl_handle(gl_req *req) {
+    char path[GL_PATH_MAX];
+    snprintf(path, sizeof path, "%s", req->url);
+    char *seg[6];
+    int n = split_path(path, seg, 5);
+    bool get = strcmp(req->method, "GET") == 0;
+    if (n == 1 && get && strcmp(seg[0], "healthz") == 0) {
+        snprintf(req->route, sizeof req->route, "/healthz");
+        return gl_respond_json(200, json_pack("{s:s}", "status", "ok"));
+    }
+    if (n == 1 && get && strcmp(seg[0], "readyz") == 0) {
+        snprintf(req->route, sizeof req->route, "/readyz");
+        return readyz(req);
+    }
+    gl_response a = authenticate(req);
+    if (a.status) return a;
+    if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) return route_v1(req, seg, n);
+    return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
+}

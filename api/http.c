@@ -1,0 +1,255 @@
+/*
+ * http.c — libmicrohttpd plumbing: body collection with a limit, the response
+ * and error shapes, the request log line, and suspend/resume for writes.
+ *
+ * MHD calls on_request several times per request: first with no data (we
+ * allocate a gl_req), then with body chunks, then once with none left (we
+ * handle it). A write suspends the connection; the writer resumes it after
+ * COMMIT and MHD calls on_request once more, when the job's response is sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <openssl/rand.h>
+
+#include "server.h"
+
+/* ---------- the error shape (API.md) ---------- */
+
+char *gl_error_body(const char *type, const char *code, const char *message, const char *param,
+                    const char *request_id) {
+    json_t *e = json_pack("{s:s,s:s,s:s}", "type", type, "code", code, "message", message);
+    if (param) json_object_set_new(e, "param", json_string(param));
+    if (request_id) json_object_set_new(e, "request_id", json_string(request_id));
+    json_t *o = json_pack("{s:o}", "error", e);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+const char *gl_type_of_status(unsigned status) {
+    switch (status) {
+    case 400: case 413: return "invalid_request";
+    case 401: return "authentication";
+    case 403: return "permission";
+    case 404: return "not_found";
+    case 409: return "conflict";
+    case 422: return "rejected";
+    case 429: return "rate_limited";
+    case 503: return "unavailable";
+    default: return "internal";
+    }
+}
+
+/* A ledger refusal as an HTTP status: API.md "Errors". */
+unsigned gl_status_of_code(ledger_code c) {
+    switch (c) {
+    case LEDGER_OK: return 201;
+    case LEDGER_EXISTS: return 200;
+    case LEDGER_ACCOUNT_NOT_FOUND: case LEDGER_TRANSFER_NOT_FOUND: case LEDGER_PENDING_NOT_FOUND:
+    case LEDGER_WRONG_REGION: return 404;
+    case LEDGER_EXISTS_WITH_DIFFERENT_FIELDS: return 409;
+    case LEDGER_AMOUNT_INVALID: case LEDGER_CURRENCY_INVALID: case LEDGER_SAME_ACCOUNT: case LEDGER_OWNER_INVALID:
+    case LEDGER_KIND_INVALID: case LEDGER_REFERENCE_INVALID: case LEDGER_METADATA_INVALID:
+    case LEDGER_TIMEOUT_INVALID: case LEDGER_ACCOUNT_FLAGS_INVALID: case LEDGER_LINKED_EVENT_CHAIN_OPEN: return 400;
+    default: return 422;
+    }
+}
+
+gl_response gl_respond_json(unsigned status, json_t *body) {
+    gl_response r = {.status = status};
+    r.body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    return r;
+}
+
+gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,
+                             const char *param) {
+    gl_response r = {.status = status};
+    r.body = gl_error_body(gl_type_of_status(status), code, message, param, req ? req->request_id : NULL);
+    if (status == 429 || status == 503) snprintf(r.retry_after, sizeof r.retry_after, "1");
+    return r;
+}
+
+/* ---------- logging ---------- */
+
+static void log_request(const gl_req *req, unsigned status) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long us = (now.tv_sec - req->start.tv_sec) * 1000000LL + (now.tv_nsec - req->start.tv_nsec) / 1000;
+    char ts[40];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I}", "time", ts, "request_id", req->request_id,
+                          "principal", req->claims.sub, "method", req->method, "route",
+                          req->route[0] ? req->route : "unmatched", "region",
+                          req->region_name ? req->region_name : "", "status", (int)status, "duration_us",
+                          (json_int_t)us, "duration_ms", (json_int_t)(us / 1000));
+    if (req->traceparent[0]) json_object_set_new(o, "traceparent", json_string(req->traceparent));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (line) {
+        /* One fputs per line on a line-buffered stream: lines do not interleave. */
+        fprintf(stderr, "%s\n", line);
+        free(line);
+    }
+}
+
+/* ---------- sending ---------- */
+
+static enum MHD_Result send_response(gl_req *req, gl_response *r) {
+    const char *body = r->body ? r->body : "{}";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Request-Id", req->request_id);
+    if (r->replayed) MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+    if (r->retry_after[0]) MHD_add_response_header(resp, "Retry-After", r->retry_after);
+    if (req->traceparent[0]) MHD_add_response_header(resp, "traceparent", req->traceparent);
+    enum MHD_Result rc = MHD_queue_response(req->conn, r->status, resp);
+    MHD_destroy_response(resp);
+    log_request(req, r->status);
+    free(r->body);
+    r->body = NULL;
+    return rc;
+}
+
+static void random_hex(char *out, size_t bytes) {
+    unsigned char b[32];
+    if (bytes > sizeof b || RAND_bytes(b, (int)bytes) != 1) memset(b, 0x5a, sizeof b);
+    for (size_t i = 0; i < bytes; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* W3C trace context: keep the caller's trace id, answer with our own span id. */
+static void take_traceparent(gl_req *req) {
+    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
+    if (!tp || strlen(tp) != 55 || strncmp(tp, "00-", 3) != 0 || tp[35] != '-' || tp[52] != '-') return;
+    for (int i = 3; i < 55; i++) {
+        char ch = tp[i];
+        bool hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+        if (!hex && i != 35 && i != 52) return;
+    }
+    char span[17];
+    random_hex(span, 8);
+    snprintf(req->traceparent, sizeof req->traceparent, "00-%.32s-%s-%.2s", tp + 3, span, tp + 53);
+}
+
+static gl_req *req_new(gl_server *srv, struct MHD_Connection *conn, const char *url, const char *method) {
+    gl_req *req = calloc(1, sizeof *req);
+    if (!req) return NULL;
+    req->srv = srv;
+    req->conn = conn;
+    clock_gettime(CLOCK_MONOTONIC, &req->start);
+    random_hex(req->request_id, 16);
+    snprintf(req->method, sizeof req->method, "%s", method);
+    snprintf(req->url, sizeof req->url, "%s", url);
+    take_traceparent(req);
+    return req;
+}
+
+static bool append_body(gl_req *req, const char *data, size_t n) {
+    if (req->body_too_large || req->body_len + n > req->srv->cfg.body_limit) {
+        req->body_too_large = true;
+        return true; /* keep reading (and dropping) so we can answer 413 */
+    }
+    char *p = realloc(req->body, req->body_len + n + 1);
+    if (!p) return false;
+    memcpy(p + req->body_len, data, n);
+    req->body = p;
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+    return true;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    gl_server *srv = cls;
+    gl_req *req = *con_cls;
+    if (!req) {
+        req = req_new(srv, conn, url, method);
+        *con_cls = req;
+        return req ? MHD_YES : MHD_NO;
+    }
+    if (req->job) { /* resumed by the writer: the batch committed (or failed) */
+        gl_response r = req->job->resp;
+        req->job->resp.body = NULL;
+        return send_response(req, &r);
+    }
+    if (*upload_data_size > 0) {
+        bool ok = append_body(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return ok ? MHD_YES : MHD_NO;
+    }
+    gl_response r = req->body_too_large
+                        ? gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL)
+                        : gl_handle(req);
+    if (r.status == 0) { /* queued: answer after COMMIT */
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+    }
+    return send_response(req, &r);
+}
+
+static void release_inflight(gl_req *req) {
+    if (!req->inflight_held) return;
+    pthread_mutex_lock(&req->srv->inflight_mu);
+    json_object_del(req->srv->inflight, req->inflight_key);
+    pthread_mutex_unlock(&req->srv->inflight_mu);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    gl_req *req = *con_cls;
+    if (!req) return;
+    release_inflight(req);
+    if (req->job) {
+        free(req->job->metadata);
+        free(req->job->cmds);
+        free(req->job->results);
+        free(req->job->resp.body);
+        free(req->job);
+    }
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+bool gl_http_start(gl_server *srv, gl_error *err) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->cfg.port)};
+    if (inet_pton(AF_INET, srv->cfg.listen, &addr.sin_addr) != 1) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd.listen \"%s\" is not an IPv4 address", srv->cfg.listen);
+        return false;
+    }
+    srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                                       MHD_USE_ERROR_LOG,
+                                   0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                   MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+                                   (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
+    if (!srv->daemon) {
+        gl_error_set(err, GL_ERR_CONFIG, "cannot listen on %s:%d", srv->cfg.listen, srv->cfg.port);
+        return false;
+    }
+    return true;
+}
+
+/* Stop accepting new connections; requests in flight continue. */
+void gl_http_quiesce(gl_server *srv) {
+    if (srv->daemon) MHD_quiesce_daemon(srv->daemon);
+}
+
+void gl_http_stop(gl_server *srv) {
+    if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
+}

@@ -1,0 +1,157 @@
+/*
+ * server.h — ledgerd's internals shared by its files (not a public API).
+ *
+ * A request's path: MHD thread -> http.c (body, auth, routing) -> a handler in
+ * handlers.c. Reads run on the thread's own connection to the home region.
+ * Writes become a job on the home region's writer (writer.c), the connection is
+ * suspended, the writer runs many jobs as one engine batch (group commit),
+ * stores idempotency rows in the same transaction, and resumes the connection
+ * only after COMMIT.
+ */
+#ifndef GL_SERVER_H
+#define GL_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "../ledger/ledger.h"
+#include "../regions/regions.h"
+#include "jwt.h"
+
+#define GL_IDEM_KEY_MAX 255
+#define GL_PATH_MAX 256
+
+typedef struct {
+    char listen[64];
+    int port;
+    int threads;
+    size_t body_limit;
+    int batch_max;     /* commands per engine batch */
+    int queue_depth;   /* jobs waiting per region */
+    int idem_ttl_h;    /* >= 24 */
+    int64_t rate_per_s; /* per principal; 0 = unlimited */
+    int64_t rate_burst;
+    char log_level[8];
+    char auth_alg[8];
+    char auth_key_file[1024];
+    char auth_issuer[128];
+    char auth_audience[128];
+    int auth_skew_s;
+} gl_server_config;
+
+/* A finished response: what the client gets, and what an idempotent replay returns. */
+typedef struct {
+    unsigned status;
+    char *body; /* malloc'd JSON */
+    char retry_after[16];
+    bool replayed;
+} gl_response;
+
+typedef struct gl_job gl_job;
+typedef struct gl_server gl_server;
+
+/* Builds the response of a job from its results, inside the batch's transaction
+ * (so it may read what the batch wrote); sets job->resp. */
+typedef bool (*gl_job_respond_fn)(gl_job *job, PGconn *db, gl_error *err);
+
+struct gl_job {
+    gl_server *srv;
+    struct MHD_Connection *conn;
+    const gl_region *region;
+    char principal[LEDGER_OWNER_MAX + 1];
+    /* idempotency (key "" = none) */
+    char idem_key[GL_IDEM_KEY_MAX + 1];
+    char method[8];
+    char path[GL_PATH_MAX];
+    unsigned char request_hash[32];
+    /* the work */
+    ledger_cmd *cmds;
+    char *metadata; /* JSON text the commands point to, owned by the job */
+    ledger_result *results;
+    size_t n;
+    bool atomic;
+    gl_job_respond_fn respond;
+    gl_response resp;
+    /* completion */
+    atomic_bool done;
+    gl_job *next;
+};
+
+typedef struct {
+    const gl_region *region;
+    gl_server *srv;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    gl_job *head, *tail;
+    int depth;
+    bool stopping;
+    PGconn *db;
+    atomic_bool up;
+} gl_writer;
+
+struct gl_server {
+    gl_server_config cfg;
+    gl_config regions;
+    gl_jwt_verifier jwt;
+    gl_writer *writers; /* one per region */
+    struct MHD_Daemon *daemon;
+    pthread_mutex_t inflight_mu;
+    json_t *inflight; /* "principal\x1fkey" -> true while a request with that key runs */
+    atomic_long requests;
+};
+
+/* One HTTP request, from its first byte to its response. */
+typedef struct {
+    gl_server *srv;
+    struct MHD_Connection *conn;
+    char request_id[33];
+    char traceparent[56];
+    char method[8];
+    char url[GL_PATH_MAX];
+    char route[64]; /* the matched route template, for logs and metrics */
+    char *body;
+    size_t body_len;
+    bool body_too_large;
+    struct timespec start;
+    gl_jwt_claims claims;
+    const char *region_name; /* for the log line */
+    gl_job *job;             /* set while a write waits for its batch */
+    bool inflight_held;
+    char inflight_key[LEDGER_OWNER_MAX + GL_IDEM_KEY_MAX + 2];
+} gl_req;
+
+/* handlers.c: answers the request now (returns a response) or queues a job
+ * (returns resp.status 0 and sets req->job). */
+gl_response gl_handle(gl_req *req);
+gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,
+                             const char *param);
+gl_response gl_respond_json(unsigned status, json_t *body); /* steals body */
+
+/* config.c */
+bool gl_server_config_load(const char *path, gl_server_config *cfg, gl_error *err);
+
+/* writer.c */
+bool gl_writers_start(gl_server *srv, gl_error *err);
+void gl_writers_stop(gl_server *srv);
+/* Queues a job; false when the region's queue is full (caller answers 503). */
+bool gl_writer_submit(gl_server *srv, gl_job *job);
+gl_writer *gl_writer_of(gl_server *srv, const gl_region *r);
+
+/* http.c */
+bool gl_http_start(gl_server *srv, gl_error *err);
+void gl_http_quiesce(gl_server *srv);
+void gl_http_stop(gl_server *srv);
+
+/* responses (http.c) */
+char *gl_error_body(const char *type, const char *code, const char *message, const char *param,
+                    const char *request_id);
+unsigned gl_status_of_code(ledger_code c);
+const char *gl_type_of_status(unsigned status);
+
+#endif
