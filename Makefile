@@ -104,15 +104,19 @@ $(BENCH_BIN): $(BUILD)/obj/bench/ledger_bench.o $(LIB)
 # ---- local cluster ----
 RUN_DIR  := $(CURDIR)/var
 REGIONS  := eu:5441:1 us:5442:2 sg:5443:3
+API_PORT := 8080
 
 run: build
 	@scripts/deps.sh test
 	@scripts/cluster.sh start $(RUN_DIR)/pg $(foreach r,$(REGIONS),$(word 1,$(subst :, ,$(r))):$(word 2,$(subst :, ,$(r))))
 	@scripts/cluster.sh conf $(RUN_DIR)/pg $(RUN_DIR)/ledger.conf $(REGIONS)
+	@scripts/ledgerd-conf.sh $(RUN_DIR)/ledger.conf $(RUN_DIR)/dev-hs256.key $(API_PORT)
 	@$(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
-	@scripts/usage.sh $(RUN_DIR)/ledger.conf $(LEDGERCTL)
+	@scripts/ledgerd-run.sh start $(RUN_DIR) $(LEDGERD) $(API_PORT)
+	@scripts/usage.sh $(RUN_DIR)/ledger.conf $(LEDGERCTL) $(API_PORT)
 
 stop:
+	@scripts/ledgerd-run.sh stop $(RUN_DIR)
 	@scripts/cluster.sh stop $(RUN_DIR)/pg
 
 # ---- tests ----

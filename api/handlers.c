@@ -42,6 +42,15 @@ static const char *code_message(ledger_code c) {
     }
 }
 
+/* The API's names where API.md names a refusal differently from the engine. */
+static const char *api_code(ledger_code c) {
+    switch (c) {
+    case LEDGER_EXISTS_WITH_DIFFERENT_FIELDS: return "reference_conflict";
+    case LEDGER_PENDING_EXPIRED: return "pending_transfer_expired";
+    default: return ledger_code_name(c);
+    }
+}
+
 static json_t *id_json(const gl_id *id) {
     if (gl_id_is_nil(id)) return json_null();
     char s[GL_ID_STR_LEN + 1];
@@ -59,8 +68,8 @@ static json_t *account_json(const gl_server *srv, const ledger_account *a) {
     json_t *bal = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "debits_posted", (json_int_t)a->debits_posted,
                             "credits_posted", (json_int_t)a->credits_posted, "debits_pending",
                             (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
-                            (json_int_t)(a->credits_posted - a->debits_posted), "available",
-                            (json_int_t)(a->credits_posted - a->debits_posted - a->debits_pending));
+                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, 0), "available",
+                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, a->debits_pending));
     return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", id_json(&a->id), "region", r ? r->name : "?",
                      "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags, "balances", bal,
                      "version", (json_int_t)a->version, "created_at", a->created_at);
@@ -239,6 +248,7 @@ static gl_job *job_new(gl_req *req, const gl_region *r, size_t n) {
     job->region = r;
     job->n = n;
     snprintf(job->principal, sizeof job->principal, "%s", req->claims.sub);
+    snprintf(job->request_id, sizeof job->request_id, "%s", req->request_id);
     return job;
 }
 
@@ -263,7 +273,7 @@ static gl_response submit(gl_req *req, gl_job *job) {
 
 static bool respond_error_in_job(gl_job *job, unsigned status, const char *code, const char *msg) {
     job->resp.status = status;
-    job->resp.body = gl_error_body(gl_type_of_status(status), code, msg, NULL, NULL);
+    job->resp.body = gl_error_body(gl_type_of_status(status), code, msg, NULL, job->request_id);
     return job->resp.body != NULL;
 }
 
@@ -271,9 +281,7 @@ static bool respond_error_in_job(gl_job *job, unsigned status, const char *code,
 static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
     const ledger_result *r = &job->results[0];
     if (r->code != LEDGER_OK && r->code != LEDGER_EXISTS) {
-        ledger_code c = r->code;
-        const char *code = c == LEDGER_EXISTS_WITH_DIFFERENT_FIELDS ? "reference_conflict" : ledger_code_name(c);
-        return respond_error_in_job(job, gl_status_of_code(c), code, code_message(c));
+        return respond_error_in_job(job, gl_status_of_code(r->code), api_code(r->code), code_message(r->code));
     }
     ledger_transfer t;
     int found = ledger_transfer_get(db, &r->id, &t, err);
@@ -288,7 +296,7 @@ static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
 static bool respond_account(gl_job *job, PGconn *db, gl_error *err) {
     const ledger_result *r = &job->results[0];
     if (r->code != LEDGER_OK)
-        return respond_error_in_job(job, gl_status_of_code(r->code), ledger_code_name(r->code), code_message(r->code));
+        return respond_error_in_job(job, gl_status_of_code(r->code), api_code(r->code), code_message(r->code));
     ledger_account a;
     if (ledger_account_get(db, &r->id, &a, err) <= 0) return false;
     json_t *o = account_json(job->srv, &a);
@@ -304,7 +312,7 @@ static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
     size_t failed = job->n;
     for (size_t i = 0; i < job->n; i++) {
         const ledger_result *r = &job->results[i];
-        json_t *item = json_pack("{s:s}", "result", ledger_code_name(r->code));
+        json_t *item = json_pack("{s:s}", "result", api_code(r->code));
         if (r->code == LEDGER_OK || r->code == LEDGER_EXISTS) {
             ledger_transfer t;
             if (ledger_transfer_get(db, &r->id, &t, err) <= 0) {
@@ -323,7 +331,7 @@ static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
         ledger_code c = job->results[failed].code;
         job->resp.status = gl_status_of_code(c);
         o = json_pack("{s:{s:s,s:s,s:s,s:I,s:o}}", "error", "type", gl_type_of_status(job->resp.status), "code",
-                      ledger_code_name(c), "message", code_message(c), "index", (json_int_t)failed, "results", items);
+                      api_code(c), "message", code_message(c), "index", (json_int_t)failed, "results", items);
     } else {
         job->resp.status = job->atomic ? 201 : 200;
         o = json_pack("{s:b,s:o}", "atomic", job->atomic, "results", items);
@@ -438,6 +446,24 @@ static const char *query(const gl_req *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), nothing else. */
+static bool rfc3339_valid(const char *s) {
+    struct tm tm = {0};
+    if (strlen(s) > 40) return false;
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p) return false;
+    if (*p == '.') {
+        const char *d = ++p;
+        while (*p >= '0' && *p <= '9') p++;
+        if (p == d || p - d > 9) return false;
+    }
+    if (*p == 'Z' || *p == 'z') return p[1] == '\0';
+    if (*p != '+' && *p != '-') return false;
+    struct tm off = {0};
+    const char *e = strptime(p + 1, "%H:%M", &off);
+    return e && *e == '\0' && strlen(p) == 6;
+}
+
 static gl_response get_balance(gl_req *req, const gl_id *id) {
     ledger_account a;
     int v = account_visible(req, id, &a);
@@ -445,13 +471,11 @@ static gl_response get_balance(gl_req *req, const gl_id *id) {
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     const char *as_of = query(req, "as_of");
     if (as_of) {
-        struct tm tm = {0};
-        const char *end = strptime(as_of, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (!end || strlen(as_of) > 40)
-            return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339", "as_of");
+        if (!rfc3339_valid(as_of))
+            return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339 (2026-11-25T12:00:00Z)", "as_of");
         gl_error err;
         int found = ledger_account_get_as_of(read_conn(req, gl_region_of_id(&req->srv->regions, id)), id, as_of, &a, &err);
-        if (found < 0) return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339", "as_of");
+        if (found < 0) return unavailable(req);
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
     json_t *o = account_json(req->srv, &a);
@@ -674,7 +698,17 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
     int v = transfer_visible(req, id, &t);
     if (v < 0) return unavailable(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
-    gl_job *job = job_new(req, gl_region_of_id(&req->srv->regions, id), 1);
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+    if (!region_allowed(req, r)) return gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
+    if (kind == LEDGER_CMD_REVERSE) {
+        /* A refund debits the payee: only the payee's owner (or a mandate) may do that. */
+        ledger_account payee;
+        int pv = account_visible(req, &t.credit_account_id, &payee);
+        if (pv < 0) return unavailable(req);
+        if (pv != 1)
+            return gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit the payee's account", NULL);
+    }
+    gl_job *job = job_new(req, r, 1);
     if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
     job->cmds[0] = c;
     job->respond = respond_transfer;
@@ -701,18 +735,43 @@ static gl_response readyz(gl_req *req) {
     return r;
 }
 
+static gl_response metrics(gl_req *req) {
+    for (int i = 0; i < req->srv->regions.n_regions; i++) {
+        const gl_writer *w = &req->srv->writers[i];
+        gl_metrics_gauge_set(req->srv->metrics, GL_GAUGE_REGION_UP, i, atomic_load(&w->up) ? 1 : 0);
+        gl_metrics_gauge_set(req->srv->metrics, GL_GAUGE_QUEUE_DEPTH, i, atomic_load(&w->depth_seen));
+    }
+    gl_response r = {.status = 200, .content_type = GL_METRICS_CONTENT_TYPE};
+    r.body = gl_metrics_render(req->srv->metrics);
+    return r;
+}
+
 /* ---------- routing ---------- */
 
 static gl_response authenticate(gl_req *req) {
     const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0)
+    if (!h || strncmp(h, "Bearer ", 7) != 0) {
+        gl_metrics_auth_failure(req->srv->metrics, gl_metrics_find_reason(req->srv->metrics, "token_missing"));
         return gl_respond_error(req, 401, "token_missing", "send Authorization: Bearer <JWT>", NULL);
+    }
     gl_error err;
     gl_jwt_reason why = gl_jwt_verify(&req->srv->jwt, h + 7, time(NULL), &req->claims, &err);
     if (why == GL_JWT_OK) return (gl_response){0};
     memset(&req->claims, 0, sizeof req->claims);
+    gl_metrics_auth_failure(req->srv->metrics, gl_metrics_find_reason(req->srv->metrics, gl_jwt_reason_name(why)));
     return gl_respond_error(req, why == GL_JWT_INTERNAL ? 500 : 401, gl_jwt_reason_name(why), "the token was refused",
                             NULL);
+}
+
+static gl_response rate_limit(gl_req *req) {
+    if (!req->srv->ratelimit) return (gl_response){0};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, retry_s = 1;
+    if (gl_ratelimit_take(req->srv->ratelimit, req->claims.sub, now_us, &retry_s)) return (gl_response){0};
+    gl_response r = gl_respond_error(req, 429, "rate_limited", "too many requests for this principal", NULL);
+    snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));
+    return r;
 }
 
 static gl_response need_scope(gl_req *req, gl_jwt_scope s) {
@@ -782,7 +841,13 @@ gl_response gl_handle(gl_req *req) {
         snprintf(req->route, sizeof req->route, "/readyz");
         return readyz(req);
     }
+    if (n == 1 && get && strcmp(seg[0], "metrics") == 0) {
+        snprintf(req->route, sizeof req->route, "/metrics");
+        return metrics(req);
+    }
     gl_response a = authenticate(req);
+    if (a.status) return a;
+    a = rate_limit(req);
     if (a.status) return a;
     if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) return route_v1(req, seg, n);
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);

@@ -76,69 +76,55 @@ gl_response gl_respond_error(const gl_req *req, unsigned status, const char *cod
     return r;
 }
 
-/* ---------- logging ---------- */
+/* ---------- sending ---------- */
 
-static void log_request(const gl_req *req, unsigned status) {
+static uint64_t elapsed_us(const gl_req *req) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long us = (now.tv_sec - req->start.tv_sec) * 1000000LL + (now.tv_nsec - req->start.tv_nsec) / 1000;
-    char ts[40];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I}", "time", ts, "request_id", req->request_id,
-                          "principal", req->claims.sub, "method", req->method, "route",
-                          req->route[0] ? req->route : "unmatched", "region",
-                          req->region_name ? req->region_name : "", "status", (int)status, "duration_us",
-                          (json_int_t)us, "duration_ms", (json_int_t)(us / 1000));
-    if (req->traceparent[0]) json_object_set_new(o, "traceparent", json_string(req->traceparent));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (line) {
-        /* One fputs per line on a line-buffered stream: lines do not interleave. */
-        fprintf(stderr, "%s\n", line);
-        free(line);
-    }
+    return (uint64_t)((now.tv_sec - req->start.tv_sec) * 1000000LL + (now.tv_nsec - req->start.tv_nsec) / 1000);
 }
 
-/* ---------- sending ---------- */
+/* The request's log line and metrics. */
+static void record(const gl_req *req, const gl_response *r) {
+    uint64_t us = elapsed_us(req);
+    const char *route = req->route[0] ? req->route : "(unmatched)";
+    const char *error_code = NULL;
+    json_t *body = r->status >= 400 && r->body ? json_loads(r->body, 0, NULL) : NULL;
+    if (body) error_code = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+    gl_log_request_fields f = {req->request_id, req->claims.sub[0] ? req->claims.sub : NULL, req->method, route,
+                               (int)r->status, us, req->region_name, req->traceparent[0] ? req->traceparent : NULL,
+                               error_code};
+    gl_log_request(&f);
+    json_decref(body);
+    gl_metrics_request(req->srv->metrics, gl_metrics_find_route(req->srv->metrics, route), req->method,
+                       (int)r->status, us);
+}
 
 static enum MHD_Result send_response(gl_req *req, gl_response *r) {
     const char *body = r->body ? r->body : "{}";
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "Request-Id", req->request_id);
     if (r->replayed) MHD_add_response_header(resp, "Idempotent-Replayed", "true");
     if (r->retry_after[0]) MHD_add_response_header(resp, "Retry-After", r->retry_after);
     if (req->traceparent[0]) MHD_add_response_header(resp, "traceparent", req->traceparent);
     enum MHD_Result rc = MHD_queue_response(req->conn, r->status, resp);
     MHD_destroy_response(resp);
-    log_request(req, r->status);
+    record(req, r);
     free(r->body);
     r->body = NULL;
     return rc;
 }
 
-static void random_hex(char *out, size_t bytes) {
-    unsigned char b[32];
-    if (bytes > sizeof b || RAND_bytes(b, (int)bytes) != 1) memset(b, 0x5a, sizeof b);
-    for (size_t i = 0; i < bytes; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 /* W3C trace context: keep the caller's trace id, answer with our own span id. */
 static void take_traceparent(gl_req *req) {
     const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
-    if (!tp || strlen(tp) != 55 || strncmp(tp, "00-", 3) != 0 || tp[35] != '-' || tp[52] != '-') return;
-    for (int i = 3; i < 55; i++) {
-        char ch = tp[i];
-        bool hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
-        if (!hex && i != 35 && i != 52) return;
-    }
-    char span[17];
-    random_hex(span, 8);
-    snprintf(req->traceparent, sizeof req->traceparent, "00-%.32s-%s-%.2s", tp + 3, span, tp + 53);
+    char trace_id[33], parent_id[17];
+    uint8_t flags;
+    if (tp && gl_traceparent_parse(tp, trace_id, parent_id, &flags) &&
+        !gl_traceparent_child(trace_id, flags, req->traceparent))
+        req->traceparent[0] = '\0';
 }
 
 static gl_req *req_new(gl_server *srv, struct MHD_Connection *conn, const char *url, const char *method) {
@@ -147,7 +133,7 @@ static gl_req *req_new(gl_server *srv, struct MHD_Connection *conn, const char *
     req->srv = srv;
     req->conn = conn;
     clock_gettime(CLOCK_MONOTONIC, &req->start);
-    random_hex(req->request_id, 16);
+    if (!gl_request_id(req->request_id)) snprintf(req->request_id, sizeof req->request_id, "unavailable");
     snprintf(req->method, sizeof req->method, "%s", method);
     snprintf(req->url, sizeof req->url, "%s", url);
     take_traceparent(req);

@@ -32,6 +32,40 @@ static bool init_auth(gl_server *srv, gl_error *err) {
     return gl_jwt_verifier_init_from_files(&srv->jwt, &jc, srv->cfg.auth_key_file, err);
 }
 
+/* Every route, region and auth-failure reason is registered up front: metrics storage is fixed. */
+static const char *const routes[] = {
+    "/v1/accounts", "/v1/accounts/{id}", "/v1/accounts/{id}/balance", "/v1/accounts/{id}/entries",
+    "/v1/transfers", "/v1/transfers/batch", "/v1/transfers/{id}", "/v1/transfers/{id}/post",
+    "/v1/transfers/{id}/void", "/v1/transfers/{id}/reverse", "/healthz", "/readyz", "/metrics", "(unmatched)"};
+
+static bool init_observability(gl_server *srv, gl_error *err) {
+    gl_log_level level;
+    if (!gl_log_level_parse(srv->cfg.log_level, &level)) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: log_level must be debug, info, warn or error");
+        return false;
+    }
+    gl_log_set_level(level);
+    srv->metrics = gl_metrics_new();
+    if (!srv->metrics) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) gl_metrics_route(srv->metrics, routes[i]);
+    for (int i = 0; i < srv->regions.n_regions; i++) gl_metrics_region(srv->metrics, srv->regions.regions[i].name);
+    for (int r = GL_JWT_TOKEN_MALFORMED; r <= GL_JWT_INTERNAL; r++)
+        gl_metrics_reason(srv->metrics, gl_jwt_reason_name((gl_jwt_reason)r));
+    gl_metrics_reason(srv->metrics, "token_missing");
+    if (srv->cfg.rate_per_s > 0) {
+        gl_ratelimit_config rc;
+        gl_ratelimit_config_init(&rc);
+        rc.rate_per_s = (uint32_t)srv->cfg.rate_per_s;
+        rc.burst = (uint32_t)(srv->cfg.rate_burst > 0 ? srv->cfg.rate_burst : srv->cfg.rate_per_s);
+        srv->ratelimit = gl_ratelimit_new(&rc, err);
+        if (!srv->ratelimit) return false;
+    }
+    return true;
+}
+
 static int wait_for_signal(void) {
     sigset_t set;
     sigemptyset(&set);
@@ -66,6 +100,7 @@ int main(int argc, char **argv) {
     if (!gl_config_load(path, &srv.regions, &err) || !gl_server_config_load(path, &srv.cfg, &err) ||
         !init_auth(&srv, &err))
         return fail(&err);
+    if (!init_observability(&srv, &err)) return fail(&err);
     pthread_mutex_init(&srv.inflight_mu, NULL);
     srv.inflight = json_object();
     if (!gl_writers_start(&srv, &err) || !gl_http_start(&srv, &err)) return fail(&err);
@@ -79,6 +114,8 @@ int main(int argc, char **argv) {
     gl_http_stop(&srv);
     gl_jwt_verifier_free(&srv.jwt);
     json_decref(srv.inflight);
+    gl_metrics_free(srv.metrics);
+    gl_ratelimit_free(srv.ratelimit);
     gl_config_free(&srv.regions);
     free(srv.writers);
     return 0;

@@ -173,9 +173,9 @@ static void log_va(gl_log_level level, const char *event, json_t *extra, const c
         vsnprintf(msg, sizeof msg, fmt, ap);
         set_string(obj, "msg", msg, GL_LOG_MSG_MAX);
     }
-    const char *key;
-    json_t *value;
     if (obj && json_is_object(extra)) {
+        const char *key;
+        json_t *value;
         json_object_foreach(extra, key, value) {
             /* The fixed fields keep their meaning whatever a caller passes. */
             if (!json_object_get(obj, key) && strcmp(key, "msg") != 0) json_object_set(obj, key, value);

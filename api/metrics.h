@@ -56,6 +56,8 @@
 #define GL_METRICS_REASONS_MAX 32
 #define GL_METRICS_ROUTE_MAX 128 /* bytes of a route template */
 #define GL_METRICS_NAME_MAX 64   /* bytes of a region or reason name */
+/* The Content-Type of a GET /metrics response carrying gl_metrics_render's text. */
+#define GL_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* A render never exceeds this (worst case with every limit reached is ~4 MiB). */
 #define GL_METRICS_RENDER_MAX ((size_t)8 << 20)
 

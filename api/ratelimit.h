@@ -80,10 +80,11 @@ gl_ratelimit *gl_ratelimit_new(const gl_ratelimit_config *cfg, gl_error *err);
 void gl_ratelimit_free(gl_ratelimit *rl);
 
 /*
- * Take one token from principal's bucket at time now_us. True: go ahead.
- * False: refuse with 429, Retry-After: *retry_after_s (may be NULL).
- * A NULL, empty or longer than GL_RATELIMIT_PRINCIPAL_MAX principal is a
- * caller bug and fails closed: false with *retry_after_s = 1.
+ * Take one token from principal's bucket at time now_us. True: go ahead
+ * (*retry_after_s = 0). False: refuse with 429 and Retry-After:
+ * *retry_after_s (retry_after_s may be NULL). A NULL rl, or a NULL, empty
+ * or longer than GL_RATELIMIT_PRINCIPAL_MAX principal, is a caller bug and
+ * fails closed: false with *retry_after_s = 1.
  */
 bool gl_ratelimit_take(gl_ratelimit *rl, const char *principal, uint64_t now_us, uint64_t *retry_after_s);
 /*

@@ -22,6 +22,9 @@
 #include "../ledger/ledger.h"
 #include "../regions/regions.h"
 #include "jwt.h"
+#include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 
 #define GL_IDEM_KEY_MAX 255
 #define GL_PATH_MAX 256
@@ -34,8 +37,8 @@ typedef struct {
     int batch_max;     /* commands per engine batch */
     int queue_depth;   /* jobs waiting per region */
     int idem_ttl_h;    /* >= 24 */
-    int64_t rate_per_s; /* per principal; 0 = unlimited */
-    int64_t rate_burst;
+    int rate_per_s; /* per principal; 0 = unlimited */
+    int rate_burst;
     char log_level[8];
     char auth_alg[8];
     char auth_key_file[1024];
@@ -48,8 +51,9 @@ typedef struct {
 typedef struct {
     unsigned status;
     char *body; /* malloc'd JSON */
-    char retry_after[16];
+    char retry_after[24];
     bool replayed;
+    const char *content_type; /* NULL: application/json */
 } gl_response;
 
 typedef struct gl_job gl_job;
@@ -64,6 +68,7 @@ struct gl_job {
     struct MHD_Connection *conn;
     const gl_region *region;
     char principal[LEDGER_OWNER_MAX + 1];
+    char request_id[33];
     /* idempotency (key "" = none) */
     char idem_key[GL_IDEM_KEY_MAX + 1];
     char method[8];
@@ -93,6 +98,7 @@ typedef struct {
     bool stopping;
     PGconn *db;
     atomic_bool up;
+    atomic_int depth_seen; /* queue depth for /metrics, read without the lock */
 } gl_writer;
 
 struct gl_server {
@@ -103,7 +109,8 @@ struct gl_server {
     struct MHD_Daemon *daemon;
     pthread_mutex_t inflight_mu;
     json_t *inflight; /* "principal\x1fkey" -> true while a request with that key runs */
-    atomic_long requests;
+    gl_metrics *metrics;
+    gl_ratelimit *ratelimit; /* NULL: no per-principal limit */
 };
 
 /* One HTTP request, from its first byte to its response. */

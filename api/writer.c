@@ -37,6 +37,7 @@ bool gl_writer_submit(gl_server *srv, gl_job *job) {
         else w->head = job;
         w->tail = job;
         w->depth++;
+        atomic_store(&w->depth_seen, w->depth);
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -51,7 +52,7 @@ static void job_finish(gl_job *job) {
 static void job_fail(gl_job *job, unsigned status, const char *type, const char *code, const char *msg) {
     free(job->resp.body);
     job->resp = (gl_response){.status = status};
-    job->resp.body = gl_error_body(type, code, msg, NULL, NULL);
+    job->resp.body = gl_error_body(type, code, msg, NULL, job->request_id);
     if (status == 503) snprintf(job->resp.retry_after, sizeof job->resp.retry_after, "1");
     job_finish(job);
 }
@@ -82,7 +83,7 @@ static int idem_lookup(PGconn *db, gl_job *job, gl_error *err) {
         } else {
             job->resp = (gl_response){.status = 422};
             job->resp.body = gl_error_body("rejected", "idempotency_key_reused",
-                                           "this Idempotency-Key was used with another request", NULL, NULL);
+                                           "this Idempotency-Key was used with another request", NULL, job->request_id);
         }
     }
     PQclear(r);
@@ -129,7 +130,8 @@ static bool before_commit(void *arg, PGconn *db, const ledger_result *results, s
         free(job->resp.body);
         job->resp = (gl_response){0};
         if (!job->respond(job, db, err)) return false;
-        if (job->idem_key[0] && !idem_store(db, b->srv, job, err)) return false;
+        /* A 400 from the engine's validation had no effect: not stored, so the client may fix and retry. */
+        if (job->idem_key[0] && job->resp.status != 400 && !idem_store(db, b->srv, job, err)) return false;
     }
     return true;
 }
@@ -174,10 +176,17 @@ static void run_batch(gl_writer *w, gl_job **jobs, size_t n) {
         for (size_t j = 0, off = 0; ok && j < n; off += jobs[j]->n, j++)
             memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds);
         batch_ctx ctx = {w->srv, jobs, n};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         ok = ok && gl_route_execute_hooked(&w->srv->regions, w->region, w->db, cmds, total, res, before_commit, &ctx,
                                            &err);
         free(cmds);
         free(res);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int ri = (int)(w - w->srv->writers);
+        uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000);
+        if (ok) gl_metrics_batch(w->srv->metrics, ri, total, us);
+        else gl_metrics_db_error(w->srv->metrics, ri);
         if (ok) {
             for (size_t j = 0; j < n; j++) job_finish(jobs[j]);
             return;
@@ -203,6 +212,7 @@ static size_t take_jobs(gl_writer *w, gl_job **out, size_t cap) {
         w->head = j->next;
         if (!w->head) w->tail = NULL;
         w->depth--;
+        atomic_store(&w->depth_seen, w->depth);
         out[n++] = j;
         cmds += j->n;
     }

@@ -88,8 +88,8 @@ static json_t *account_json(const cli *c, const ledger_account *a) {
     json_t *bal = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "debits_posted", (json_int_t)a->debits_posted,
                             "credits_posted", (json_int_t)a->credits_posted, "debits_pending",
                             (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
-                            (json_int_t)(a->credits_posted - a->debits_posted), "available",
-                            (json_int_t)(a->credits_posted - a->debits_posted - a->debits_pending));
+                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, 0), "available",
+                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, a->debits_pending));
     return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", id_json(&a->id), "region", r ? r->name : "?",
                      "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags, "balances", bal,
                      "version", (json_int_t)a->version, "created_at", a->created_at);

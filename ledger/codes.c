@@ -58,3 +58,8 @@ void ledger_cmd_init(ledger_cmd *cmd, ledger_cmd_kind kind) {
     cmd->kind = kind;
     memcpy(cmd->account_kind, "wallet", sizeof "wallet");
 }
+
+int64_t ledger_balance(int64_t credits, int64_t debits, int64_t pending) {
+    __int128 v = (__int128)credits - debits - pending;
+    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (int64_t)v;
+}

@@ -144,6 +144,10 @@ typedef struct {
 bool ledger_execute(PGconn *db, const ledger_ctx *ctx, const ledger_cmd *cmds, size_t n,
                     ledger_result *results, gl_error *err);
 
+/* credits - debits - pending (the `posted`/`available` of API.md), saturated to
+ * int64: each counter fits in int64, their difference may not. */
+int64_t ledger_balance(int64_t credits, int64_t debits, int64_t pending);
+
 /* Initializes a command with defaults (kind "wallet", no flags, not linked). */
 void ledger_cmd_init(ledger_cmd *cmd, ledger_cmd_kind kind);
 

@@ -3,6 +3,7 @@
 set -euo pipefail
 conf=$1
 ctl=$2
+port=${3:-8080}
 cat <<MSG
 
 geoledger is up: 3 regional PostgreSQL partitions (eu, us, sg) under ./var, migrated.
@@ -22,7 +23,17 @@ geoledger is up: 3 regional PostgreSQL partitions (eu, us, sg) under ./var, migr
   \$L statement \$B
   \$L verify                         # ledger invariants on every region
 
-  make stop                         # stop the cluster (data stays in ./var)
+The HTTP API (ledgerd) listens on 127.0.0.1:$port:
+
+  TOKEN=\$(\$L token --sub app.rides)
+  curl -s -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu"}' \\
+       http://127.0.0.1:$port/v1/accounts
+  curl -s -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: pay-1" \\
+       -d '{"debit_account_id":"<id>","credit_account_id":"<id>","amount":500,"currency":"EUR","reference":"ride-1"}' \\
+       http://127.0.0.1:$port/v1/transfers
+  curl -s http://127.0.0.1:$port/readyz
+
+  make stop                         # stop ledgerd and the cluster (data stays in ./var)
 
 (jq is optional: without it, copy the ids from the output.)
 MSG

@@ -7,7 +7,7 @@
 # 2. a throwaway 3-region PostgreSQL cluster (eu, us, sg) in a temp dir,
 #    its ledger.conf, and `ledgerctl migrate`;
 # 3. every integration test (one binary per tests/integration/test_*.c);
-# 4. tests/stress.sh, if present and executable;
+# 4. tests/api.sh (ledgerd over HTTP), then tests/stress.sh, if present and executable;
 # 5. `ledgerctl verify` on everything the tests left behind.
 #
 # A failing step does not stop the run: the report is complete, and the last
@@ -133,6 +133,7 @@ fi
 if ((cluster_ok)); then
     for t in "${ITESTS[@]}"; do run_program integration "$t"; done
 
+    run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
     if [[ -x tests/stress.sh ]]; then
         run_step "stress" env TEST_DIR="$DIR" tests/stress.sh
     elif [[ -e tests/stress.sh ]]; then

@@ -1,0 +1,775 @@
+#!/usr/bin/env bash
+# api.sh — end-to-end test of ledgerd (the HTTP API, shared/API.md) against the
+# real PostgreSQL cluster that tests/run.sh started and migrated.
+#
+#   GEOLEDGER_CONFIG=DIR/ledger.conf BUILD=build TEST_DIR=DIR tests/api.sh
+#
+# It copies the config, appends a ledgerd group (scripts/ledgerd-conf.sh) on a
+# free port, starts $BUILD/bin/ledgerd in the background (killed on every exit)
+# and drives it with curl + jq: every implemented endpoint's success path, the
+# auth failures (missing, garbled, alg none, ES256/HS256 confusion, wrong key,
+# expired, wrong aud/iss, missing scope), ownership (404 / 403 mandate_required),
+# bad input (400/413, balances unchanged afterwards), idempotency (replay bytes,
+# reuse, in flight, 50 concurrent requests), ledger rules (insufficient funds,
+# holds, post, void, reverse, references, cross region), batches, entries
+# pagination, balance as_of, /readyz and a graceful SIGTERM.
+#
+# Every principal name carries this run's id, so the test can run repeatedly
+# on one cluster and next to other tests. One line per check, `ok NAME` or
+# `FAIL NAME: details`; the last line is "N passed, N failed"; exit 1 on any
+# failure.
+set -euo pipefail
+
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+BUILD=${BUILD:-build}
+: "${GEOLEDGER_CONFIG:?set GEOLEDGER_CONFIG to the ledger.conf of a migrated cluster}"
+: "${TEST_DIR:?set TEST_DIR to the cluster directory}"
+
+for tool in curl jq openssl od; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "api.sh: '$tool' is not installed (scripts/deps.sh installs it; apt-get install $tool)" >&2
+        echo "0 passed, 1 failed"
+        exit 1 # (before the EXIT trap is set)
+    fi
+done
+for bin in ledgerd ledgerctl; do
+    if [[ ! -x "$BUILD/bin/$bin" ]]; then
+        echo "api.sh: $BUILD/bin/$bin is not built (make build)" >&2
+        echo "0 passed, 1 failed"
+        exit 1 # (before the EXIT trap is set)
+    fi
+done
+
+PASSED=0
+FAILED=0
+ok() {
+    PASSED=$((PASSED + 1))
+    echo "ok $1"
+}
+fail() {
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1: $2"
+}
+
+W=$(mktemp -d /tmp/geoledger-api.XXXXXX)
+LPID=""
+SUMMARY_DONE=0
+show_log() {
+    if [[ -s "$W/ledgerd.log" ]]; then
+        echo "---- ledgerd log: lines other than request lines, then the last 3 ----"
+        grep -v '^{"time":.*"request_id"' "$W/ledgerd.log" | tail -n 20 || true
+        echo "..."
+        tail -n 3 "$W/ledgerd.log" || true
+        echo "----"
+    fi
+}
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$LPID" ]] && kill -0 "$LPID" 2>/dev/null; then
+        kill -TERM "$LPID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$LPID" 2>/dev/null || true
+        wait "$LPID" 2>/dev/null || true
+    fi
+    if ((!SUMMARY_DONE)); then # stopped early (set -e, a signal): still end with the summary line
+        fail "api.sh" "stopped early (exit status $rc) after the line above"
+        show_log
+        echo "$PASSED passed, $FAILED failed"
+        ((rc != 0)) || rc=1
+    fi
+    rm -rf -- "$W"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+START=$SECONDS
+
+# ---------------------------------------------------------------- start ledgerd
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PORT=$((18000 + $$ % 1000))
+for _ in $(seq 100); do
+    port_busy "$PORT" || break
+    PORT=$((PORT + 1))
+done
+if port_busy "$PORT"; then
+    fail "start" "no free port near $PORT"
+    SUMMARY_DONE=1
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+
+CONF="$W/ledger.conf"
+cp -- "$GEOLEDGER_CONFIG" "$CONF"
+scripts/ledgerd-conf.sh "$CONF" "$TEST_DIR/dev.key" "$PORT"
+KEY=$(cat "$TEST_DIR/dev.key")
+BASE="http://127.0.0.1:$PORT"
+
+"$BUILD/bin/ledgerd" --config "$CONF" >"$W/ledgerd.log" 2>&1 &
+LPID=$!
+up=0
+for _ in $(seq 100); do
+    if ! kill -0 "$LPID" 2>/dev/null; then break; fi
+    if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" == 200 ]]; then
+        up=1
+        break
+    fi
+    sleep 0.1
+done
+if ((!up)); then
+    fail "start" "ledgerd did not answer /healthz on port $PORT: $(tail -n 5 "$W/ledgerd.log" | tr '\n' ' ')"
+    SUMMARY_DONE=1
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+ok "start: ledgerd answers /healthz on port $PORT"
+
+# ---------------------------------------------------------------- helpers
+
+# req METHOD PATH [TOKEN] [BODY|@FILE] [CURL ARGS...]: the status goes to ST,
+# the body to $W/body, the headers to $W/hdr. An empty TOKEN sends none.
+ST=""
+req() {
+    local m=$1 p=$2 tok=${3-} body=${4-}
+    shift $(($# < 4 ? $# : 4))
+    local args=(-s -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
+    [[ -z "$tok" ]] || args+=(-H "Authorization: Bearer $tok")
+    [[ -z "$body" ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    ST=$(curl "${args[@]}" "$@" "$BASE$p") || ST="curl_failed($?)"
+}
+# POST with an Idempotency-Key.
+post() { # PATH TOKEN BODY KEY [CURL ARGS...]
+    local p=$1 tok=$2 body=$3 key=$4
+    shift 4
+    req POST "$p" "$tok" "$body" -H "Idempotency-Key: $key" "$@"
+}
+
+j() { jq -r "$@" "$W/body" 2>/dev/null || true; }
+snippet() { head -c 300 "$W/body" 2>/dev/null | tr '\n' ' ' || true; }
+
+type_of() {
+    case $1 in
+    400 | 413) echo invalid_request ;; 401) echo authentication ;; 403) echo permission ;;
+    404) echo not_found ;; 409) echo conflict ;; 422) echo rejected ;; 429) echo rate_limited ;;
+    503) echo unavailable ;; *) echo internal ;;
+    esac
+}
+
+# expect NAME STATUS [CODE]: checks the last response; for an error also the
+# error shape (type of the status, code, non-empty message). Sets LAST_OK.
+LAST_OK=0
+expect() {
+    local name=$1 want=$2 code=${3-}
+    LAST_OK=0
+    if [[ "$ST" != "$want" ]]; then
+        fail "$name" "status $ST, want $want; body: $(snippet)"
+        return 0
+    fi
+    if ((want >= 400)); then
+        local got_type got_code got_msg
+        got_type=$(j '.error.type // empty')
+        got_code=$(j '.error.code // empty')
+        got_msg=$(j '.error.message // empty')
+        if [[ "$got_type" != "$(type_of "$want")" || -z "$got_code" || -z "$got_msg" ]]; then
+            fail "$name" "error shape: type '$got_type' (want $(type_of "$want")), code '$got_code', message '$got_msg'; body: $(snippet)"
+            return 0
+        fi
+        if [[ -n "$code" && "$got_code" != "$code" ]]; then
+            fail "$name" "code '$got_code', want '$code'; body: $(snippet)"
+            return 0
+        fi
+    fi
+    LAST_OK=1
+    ok "$name"
+}
+
+# check NAME CONDITION-TEXT: a bash test given as arguments to [[ ]] is awkward,
+# so callers pass a command; details come from DETAIL.
+check() { # NAME DETAIL CMD...
+    local name=$1 detail=$2
+    shift 2
+    if "$@"; then ok "$name"; else fail "$name" "$detail"; fi
+}
+eq() { [[ -n "$2" && "$1" == "$2" ]]; }
+
+RUN="t$$x$RANDOM"
+token() { # SUB [SCOPE] [TTL]
+    local args=(--config "$CONF" token --sub "$1")
+    [[ -z "${2-}" ]] || args+=(--scope "$2")
+    [[ -z "${3-}" ]] || args+=(--ttl "$3")
+    "$BUILD/bin/ledgerctl" "${args[@]}"
+}
+
+b64u() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+# hs256 HEADER PAYLOAD [SECRET]: a token signed by hand (the secret is the key
+# file's text, used byte for byte, as ledgerd does).
+hs256() {
+    local h p s
+    h=$(printf '%s' "$1" | b64u)
+    p=$(printf '%s' "$2" | b64u)
+    s=$(printf '%s' "$h.$p" | openssl dgst -sha256 -mac HMAC -macopt "key:${3-$KEY}" -binary | b64u)
+    printf '%s.%s.%s' "$h" "$p" "$s"
+}
+# es256 HEADER PAYLOAD PEM: a genuine ES256 token (raw R||S signature).
+es256() {
+    local h p der ints r s
+    h=$(printf '%s' "$1" | b64u)
+    p=$(printf '%s' "$2" | b64u)
+    printf '%s' "$h.$p" | openssl dgst -sha256 -sign "$3" -binary >"$W/es.der"
+    mapfile -t ints < <(openssl asn1parse -inform DER -in "$W/es.der" | awk -F: '/INTEGER/ {print $NF}')
+    r=$(printf '%64s' "${ints[0]}" | tr ' ' 0)
+    s=$(printf '%64s' "${ints[1]}" | tr ' ' 0)
+    der=$(printf '%s%s' "$r" "$s" | sed 's/../\\x&/g')
+    printf '%s.%s.%s' "$h" "$p" "$(printf '%b' "$der" | b64u)"
+}
+claims() { # SUB EXP [AUD] [ISS] [SCOPE]
+    jq -cn --arg sub "$1" --argjson exp "$2" --arg aud "${3:-geoledger}" --arg iss "${4:-geoledger-dev}" \
+        --arg scope "${5:-accounts:read accounts:write transfers:read transfers:write}" \
+        '{iss: $iss, aud: $aud, sub: $sub, scope: $scope, exp: $exp}'
+}
+
+transfer() { # DEBIT CREDIT AMOUNT REF [EXTRA-JSON-OBJECT]
+    jq -cn --arg d "$1" --arg c "$2" --argjson a "$3" --arg r "$4" --argjson x "${5:-{\}}" \
+        '{debit_account_id: $d, credit_account_id: $c, amount: $a, currency: "EUR", reference: $r} + $x'
+}
+
+# balances ID TOKEN: the account's balances as compact JSON ("" if the GET failed).
+balances() {
+    req GET "/v1/accounts/$1" "$2"
+    if [[ "$ST" == 200 ]]; then j -c .balances; else echo "GET $1: $ST"; fi
+}
+field() { jq -r "$2" <<<"$1"; } # JSON FILTER
+
+# (called as $(newkey), in a subshell: no counter, random bytes)
+newkey() { printf '%s-%s' "$RUN" "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"; }
+
+# ---------------------------------------------------------------- probes
+
+req GET /healthz
+expect "healthz" 200
+req GET /readyz
+expect "readyz 200" 200
+check "readyz: eu, us, sg up, status ok" "body: $(snippet)" \
+    eq "$(j '[.status, .regions.eu, .regions.us, .regions.sg] | join(",")')" "ok,up,up,up"
+
+# ---------------------------------------------------------------- tokens
+
+ALICE="alice-$RUN"
+BOB="bob-$RUN"
+TA=$(token "$ALICE")
+TB=$(token "$BOB" "" 600)
+T_READ=$(token "$ALICE" "accounts:read")
+NOW=$(date +%s)
+
+# ---------------------------------------------------------------- accounts
+
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+expect "create account (eu)" 201
+FUND=$(j .id)
+check "created account has owner, region, zero balances" "body: $(snippet)" \
+    eq "$(j '[.owner, .region, .currency, .kind, (.balances | [.[]] | add), .version] | map(tostring) | join(",")')" \
+    "$ALICE,eu,EUR,wallet,0,0"
+
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu","flags":{"debits_must_not_exceed_credits":true},"metadata":{"name":"w1"}}'
+expect "create flagged account" 201
+A1=$(j .id)
+check "flag debits_must_not_exceed_credits set" "body: $(snippet)" eq "$(j .flags.debits_must_not_exceed_credits)" true
+
+K=$(newkey)
+post /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}' "$K"
+expect "create account with Idempotency-Key" 201
+A2=$(j .id)
+cp "$W/body" "$W/acct1"
+post /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}' "$K"
+expect "create account replay" 201
+check "account replay: same bytes, Idempotent-Replayed" "body: $(snippet)" \
+    bash -c "cmp -s '$W/acct1' '$W/body' && grep -qi '^Idempotent-Replayed: true' '$W/hdr'"
+
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"us"}'
+expect "create account (us)" 201
+AUS=$(j .id)
+check "us account lives in us" "body: $(snippet)" eq "$(j .region)" us
+
+req POST /v1/accounts "$TB" '{"currency":"EUR","region":"eu"}'
+expect "create account (bob)" 201
+B1=$(j .id)
+# for the hold that expires: its release (by ledgerd's housekeeping, any time
+# later) must not touch the accounts whose balances and entries are compared.
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+X1=$(j .id)
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+X2=$(j .id)
+
+req POST /v1/accounts "$TA" '{"currency":"ZZZ","region":"eu"}'
+expect "create account: bad currency -> 400" 400 invalid_value
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"mars"}'
+expect "create account: unknown region -> 400" 400 invalid_value
+req POST /v1/accounts "$TA" '{"currency":"EUR"}'
+expect "create account: missing region -> 400 missing_field" 400 missing_field
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu","colour":"red"}'
+expect "create account: unknown field -> 400" 400 unknown_field
+req POST /v1/accounts "$TA" "{\"currency\":\"EUR\",\"region\":\"eu\",\"owner\":\"$BOB\"}"
+expect "create account for another owner -> 403" 403 permission_denied
+T_US=$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)) | jq -c '. + {regions: ["us"]}')")
+req POST /v1/accounts "$T_US" '{"currency":"EUR","region":"eu"}'
+expect "create account outside the token's regions -> 403" 403 region_forbidden
+
+req GET "/v1/accounts/$A1" "$TA"
+expect "get account" 200
+check "get account: id and balances" "body: $(snippet)" eq "$(j '.id + " " + (.balances.posted | tostring)')" "$A1 0"
+
+# a time before any transfer of this run (the accounts exist by then)
+sleep 0.05
+T0=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+sleep 0.05
+
+# ---------------------------------------------------------------- auth
+
+req GET "/v1/accounts/$A1"
+expect "auth: missing token -> 401" 401 token_missing
+req GET "/v1/accounts/$A1" "" "" -H "Authorization: Basic YWxpY2U6eA=="
+expect "auth: not Bearer -> 401" 401 token_missing
+req GET "/v1/accounts/$A1" "not.a.jwt!"
+expect "auth: garbled token -> 401" 401 token_malformed
+req GET "/v1/accounts/$A1" "${TA%?}"
+expect "auth: truncated signature -> 401" 401
+GOOD=$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)))")
+req GET "/v1/accounts/$A1" "$GOOD"
+expect "auth: hand-made HS256 token accepted (the forgeries below are meaningful)" 200
+req GET "/v1/accounts/$A1" "$(printf '%s' '{"alg":"none","typ":"JWT"}' | b64u).$(claims "$ALICE" $((NOW + 600)) | tr -d '\n' | b64u)."
+expect "auth: alg none -> 401" 401 token_algorithm_rejected
+req GET "/v1/accounts/$A1" "$(hs256 '{"alg":"none","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)))")"
+expect "auth: alg none with a MAC -> 401" 401 token_algorithm_rejected
+req GET "/v1/accounts/$A1" "$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)))" "$(openssl rand -hex 32)")"
+expect "auth: wrong key -> 401" 401 token_signature_invalid
+openssl ecparam -genkey -name prime256v1 -noout -out "$W/ec.pem" 2>/dev/null
+openssl ec -in "$W/ec.pem" -pubout -out "$W/ec.pub" 2>/dev/null
+req GET "/v1/accounts/$A1" "$(es256 '{"alg":"ES256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)))" "$W/ec.pem")"
+expect "auth: ES256 token to an HS256 server -> 401" 401 token_algorithm_rejected
+req GET "/v1/accounts/$A1" "$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)))" "$(cat "$W/ec.pub")")"
+expect "auth: HS256 MAC keyed with an EC public key -> 401" 401 token_signature_invalid
+req GET "/v1/accounts/$A1" "$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW - 3600)))")"
+expect "auth: expired -> 401" 401 token_expired
+req GET "/v1/accounts/$A1" "$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)) other-audience)")"
+expect "auth: wrong aud -> 401" 401 token_audience_invalid
+req GET "/v1/accounts/$A1" "$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(claims "$ALICE" $((NOW + 600)) geoledger evil-issuer)")"
+expect "auth: wrong iss -> 401" 401 token_issuer_invalid
+req POST /v1/transfers "$T_READ" "$(transfer "$A1" "$A2" 1 "$RUN-scope")" -H "Idempotency-Key: $(newkey)"
+expect "auth: transfer without transfers:write -> 403" 403 scope_missing
+req POST /v1/accounts "$T_READ" '{"currency":"EUR","region":"eu"}'
+expect "auth: create account without accounts:write -> 403" 403 scope_missing
+req GET "/v1/accounts/$A1" "$T_READ"
+expect "auth: accounts:read suffices for GET account" 200
+
+# ---------------------------------------------------------------- fund and move
+
+post /v1/transfers "$TA" "$(transfer "$FUND" "$A1" 10000 "$RUN-fund")" "$(newkey)"
+expect "transfer: fund the flagged account" 201
+FUND_T=$(j .id)
+check "transfer response fields" "body: $(snippet)" \
+    eq "$(j '[.debit_account_id, .credit_account_id, .amount, .currency, .status, .reference] | map(tostring) | join(",")')" \
+    "$FUND,$A1,10000,EUR,posted,$RUN-fund"
+req GET "/v1/transfers/$FUND_T" "$TA"
+expect "get transfer" 200
+check "get transfer: same transfer" "body: $(snippet)" eq "$(j '.id + " " + .status')" "$FUND_T posted"
+req GET "/v1/accounts/$A1/balance" "$TA"
+expect "balance" 200
+check "balance: credits 10000, available 10000, as_of null" "body: $(snippet)" \
+    eq "$(j '[.balances.credits_posted, .balances.available, .as_of] | map(tostring) | join(",")')" "10000,10000,null"
+
+# ---------------------------------------------------------------- ownership
+
+req GET "/v1/accounts/$A1" "$TB"
+expect "ownership: another's account -> 404" 404 account_not_found
+req GET "/v1/accounts/$A1/balance" "$TB"
+expect "ownership: another's balance -> 404" 404 account_not_found
+req GET "/v1/accounts/$A1/entries" "$TB"
+expect "ownership: another's entries -> 404" 404 account_not_found
+req GET "/v1/transfers/$FUND_T" "$TB"
+expect "ownership: another's transfer -> 404" 404 transfer_not_found
+post /v1/transfers "$TB" "$(transfer "$A1" "$B1" 100 "$RUN-steal")" "$(newkey)"
+expect "ownership: debit another's account -> 403" 403 mandate_required
+req GET "/v1/accounts/00000000-0000-7000-8001-000000000000" "$TA"
+expect "unknown account -> 404" 404 account_not_found
+req GET "/v1/accounts/not-an-id" "$TA"
+expect "malformed account id -> 404" 404
+req GET "/v1/nothing/here" "$TA"
+expect "unknown route -> 404" 404 route_not_found
+
+# ---------------------------------------------------------------- bad input
+
+BASE_A1=$(balances "$A1" "$TA")
+BASE_A2=$(balances "$A2" "$TA")
+check "baseline balances read" "A1 $BASE_A1, A2 $BASE_A2" eq "$(field "$BASE_A1" .credits_posted)" 10000
+
+unchanged() { # NAME
+    local a1 a2
+    a1=$(balances "$A1" "$TA")
+    a2=$(balances "$A2" "$TA")
+    if [[ "$a1" == "$BASE_A1" && "$a2" == "$BASE_A2" && "$a1" == "{"* ]]; then
+        ok "$1: balances unchanged"
+    else
+        fail "$1: balances unchanged" "A1 $a1 (was $BASE_A1), A2 $a2 (was $BASE_A2)"
+    fi
+}
+bad() { # NAME BODY STATUS [CODE]
+    post /v1/transfers "$TA" "$2" "$(newkey)"
+    expect "$1" "$3" "${4-}"
+    unchanged "$1"
+}
+
+GOODT=$(transfer "$A1" "$A2" 100 "$RUN-bad")
+bad "bad input: not JSON -> 400" '{"debit_account_id":' 400 invalid_json
+bad "bad input: JSON array -> 400" '[1,2]' 400 invalid_json
+bad "bad input: duplicate key -> 400" "${GOODT%\}},\"amount\":200}" 400 invalid_json
+bad "bad input: unknown field -> 400" "$(jq -c '. + {colour: "red"}' <<<"$GOODT")" 400 unknown_field
+bad "bad input: amount as string -> 400" "$(jq -c '.amount = "100"' <<<"$GOODT")" 400 invalid_type
+bad "bad input: amount 1.5 -> 400" "${GOODT/\"amount\":100/\"amount\":1.5}" 400 invalid_type
+bad "bad input: amount 100.0 -> 400" "${GOODT/\"amount\":100/\"amount\":100.0}" 400 invalid_type
+bad "bad input: amount 0 -> 400" "$(jq -c '.amount = 0' <<<"$GOODT")" 400 invalid_value
+bad "bad input: amount negative -> 400" "$(jq -c '.amount = -5' <<<"$GOODT")" 400 invalid_value
+bad "bad input: amount missing -> 400" "$(jq -c 'del(.amount)' <<<"$GOODT")" 400 missing_field
+bad "bad input: amount 99999999999999999999 -> 400" "${GOODT/\"amount\":100/\"amount\":99999999999999999999}" 400
+bad "bad input: amount 2^63 -> 400" "${GOODT/\"amount\":100/\"amount\":9223372036854775808}" 400
+bad "bad input: pending as string -> 400" "$(jq -c '.pending = "yes"' <<<"$GOODT")" 400 invalid_type
+bad "bad input: account id as number -> 400" "$(jq -c '.debit_account_id = 5' <<<"$GOODT")" 400 invalid_type
+bad "bad input: malformed account id -> 400" "$(jq -c '.credit_account_id = "nope"' <<<"$GOODT")" 400 invalid_value
+bad "bad input: unknown currency -> 400" "$(jq -c '.currency = "ZZZ"' <<<"$GOODT")" 400 invalid_value
+bad "bad input: empty reference -> 400" "$(jq -c '.reference = ""' <<<"$GOODT")" 400 invalid_value
+bad "bad input: timeout_seconds without pending -> 400" "$(jq -c '.timeout_seconds = 5' <<<"$GOODT")" 400 invalid_value
+bad "bad input: same account both sides -> 400" "$(jq -c --arg a "$A1" '.credit_account_id = $a' <<<"$GOODT")" 400
+bad "bad input: currency mismatch -> 422" "$(jq -c '.currency = "USD"' <<<"$GOODT")" 422 currency_mismatch
+{
+    printf '{"debit_account_id":"%s","credit_account_id":"%s","amount":100,"currency":"EUR","reference":"%s","metadata":{"x":"' \
+        "$A1" "$A2" "$RUN-big"
+    head -c 1100000 /dev/zero | tr '\0' a
+    printf '"}}'
+} >"$W/big.json"
+bad "bad input: body over 1 MiB -> 413" "@$W/big.json" 413
+head -c 10000 /dev/zero | tr '\0' '[' >"$W/deep.json"
+bad "bad input: 10000 nested [ -> 400" "@$W/deep.json" 400
+{
+    printf '{"debit_account_id":"%s","credit_account_id":"%s","amount":100,"currency":"EUR","reference":"%s","metadata":' \
+        "$A1" "$A2" "$RUN-deep"
+    head -c 10000 /dev/zero | tr '\0' '['
+    head -c 10000 /dev/zero | tr '\0' ']'
+    printf '}'
+} >"$W/deep2.json"
+bad "bad input: 10000 nested [ inside a valid object -> 400" "@$W/deep2.json" 400
+bad "ledger: insufficient funds -> 422" "$(transfer "$A1" "$A2" 10001 "$RUN-nsf")" 422 insufficient_funds
+
+# A validation failure is not stored: the client may fix the body and retry with the same key.
+K=$(newkey)
+post /v1/transfers "$TA" '{"debit_account_id":' "$K"
+expect "fix and retry: first attempt invalid JSON -> 400" 400 invalid_json
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 1 "$RUN-fix1")" "$K"
+expect "fix and retry: same key, fixed body -> 201" 201
+K=$(newkey)
+post /v1/transfers "$TA" "$(transfer "$A1" "$A1" 1 "$RUN-fix2")" "$K"
+expect "fix and retry: first attempt same_account -> 400" 400 same_account
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 1 "$RUN-fix2")" "$K"
+expect "fix and retry: same key after an engine-side 400, fixed body -> 201 (API.md: validation failures are not stored)" 201
+
+# ---------------------------------------------------------------- idempotency
+
+BEFORE_FUND=$(balances "$FUND" "$TA")
+K=$(newkey)
+BODY=$(transfer "$FUND" "$A2" 250 "$RUN-idem")
+post /v1/transfers "$TA" "$BODY" "$K"
+expect "idempotency: first request" 201
+cp "$W/body" "$W/idem1"
+check "idempotency: first response not marked replayed" "headers: $(tr '\r\n' '  ' <"$W/hdr")" \
+    bash -c "! grep -qi '^Idempotent-Replayed' '$W/hdr'"
+post /v1/transfers "$TA" "$BODY" "$K"
+expect "idempotency: same key, same body -> stored status" 201
+check "idempotency: identical bytes" "first $(head -c 200 "$W/idem1"), then $(snippet)" cmp -s "$W/idem1" "$W/body"
+check "idempotency: Idempotent-Replayed: true" "headers: $(tr '\r\n' '  ' <"$W/hdr")" \
+    grep -qi '^Idempotent-Replayed: true' "$W/hdr"
+check "idempotency: moved once" "FUND $(balances "$FUND" "$TA") was $BEFORE_FUND" \
+    eq "$(field "$(balances "$FUND" "$TA")" .debits_posted)" "$(($(field "$BEFORE_FUND" .debits_posted) + 250))"
+post /v1/transfers "$TA" "$(jq -c '.amount = 251' <<<"$BODY")" "$K"
+expect "idempotency: same key, different body -> 422" 422 idempotency_key_reused
+post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$BODY]}" "$K"
+expect "idempotency: same key, different path -> 422" 422 idempotency_key_reused
+req POST /v1/transfers "$TA" "$(transfer "$FUND" "$A2" 1 "$RUN-nokey")"
+expect "idempotency: transfer without key -> 400" 400 idempotency_key_required
+req POST /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-nokey")]}"
+expect "idempotency: batch without key -> 400" 400 idempotency_key_required
+req POST "/v1/transfers/$FUND_T/reverse" "$TA" "{\"reference\":\"$RUN-nokey\"}"
+expect "idempotency: reverse without key -> 400" 400 idempotency_key_required
+post /v1/transfers "$TA" "$(transfer "$FUND" "$A2" 1 "$RUN-longkey")" "$(head -c 256 /dev/zero | tr '\0' k)"
+expect "idempotency: 256-character key -> 400" 400 idempotency_key_invalid
+# Keys belong to a principal: bob's request with alice's key is bob's own.
+req POST /v1/accounts "$TB" '{"currency":"EUR","region":"eu"}' -H "Idempotency-Key: $K"
+expect "idempotency: another principal's key is independent" 201
+
+# 50 concurrent identical requests
+K=$(newkey)
+BODY=$(transfer "$FUND" "$A2" 7 "$RUN-conc")
+BEFORE_FUND=$(balances "$FUND" "$TA")
+pids=()
+for i in $(seq 50); do
+    curl -s -o "$W/c$i.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
+        -H 'Content-Type: application/json' -H "Idempotency-Key: $K" --data-binary "$BODY" \
+        "$BASE/v1/transfers" >"$W/c$i.st" 2>/dev/null &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+ids=() n_ok=0 n_busy=0 bad_resp=""
+for i in $(seq 50); do
+    st=$(cat "$W/c$i.st" 2>/dev/null || echo none)
+    case $st in
+    200 | 201)
+        n_ok=$((n_ok + 1))
+        ids+=("$(jq -r .id "$W/c$i.body" 2>/dev/null || echo bad)")
+        ;;
+    409)
+        if [[ "$(jq -r .error.code "$W/c$i.body" 2>/dev/null)" == idempotency_key_in_use ]]; then
+            n_busy=$((n_busy + 1))
+        else bad_resp+=" #$i:409:$(head -c 100 "$W/c$i.body")"; fi
+        ;;
+    *) bad_resp+=" #$i:$st:$(head -c 100 "$W/c$i.body" 2>/dev/null)" ;;
+    esac
+done
+n_ids=$(printf '%s\n' "${ids[@]}" | sort -u | grep -c . || true)
+check "idempotency: 50 concurrent -> only 201/200 (one transfer id) or 409 in_use" \
+    "ok $n_ok, in_use $n_busy, distinct ids $n_ids, others:$bad_resp" \
+    eval '[[ -z "$bad_resp" && $n_ok -ge 1 && $n_ids -eq 1 && $((n_ok + n_busy)) -eq 50 ]]'
+AFTER_FUND=$(balances "$FUND" "$TA")
+check "idempotency: 50 concurrent -> the payer moved exactly once" "FUND $AFTER_FUND, was $BEFORE_FUND" \
+    eq "$(field "$AFTER_FUND" .debits_posted)" "$(($(field "$BEFORE_FUND" .debits_posted) + 7))"
+echo "   (50 concurrent: $n_ok answered 201/200, $n_busy answered 409 idempotency_key_in_use)"
+
+# ---------------------------------------------------------------- ledger rules
+
+B=$(balances "$A1" "$TA")
+DP=$(field "$B" .debits_posted)
+DPEND=$(field "$B" .debits_pending)
+AVAIL=$(field "$B" .available)
+
+# hold, partial post, post again
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 1000 "$RUN-hold1" '{"pending":true}')" "$(newkey)"
+expect "hold: pending transfer -> 201" 201
+HOLD=$(j .id)
+check "hold: status pending" "body: $(snippet)" eq "$(j .status)" pending
+B=$(balances "$A1" "$TA")
+check "hold: debits_pending +1000, available -1000" "A1 $B" \
+    eq "$(field "$B" '[.debits_pending, .available] | map(tostring) | join(",")')" "$((DPEND + 1000)),$((AVAIL - 1000))"
+post "/v1/transfers/$HOLD/post" "$TB" '{"amount":1}' "$(newkey)"
+expect "hold: another principal cannot post it -> 404" 404 transfer_not_found
+post "/v1/transfers/$HOLD/post" "$TA" '{"amount":400}' "$(newkey)"
+expect "hold: partial post 400 -> 201" 201
+check "hold: the post transfer is posted, 400, pending_id = hold" "body: $(snippet)" \
+    eq "$(j '[.status, .amount, .pending_id] | map(tostring) | join(",")')" "posted,400,$HOLD"
+req GET "/v1/transfers/$HOLD" "$TA"
+check "hold: the hold shows amount_posted 400" "body: $(snippet)" eq "$(j .amount_posted)" 400
+B=$(balances "$A1" "$TA")
+check "hold: debits_posted +400, pending released" "A1 $B" \
+    eq "$(field "$B" '[.debits_posted, .debits_pending] | map(tostring) | join(",")')" "$((DP + 400)),$DPEND"
+post "/v1/transfers/$HOLD/post" "$TA" '{"amount":100}' "$(newkey)"
+expect "hold: post again -> 422" 422 already_posted
+post "/v1/transfers/$HOLD/void" "$TA" "" "$(newkey)"
+expect "hold: void after post -> 422" 422 already_posted
+
+# void
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 500 "$RUN-hold2" '{"pending":true,"timeout_seconds":3600}')" "$(newkey)"
+expect "void: hold with timeout -> 201" 201
+HOLD2=$(j .id)
+check "void: hold has expires_at" "body: $(snippet)" eq "$(j 'has("expires_at")')" true
+post "/v1/transfers/$HOLD2/void" "$TA" "" "$(newkey)"
+expect "void -> 201" 201
+req GET "/v1/transfers/$HOLD2" "$TA"
+check "void: the hold is voided" "body: $(snippet)" eq "$(j .status)" voided
+post "/v1/transfers/$HOLD2/post" "$TA" "" "$(newkey)"
+expect "void: post after void -> 422" 422 already_voided
+post "/v1/transfers/$HOLD2/void" "$TA" "" "$(newkey)"
+expect "void: void again -> 422" 422 already_voided
+B=$(balances "$A1" "$TA")
+check "void: A1 pending released" "A1 $B" eq "$(field "$B" .debits_pending)" "$DPEND"
+
+# a token limited to region us may not act on an eu transfer
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 50 "$RUN-hold5" '{"pending":true}')" "$(newkey)"
+expect "hold 50 -> 201" 201
+HOLD5=$(j .id)
+post "/v1/transfers/$HOLD5/void" "$T_US" "" "$(newkey)"
+expect "void an eu hold with a token for region us only -> 403" 403 region_forbidden
+if ((LAST_OK)); then
+    post "/v1/transfers/$HOLD5/void" "$TA" "" "$(newkey)"
+    expect "void hold 50 -> 201" 201
+fi
+
+# exceeds pending amount
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 300 "$RUN-hold3" '{"pending":true}')" "$(newkey)"
+expect "hold 300 -> 201" 201
+HOLD3=$(j .id)
+post "/v1/transfers/$HOLD3/post" "$TA" '{"amount":301}' "$(newkey)"
+expect "post more than the hold -> 422" 422 exceeds_pending_amount
+post "/v1/transfers/$HOLD3/post" "$TA" '{"amount":"3"}' "$(newkey)"
+expect "post with amount as string -> 400" 400 invalid_type
+post "/v1/transfers/$HOLD3/post" "$TA" '{"amount":0}' "$(newkey)"
+expect "post with amount 0 -> 400" 400 invalid_value
+post "/v1/transfers/$HOLD3/post" "$TA" '{"amount":1,"x":1}' "$(newkey)"
+expect "post with unknown field -> 400" 400 unknown_field
+post "/v1/transfers/$HOLD3/post" "$TA" "" "$(newkey)"
+expect "post without amount posts it all -> 201" 201
+check "full post: amount 300" "body: $(snippet)" eq "$(j .amount)" 300
+
+# expiry
+post /v1/transfers "$TA" "$(transfer "$X1" "$X2" 200 "$RUN-hold4" '{"pending":true,"timeout_seconds":1}')" "$(newkey)"
+expect "hold with timeout_seconds 1 -> 201" 201
+HOLD4=$(j .id)
+
+# reverse
+post /v1/transfers "$TA" "$(transfer "$A1" "$A2" 1000 "$RUN-rev")" "$(newkey)"
+expect "reverse: transfer 1000 -> 201" 201
+RT=$(j .id)
+post "/v1/transfers/$RT/reverse" "$TA" "{\"amount\":300,\"reference\":\"$RUN-rev-1\"}" "$(newkey)"
+expect "reverse: partial 300 -> 201" 201
+check "reverse: the reversal credits the payer, reverses_id set" "body: $(snippet)" \
+    eq "$(j '[.debit_account_id, .credit_account_id, .amount, .reverses_id] | map(tostring) | join(",")')" "$A2,$A1,300,$RT"
+post "/v1/transfers/$RT/reverse" "$TA" "{\"amount\":800,\"reference\":\"$RUN-rev-2\"}" "$(newkey)"
+expect "reverse: 800 more than the 700 left -> 422" 422 exceeds_reversible_amount
+post "/v1/transfers/$RT/reverse" "$TA" '{"amount":100}' "$(newkey)"
+expect "reverse: without reference -> 400" 400 missing_field
+post "/v1/transfers/$RT/reverse" "$TA" "{\"reference\":\"$RUN-rev-3\"}" "$(newkey)"
+expect "reverse: the rest -> 201" 201
+check "reverse: the rest is 700" "body: $(snippet)" eq "$(j .amount)" 700
+req GET "/v1/transfers/$RT" "$TA"
+check "reverse: amount_reversed 1000" "body: $(snippet)" eq "$(j .amount_reversed)" 1000
+post "/v1/transfers/$RT/reverse" "$TA" "{\"amount\":1,\"reference\":\"$RUN-rev-4\"}" "$(newkey)"
+expect "reverse: nothing left -> 422" 422 exceeds_reversible_amount
+post "/v1/transfers/00000000-0000-7000-8001-000000000000/reverse" "$TA" "{\"reference\":\"$RUN-rev-5\"}" "$(newkey)"
+expect "reverse: unknown transfer -> 404" 404 transfer_not_found
+
+# A reversal debits the original credit account: when that is someone else's,
+# it moves their money, which needs a mandate like any other debit (API.md, Tokens).
+post /v1/transfers "$TA" "$(transfer "$A1" "$B1" 100 "$RUN-pay-bob")" "$(newkey)"
+expect "pay another principal's account -> 201" 201
+PAY_BOB=$(j .id)
+B_B1=$(balances "$B1" "$TB")
+post "/v1/transfers/$PAY_BOB/reverse" "$TA" "{\"reference\":\"$RUN-clawback\"}" "$(newkey)"
+expect "reverse a payment out of another's account -> 403 mandate_required" 403 mandate_required
+check "reverse out of another's account: their balance unchanged" "B1 $(balances "$B1" "$TB"), was $B_B1" \
+    eq "$(balances "$B1" "$TB")" "$B_B1"
+
+# references
+BODY=$(transfer "$A1" "$A2" 42 "$RUN-ref")
+post /v1/transfers "$TA" "$BODY" "$(newkey)"
+expect "reference: first -> 201" 201
+REF_ID=$(j .id)
+post /v1/transfers "$TA" "$BODY" "$(newkey)"
+expect "reference: same content, new key -> 200" 200
+check "reference: same id" "body: $(snippet)" eq "$(j .id)" "$REF_ID"
+post /v1/transfers "$TA" "$(jq -c '.amount = 43' <<<"$BODY")" "$(newkey)"
+expect "reference: different content -> 409" 409 reference_conflict
+post /v1/transfers "$TB" "$(transfer "$B1" "$A2" 1 "$RUN-ref")" "$(newkey)"
+expect "reference: another owner may use the same reference" 201
+
+# cross region
+post /v1/transfers "$TA" "$(transfer "$A1" "$AUS" 10 "$RUN-xr")" "$(newkey)"
+expect "cross region eu -> us -> 422" 422 cross_region_requires_saga
+
+# the hold of 1 s has expired by now
+sleep 1.2
+post "/v1/transfers/$HOLD4/post" "$TA" "" "$(newkey)"
+expect "expired hold: post -> 422 pending_transfer_expired (API.md)" 422 pending_transfer_expired
+
+# ---------------------------------------------------------------- batch
+
+B_FUND=$(balances "$FUND" "$TA")
+B_A1=$(balances "$A1" "$TA")
+B_A2=$(balances "$A2" "$TA")
+ITEMS="[$(transfer "$FUND" "$A2" 100 "$RUN-b1"),$(transfer "$A1" "$A2" 1000000 "$RUN-b2")]"
+post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":$ITEMS}" "$(newkey)"
+expect "batch atomic with a failing item -> 422" 422 insufficient_funds
+check "batch atomic: error names index 1" "body: $(snippet)" eq "$(j .error.index)" 1
+check "batch atomic: nothing applied" "FUND $(balances "$FUND" "$TA"), A1 $(balances "$A1" "$TA"), A2 $(balances "$A2" "$TA")" \
+    eq "$(balances "$FUND" "$TA") $(balances "$A1" "$TA") $(balances "$A2" "$TA")" "$B_FUND $B_A1 $B_A2"
+ITEMS="[$(transfer "$FUND" "$A2" 100 "$RUN-b3"),$(transfer "$A1" "$A2" 1000000 "$RUN-b4")]"
+post /v1/transfers/batch "$TA" "{\"atomic\":false,\"transfers\":$ITEMS}" "$(newkey)"
+expect "batch non-atomic -> 200" 200
+check "batch non-atomic: per-item results ok, insufficient_funds" "body: $(snippet)" \
+    eq "$(j '[.results[].result] | join(",")')" "ok,insufficient_funds"
+check "batch non-atomic: the first item applied, only it" "FUND $(balances "$FUND" "$TA") was $B_FUND" \
+    eq "$(field "$(balances "$FUND" "$TA")" .debits_posted) $(balances "$A1" "$TA")" \
+    "$(($(field "$B_FUND" .debits_posted) + 100)) $B_A1"
+ITEMS="[$(transfer "$FUND" "$A2" 5 "$RUN-b5"),$(transfer "$FUND" "$A1" 6 "$RUN-b6")]"
+post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":$ITEMS}" "$(newkey)"
+expect "batch atomic, all good -> 201" 201
+check "batch atomic: both ok with transfers" "body: $(snippet)" \
+    eq "$(j '[.results[] | .result + ":" + (.transfer.amount | tostring)] | join(",")')" "ok:5,ok:6"
+post /v1/transfers/batch "$TA" '{"atomic":true,"transfers":[]}' "$(newkey)"
+expect "batch: empty -> 400" 400 invalid_value
+post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-b7"),$(transfer "$AUS" "$AUS" 1 "$RUN-b8")]}" "$(newkey)"
+expect "batch: two regions -> 400" 400 invalid_value
+post /v1/transfers/batch "$TA" "{\"atomic\":\"yes\",\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-b9")]}" "$(newkey)"
+expect "batch: atomic as string -> 400" 400 invalid_type
+post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-b10" '{"amount":"1"}')]}" "$(newkey)"
+expect "batch: item amount as string -> 400" 400 invalid_type
+post /v1/transfers/batch "$TB" "{\"atomic\":true,\"transfers\":[$(transfer "$A1" "$B1" 1 "$RUN-b11")]}" "$(newkey)"
+expect "batch: debit another's account -> 403" 403 mandate_required
+
+# ---------------------------------------------------------------- entries, as_of
+
+req GET "/v1/accounts/$A2/entries?limit=100" "$TA"
+expect "entries" 200
+ALL=$(j -c '[.data[].version]')
+N_ALL=$(j '.data | length')
+LAST_POSTED=$(j '.data[-1].posted')
+check "entries: has several lines, has_more false" "body: $(snippet)" eq "$(j '(.data | length > 3) and (.has_more == false)')" true
+walk=() cursor="" pages=0 walk_ok=1
+while ((pages < 200)); do
+    req GET "/v1/accounts/$A2/entries?limit=1${cursor:+&starting_after=$cursor}" "$TA"
+    IFS=$'\t' read -r n ver more cursor < <(j '[(.data | length), .data[0].version, .has_more, .next_cursor // ""] | @tsv') || true
+    if [[ "$ST" != 200 || "$n" != 1 ]]; then
+        walk_ok=0
+        break
+    fi
+    pages=$((pages + 1))
+    walk+=("$ver")
+    [[ "$more" == true && -n "$cursor" ]] || break
+done
+WALK=$(printf '%s\n' "${walk[@]}" | jq -sc .)
+check "entries: limit=1 + starting_after=next_cursor walks all $N_ALL lines" \
+    "walk_ok $walk_ok, pages $pages, walked $WALK, all $ALL" eval '((walk_ok)) && [[ "$WALK" == "$ALL" ]]'
+A2_NOW=$(balances "$A2" "$TA")
+check "entries: last running balance = the account's posted" "last $LAST_POSTED, account $A2_NOW" \
+    eq "$LAST_POSTED" "$(field "$A2_NOW" .posted)"
+req GET "/v1/accounts/$A2/entries?limit=0" "$TA"
+expect "entries: limit=0 -> 400" 400 invalid_value
+req GET "/v1/accounts/$A2/entries?starting_after=abc" "$TA"
+expect "entries: bad cursor -> 400" 400 invalid_value
+
+req GET "/v1/accounts/$A2/balance?as_of=$T0" "$TA"
+expect "balance as_of before the first transfer" 200
+check "balance as_of: all zero" "as_of $T0, body: $(snippet)" \
+    eq "$(j '[.balances[]] | map(. == 0) | all')" true
+req GET "/v1/accounts/$A2/balance?as_of=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)" "$TA"
+expect "balance as_of now" 200
+check "balance as_of now = current balances" "body: $(snippet), now $A2_NOW" eq "$(j -c .balances)" "$A2_NOW"
+req GET "/v1/accounts/$A2/balance?as_of=yesterday" "$TA"
+expect "balance as_of garbage -> 400" 400 invalid_value
+
+# ---------------------------------------------------------------- shutdown
+
+check "ledgerd still running before SIGTERM" "log: $(tail -n 3 "$W/ledgerd.log" | tr '\n' ' ')" kill -0 "$LPID"
+kill -TERM "$LPID"
+t_stop=$SECONDS
+for _ in $(seq 100); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$LPID" 2>/dev/null; then
+    fail "graceful shutdown" "still running 10 s after SIGTERM"
+else
+    rc=0
+    wait "$LPID" || rc=$?
+    LPID=""
+    check "graceful shutdown: SIGTERM -> exit 0 in $((SECONDS - t_stop)) s" "exit status $rc" eq "$rc" 0
+fi
+
+((FAILED == 0)) || show_log
+echo "api.sh: $((SECONDS - START)) s"
+SUMMARY_DONE=1
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))
