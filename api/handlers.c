@@ -277,6 +277,23 @@ static bool respond_error_in_job(gl_job *job, unsigned status, const char *code,
     return job->resp.body != NULL;
 }
 
+/* A new transfer as GET would show it, from its command and result. */
+static void transfer_from_cmd(const ledger_cmd *c, const ledger_result *r, ledger_transfer *t) {
+    memset(t, 0, sizeof *t);
+    t->id = r->id;
+    memcpy(t->owner, c->owner, sizeof t->owner);
+    memcpy(t->reference, c->reference, sizeof t->reference);
+    t->debit_account_id = c->debit_account_id;
+    t->credit_account_id = c->credit_account_id;
+    t->amount = c->amount;
+    memcpy(t->currency, c->currency, sizeof t->currency);
+    t->flags = c->pending ? LEDGER_TF_PENDING : 0u;
+    snprintf(t->status, sizeof t->status, "%s", c->pending ? "pending" : "posted");
+    gl_format_rfc3339_us(r->created_at_us, t->created_at, sizeof t->created_at);
+    if (c->pending && c->timeout_s > 0)
+        gl_format_rfc3339_us(r->created_at_us + c->timeout_s * 1000000, t->expires_at, sizeof t->expires_at);
+}
+
 /* Reads what the batch wrote (same transaction) to build a transfer response. */
 static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
     const ledger_result *r = &job->results[0];
@@ -284,8 +301,12 @@ static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
         return respond_error_in_job(job, gl_status_of_code(r->code), api_code(r->code), code_message(r->code));
     }
     ledger_transfer t;
-    int found = ledger_transfer_get(db, &r->id, &t, err);
-    if (found <= 0) return found == 0 && respond_error_in_job(job, 500, "internal", "transfer vanished");
+    if (r->code == LEDGER_OK && job->cmds[0].kind == LEDGER_CMD_TRANSFER) {
+        transfer_from_cmd(&job->cmds[0], r, &t); /* the hot path: no query */
+    } else {
+        int found = ledger_transfer_get(db, &r->id, &t, err);
+        if (found <= 0) return found == 0 && respond_error_in_job(job, 500, "internal", "transfer vanished");
+    }
     json_t *o = transfer_json(&t);
     job->resp.status = r->code == LEDGER_OK ? 201 : 200;
     job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -83,6 +83,7 @@ struct gl_job {
     gl_job_respond_fn respond;
     gl_response resp;
     /* completion */
+    bool answered; /* the writer has its response (an idempotent replay) */
     atomic_bool done;
     gl_job *next;
 };

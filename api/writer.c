@@ -63,52 +63,113 @@ static void hex32(const unsigned char *h, char out[65]) {
     for (int i = 0; i < 32; i++) snprintf(out + 2 * (size_t)i, 3, "%02x", h[i]);
 }
 
-/* A stored response for this job's key: replay it (same request) or refuse (another request). */
-static int idem_lookup(PGconn *db, gl_job *job, gl_error *err) {
-    const char *p[2] = {job->principal, job->idem_key};
-    PGresult *r = gl_pg_exec(db,
-                             "SELECT path, encode(request_hash, 'hex'), status, response_body FROM idempotency_keys "
-                             "WHERE principal = $1 AND key = $2 AND expires_at > now()",
-                             2, p, err);
-    if (!r) return -1;
-    int found = PQntuples(r) == 1;
-    if (found) {
-        char hash[65];
-        hex32(job->request_hash, hash);
-        bool same = strcmp(PQgetvalue(r, 0, 0), job->path) == 0 && strcmp(PQgetvalue(r, 0, 1), hash) == 0;
-        free(job->resp.body);
-        if (same) {
-            job->resp = (gl_response){.status = (unsigned)strtoul(PQgetvalue(r, 0, 2), NULL, 10), .replayed = true};
-            job->resp.body = strdup(PQgetvalue(r, 0, 3));
-        } else {
-            job->resp = (gl_response){.status = 422};
-            job->resp.body = gl_error_body("rejected", "idempotency_key_reused",
-                                           "this Idempotency-Key was used with another request", NULL, job->request_id);
-        }
+/* Answers from a stored row: the same request is replayed, another one refused. */
+static void idem_answer(gl_job *job, const PGresult *r, int row) {
+    char hash[65];
+    hex32(job->request_hash, hash);
+    bool same = strcmp(PQgetvalue(r, row, 2), job->path) == 0 && strcmp(PQgetvalue(r, row, 3), hash) == 0;
+    free(job->resp.body);
+    if (same) {
+        job->resp = (gl_response){.status = (unsigned)strtoul(PQgetvalue(r, row, 4), NULL, 10), .replayed = true};
+        job->resp.body = strdup(PQgetvalue(r, row, 5));
+    } else {
+        job->resp = (gl_response){.status = 422};
+        job->resp.body = gl_error_body("rejected", "idempotency_key_reused",
+                                       "this Idempotency-Key was used with another request", NULL, job->request_id);
     }
-    PQclear(r);
-    return found;
 }
 
-static bool idem_store(PGconn *db, const gl_server *srv, const gl_job *job, gl_error *err) {
-    char hash[68], status[8], ttl[16];
-    memcpy(hash, "\\x", 2);
-    hex32(job->request_hash, hash + 2);
-    snprintf(status, sizeof status, "%u", job->resp.status);
-    snprintf(ttl, sizeof ttl, "%d", srv->cfg.idem_ttl_h);
-    const char *p[7] = {job->principal, job->idem_key, job->method, job->path, hash, status, job->resp.body};
-    const char *q[8] = {p[0], p[1], p[2], p[3], p[4], p[5], p[6], ttl};
-    PGresult *r = gl_pg_exec(db,
-                             "INSERT INTO idempotency_keys (principal, key, method, path, request_hash, status, "
-                             "response_body, expires_at) VALUES ($1, $2, $3, $4, $5::bytea, $6::int2, $7, "
-                             "now() + make_interval(hours => $8::int)) ON CONFLICT DO NOTHING",
-                             8, q, err);
-    if (!r) return false;
-    bool inserted = strcmp(PQcmdTuples(r), "1") == 0;
-    PQclear(r);
-    /* Another process committed this key meanwhile: roll back, and the retry replays it. */
-    if (!inserted) gl_error_set(err, GL_ERR_INVALID, "idempotency key race");
-    return inserted;
+/* One query for every keyed job of the batch; replayed jobs get `answered`. */
+static bool idem_lookup_all(PGconn *db, gl_job **jobs, size_t n, gl_error *err) {
+    gl_buf principals = {0}, keys = {0};
+    gl_bin_array_begin(&principals, GL_OID_TEXT);
+    gl_bin_array_begin(&keys, GL_OID_TEXT);
+    int32_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (!jobs[j]->idem_key[0]) continue;
+        gl_bin_text(&principals, jobs[j]->principal);
+        gl_bin_text(&keys, jobs[j]->idem_key);
+        m++;
+    }
+    bool ok = true;
+    if (m > 0) {
+        gl_bin_array_finish(&principals, m);
+        gl_bin_array_finish(&keys, m);
+        gl_buf *p[2] = {&principals, &keys};
+        PGresult *r = gl_pg_exec_bin(db,
+                                     "SELECT i.principal, i.key, i.path, encode(i.request_hash, 'hex'), i.status, "
+                                     "i.response_body FROM idempotency_keys i JOIN unnest($1::text[], $2::text[]) "
+                                     "AS u(principal, key) ON i.principal = u.principal AND i.key = u.key "
+                                     "WHERE i.expires_at > now()",
+                                     2, p, err);
+        ok = r != NULL;
+        for (int row = 0; ok && row < PQntuples(r); row++) {
+            for (size_t j = 0; j < n; j++) {
+                gl_job *job = jobs[j];
+                if (!job->answered && job->idem_key[0] && strcmp(job->principal, PQgetvalue(r, row, 0)) == 0 &&
+                    strcmp(job->idem_key, PQgetvalue(r, row, 1)) == 0) {
+                    idem_answer(job, r, row);
+                    job->answered = true;
+                }
+            }
+        }
+        PQclear(r);
+    }
+    gl_buf_free(&principals);
+    gl_buf_free(&keys);
+    return ok;
+}
+
+/* Stores every keyed job's response in one INSERT, inside the batch's transaction. */
+static bool idem_store_all(PGconn *db, const gl_server *srv, gl_job **jobs, size_t n, gl_error *err) {
+    static const unsigned oids[7] = {GL_OID_TEXT, GL_OID_TEXT, GL_OID_TEXT, GL_OID_TEXT,
+                                     GL_OID_TEXT, GL_OID_INT4, GL_OID_TEXT};
+    gl_buf col[7] = {{0}};
+    for (int c = 0; c < 7; c++) gl_bin_array_begin(&col[c], oids[c]);
+    int32_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        const gl_job *job = jobs[j];
+        /* A 400 from the engine's validation had no effect: not stored, so the client may fix and retry. */
+        if (!job->idem_key[0] || job->resp.status == 400) continue;
+        char hash[65];
+        hex32(job->request_hash, hash);
+        gl_bin_text(&col[0], job->principal);
+        gl_bin_text(&col[1], job->idem_key);
+        gl_bin_text(&col[2], job->method);
+        gl_bin_text(&col[3], job->path);
+        gl_bin_text(&col[4], hash);
+        gl_bin_i32(&col[5], (int32_t)job->resp.status);
+        gl_bin_text(&col[6], job->resp.body ? job->resp.body : "{}");
+        m++;
+    }
+    bool ok = true;
+    if (m > 0) {
+        gl_buf *p[8];
+        for (int c = 0; c < 7; c++) {
+            gl_bin_array_finish(&col[c], m);
+            p[c] = &col[c];
+        }
+        gl_buf ttl = {0};
+        gl_bin_i32_raw(&ttl, srv->cfg.idem_ttl_h);
+        p[7] = &ttl;
+        PGresult *r = gl_pg_exec_bin(db,
+                                     "INSERT INTO idempotency_keys (principal, key, method, path, request_hash, status, "
+                                     "response_body, expires_at) SELECT u.p, u.k, u.m, u.path, decode(u.h, 'hex'), "
+                                     "u.s, u.b, now() + make_interval(hours => $8) FROM unnest($1::text[], $2::text[], "
+                                     "$3::text[], $4::text[], $5::text[], $6::int4[], $7::text[]) "
+                                     "AS u(p, k, m, path, h, s, b) ON CONFLICT DO NOTHING",
+                                     8, p, err);
+        ok = r != NULL;
+        /* Another process committed one of these keys meanwhile: roll back, and the retry replays it. */
+        if (ok && strtol(PQcmdTuples(r), NULL, 10) != m) {
+            gl_error_set(err, GL_ERR_INVALID, "idempotency key race");
+            ok = false;
+        }
+        PQclear(r);
+        gl_buf_free(&ttl);
+    }
+    for (int c = 0; c < 7; c++) gl_buf_free(&col[c]);
+    return ok;
 }
 
 /* ---------- the batch ---------- */
@@ -130,10 +191,8 @@ static bool before_commit(void *arg, PGconn *db, const ledger_result *results, s
         free(job->resp.body);
         job->resp = (gl_response){0};
         if (!job->respond(job, db, err)) return false;
-        /* A 400 from the engine's validation had no effect: not stored, so the client may fix and retry. */
-        if (job->idem_key[0] && job->resp.status != 400 && !idem_store(db, b->srv, job, err)) return false;
     }
-    return true;
+    return idem_store_all(db, b->srv, b->jobs, b->n_jobs, err);
 }
 
 static bool ensure_connected(gl_writer *w) {
@@ -148,14 +207,14 @@ static bool ensure_connected(gl_writer *w) {
 
 /* Answers replays; returns the jobs that still need executing (compacted in place). */
 static size_t resolve_replays(gl_writer *w, gl_job **jobs, size_t n, gl_error *err, bool *db_failed) {
+    if (!idem_lookup_all(w->db, jobs, n, err)) {
+        *db_failed = true;
+        return n;
+    }
     size_t m = 0;
     for (size_t j = 0; j < n; j++) {
-        int found = jobs[j]->idem_key[0] ? idem_lookup(w->db, jobs[j], err) : 0;
-        if (found < 0) {
-            *db_failed = true;
-            return n;
-        }
-        if (found) job_finish(jobs[j]);
+        /* After job_finish the connection's thread may free the job: touch it no more. */
+        if (jobs[j]->answered) job_finish(jobs[j]);
         else jobs[m++] = jobs[j];
     }
     return m;
@@ -197,7 +256,6 @@ static void run_batch(gl_writer *w, gl_job **jobs, size_t n) {
     bool down = !w->db || PQstatus(w->db) != CONNECTION_OK;
     if (down) atomic_store(&w->up, false);
     for (size_t j = 0; j < n; j++) {
-        if (atomic_load(&jobs[j]->done)) continue;
         if (down) job_fail(jobs[j], 503, "unavailable", "region_unavailable", "the account's region is unavailable");
         else job_fail(jobs[j], 500, "internal", "internal", "the batch could not be committed");
     }

@@ -22,7 +22,7 @@
 #include "../regions/regions.h"
 
 typedef struct {
-    const char *config, *region, *scenario;
+    const char *config, *region, *scenario, *accounts_out;
     long accounts, seconds, batch;
 } bench_opts;
 
@@ -52,7 +52,7 @@ static bool parse_long(const char *s, long min, long max, long *out) {
 
 static int usage(void) {
     fprintf(stderr, "usage: ledger-bench --config F --region R --scenario uniform|hot [--accounts N] [--seconds S] "
-                    "[--batch N]\n");
+                    "[--batch N] [--accounts-out FILE]\n       --seconds 0: create the accounts only\n");
     return 2;
 }
 
@@ -61,9 +61,10 @@ static bool parse_args(int argc, char **argv, bench_opts *o) {
         {"config", required_argument, NULL, 'c'},  {"region", required_argument, NULL, 'r'},
         {"scenario", required_argument, NULL, 's'}, {"accounts", required_argument, NULL, 'a'},
         {"seconds", required_argument, NULL, 't'}, {"batch", required_argument, NULL, 'b'},
+        {"accounts-out", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
-    *o = (bench_opts){NULL, NULL, NULL, 100000, 20, LEDGER_BATCH_MAX};
+    *o = (bench_opts){NULL, NULL, NULL, NULL, 100000, 20, LEDGER_BATCH_MAX};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         bool ok = true;
@@ -72,7 +73,8 @@ static bool parse_args(int argc, char **argv, bench_opts *o) {
         case 'r': o->region = optarg; break;
         case 's': o->scenario = optarg; break;
         case 'a': ok = parse_long(optarg, 2, 10000000, &o->accounts); break;
-        case 't': ok = parse_long(optarg, 1, 3600, &o->seconds); break;
+        case 't': ok = parse_long(optarg, 0, 3600, &o->seconds); break;
+        case 'o': o->accounts_out = optarg; break;
         case 'b': ok = parse_long(optarg, 1, LEDGER_BATCH_MAX, &o->batch); break;
         default: ok = false;
         }
@@ -101,6 +103,21 @@ static bool create_accounts(PGconn *db, const ledger_ctx *ctx, gl_id *ids, long 
     free(cmds);
     free(res);
     return ok;
+}
+
+/* One id per line, for the HTTP benchmark's wrk script. */
+static bool write_ids(const char *path, const gl_id *ids, long n) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "ledger-bench: cannot write %s\n", path);
+        return false;
+    }
+    char s[GL_ID_STR_LEN + 1];
+    for (long i = 0; i < n; i++) {
+        gl_id_format(&ids[i], s);
+        fprintf(f, "%s\n", s);
+    }
+    return fclose(f) == 0;
 }
 
 static void fill_batch(ledger_cmd *cmds, size_t m, const gl_id *ids, long n, bool hot, long *seq) {
@@ -153,6 +170,11 @@ int main(int argc, char **argv) {
         goto out;
     }
     fprintf(stderr, "ledger-bench: %ld accounts created in %.1f s\n", o.accounts, now_s() - t0);
+    if (o.accounts_out && !write_ids(o.accounts_out, ids, o.accounts)) goto out;
+    if (o.seconds == 0) { /* accounts only (the HTTP benchmark drives the transfers) */
+        rc = 0;
+        goto out;
+    }
     bool hot = strcmp(o.scenario, "hot") == 0;
     long seq = 0, ok_count = 0, refused = 0, batches = 0;
     double start = now_s(), end = start + (double)o.seconds, max_batch_s = 0;

@@ -40,6 +40,26 @@ for scenario in uniform hot; do
     echo "$line"
     tps[$scenario]=$(sed -n 's/.*transfers_per_s=\([0-9]*\).*/\1/p' <<<"$line")
 done
+echo "== http: ledgerd, wrk 64 connections, single transfers with unique Idempotency-Keys, ${SECONDS_PER_RUN} s"
+API_PORT=$((18500 + $$ % 400))
+LEDGERD_RATE_PER_S=0 LEDGERD_LOG_LEVEL=warn scripts/ledgerd-conf.sh "$DIR/ledger.conf" "$DIR/bench.key" "$API_PORT"
+"$BUILD/bin/ledger-bench" --config "$DIR/ledger.conf" --region bench --scenario uniform --accounts 10000 \
+    --seconds 0 --accounts-out "$DIR/accounts.txt" 2>/dev/null
+"$BUILD/bin/ledgerd" --config "$DIR/ledger.conf" 2>"$DIR/ledgerd.log" &
+ledgerd_pid=$!
+trap 'kill $ledgerd_pid 2>/dev/null || true; cleanup' EXIT INT TERM
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+token=$("$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" token --sub bench --ttl 3600)
+wrk_out=$(TOKEN=$token ACCOUNTS=$DIR/accounts.txt wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency \
+    -s bench/http.lua "http://127.0.0.1:$API_PORT" 2>&1)
+kill -TERM $ledgerd_pid; wait $ledgerd_pid || true
+echo "$wrk_out" | grep -E "Requests/sec|99%|Non-2xx|http_non_2xx|Socket errors" || true
+http_rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$wrk_out")
+p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms$/, "", v); print v} else if (v ~ /us$/) {sub(/us$/, "", v); print v/1000} else if (v ~ /s$/) {sub(/s$/, "", v); print v*1000}}' <<<"$wrk_out")
+non2xx=$(sed -n 's/^http_non_2xx=\([0-9]*\)/\1/p' <<<"$wrk_out")
+[[ -n "$http_rps" && -n "$p99" ]] || { echo "$wrk_out"; echo "bench: wrk failed" >&2; exit 1; }
+[[ "${non2xx:-0}" == 0 ]] || echo "bench: WARNING: $non2xx non-2xx responses (see $DIR/ledgerd.log)"
+
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" verify >/dev/null || { echo "bench: verify failed" >&2; exit 1; }
 
 echo
@@ -49,7 +69,11 @@ for scenario in uniform hot; do
         "$(echo "${tps[$scenario]} / $pgbench_tps" | bc -l)"
 done
 echo
+printf '%-10s %18s %14.0f %8.2f   p99_ms=%s\n' http "$http_rps" "$pgbench_tps" "$(echo "$http_rps / $pgbench_tps" | bc -l)" "$p99"
+echo
 for scenario in uniform hot; do
     printf 'bench: %s transfers_per_s=%s pgbench_tps=%.0f ratio=%.2f\n' "$scenario" "${tps[$scenario]}" \
         "$pgbench_tps" "$(echo "${tps[$scenario]} / $pgbench_tps" | bc -l)"
 done
+printf 'bench: http transfers_per_s=%s p99_ms=%.2f pgbench_tps=%.0f ratio=%.2f\n' "$http_rps" "$p99" "$pgbench_tps" \
+    "$(echo "$http_rps / $pgbench_tps" | bc -l)"

@@ -151,6 +151,11 @@ void gl_bin_i32(gl_buf *b, int32_t v) {
     put_be(b, (uint32_t)v, 4);
 }
 
+void gl_bin_i32_raw(gl_buf *b, int32_t v) {
+    gl_buf_reset(b);
+    put_be(b, (uint32_t)v, 4);
+}
+
 void gl_bin_text(gl_buf *b, const char *s) {
     size_t n = strlen(s);
     put_be(b, n, 4);
@@ -217,4 +222,12 @@ bool gl_pg_run_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *para
     PGresult *r = gl_pg_exec_bin(db, sql, nparams, params, err);
     PQclear(r);
     return r != NULL;
+}
+
+void gl_format_rfc3339_us(int64_t us, char *buf, size_t cap) {
+    char ts[40];
+    gl_format_ts_us(us, ts, sizeof ts); /* "YYYY-MM-DD HH:MM:SS.ffffff+00" */
+    ts[10] = 'T';
+    ts[26] = '\0';
+    snprintf(buf, cap, "%sZ", ts);
 }

@@ -31,6 +31,8 @@ void gl_pg_get_text(const PGresult *r, int row, int col, char *buf, size_t cap);
 
 /* Formats microseconds since the epoch as a timestamptz literal (UTC). */
 void gl_format_ts_us(int64_t us, char *buf, size_t cap);
+/* Same instant as RFC 3339 "YYYY-MM-DDTHH:MM:SS.ffffffZ", the form the reads return. */
+void gl_format_rfc3339_us(int64_t us, char *buf, size_t cap);
 
 /* ---- binary wire formats (COPY BINARY and binary array parameters) ----
  * Text parsing of uuids, integers and timestamps is most of PostgreSQL's CPU
@@ -49,6 +51,7 @@ void gl_bin_uuid(gl_buf *b, const gl_id *id);
 void gl_bin_opt_uuid(gl_buf *b, const gl_id *id); /* NULL when nil */
 void gl_bin_i64(gl_buf *b, int64_t v);
 void gl_bin_i32(gl_buf *b, int32_t v);
+void gl_bin_i32_raw(gl_buf *b, int32_t v);       /* a binary int4 parameter (no length prefix) */
 void gl_bin_text(gl_buf *b, const char *s);      /* also bpchar, "char" and varchar */
 void gl_bin_opt_text(gl_buf *b, const char *s);  /* NULL when NULL or "" */
 void gl_bin_jsonb(gl_buf *b, const char *json);  /* NULL when NULL */
