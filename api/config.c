@@ -22,7 +22,7 @@ static void defaults(gl_server_config *c) {
     snprintf(c->listen, sizeof c->listen, "127.0.0.1");
     c->port = 8080;
     c->threads = 4;
-    c->body_limit = 1024 * 1024;
+    c->body_limit = (size_t)1024 * 1024;
     c->batch_max = LEDGER_BATCH_MAX;
     c->queue_depth = 10000;
     c->idem_ttl_h = 24;

@@ -413,7 +413,7 @@ static gl_response create_account(gl_req *req) {
         resp = gl_respond_error(req, 403, "permission_denied", "accounts are created for yourself", "owner");
     else if (!(job = job_new(req, r, 1)))
         resp = gl_respond_error(req, 500, "internal", "out of memory", NULL);
-    if (resp.status) {
+    if (resp.status || !job) {
         json_decref(o);
         return resp;
     }
@@ -617,11 +617,20 @@ static gl_response create_transfer(gl_req *req) {
     const gl_region *r = NULL;
     bool ok = transfer_cmd(req, o, &c, &r, &fail);
     json_t *meta = json_object_get(o, "metadata");
+    char *meta_text = ok && meta && !json_is_null(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!ok) return fail;
-    if (meta) return gl_respond_error(req, 400, "invalid_value", "metadata on transfers is not stored yet", "metadata");
+    if (meta_text && strlen(meta_text) > LEDGER_METADATA_MAX) {
+        free(meta_text);
+        return gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
+    }
     gl_job *job = job_new(req, r, 1);
-    if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    if (!job) {
+        free(meta_text);
+        return gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    }
+    job->metadata = meta_text; /* owned by the job: the writer reads it while the batch runs */
+    c.metadata = meta_text;
     job->cmds[0] = c;
     job->respond = respond_transfer;
     if (!take_idem_key(req, job, true, &fail)) {
@@ -659,7 +668,8 @@ static gl_response create_batch(gl_req *req) {
         const gl_region *r = NULL;
         bool ok = io && json_object_get(io, "metadata") == NULL && transfer_cmd(req, io, &c, &r, &fail);
         if (io && json_object_get(io, "metadata"))
-            fail = gl_respond_error(req, 400, "invalid_value", "metadata on transfers is not stored yet", "metadata");
+            fail = gl_respond_error(req, 400, "invalid_value", "metadata is accepted on single transfers, not in batches",
+                                    "metadata");
         json_decref(io);
         if (ok && region && r != region) {
             ok = false;
@@ -679,6 +689,7 @@ static gl_response create_batch(gl_req *req) {
         job->cmds[i] = c;
     }
     json_decref(o);
+    if (!job) return gl_respond_error(req, 500, "internal", "empty batch", NULL); /* n >= 1: not reached */
     job->atomic = atomic;
     job->respond = respond_batch;
     if (!take_idem_key(req, job, true, &fail)) {

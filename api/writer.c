@@ -290,7 +290,7 @@ static void housekeeping(gl_writer *w) {
 static void *writer_main(void *arg) {
     gl_writer *w = arg;
     size_t cap = (size_t)w->srv->cfg.batch_max;
-    gl_job **jobs = calloc(cap, sizeof *jobs);
+    gl_job **jobs = calloc(cap, sizeof(gl_job *));
     time_t last_housekeeping = 0;
     for (;;) {
         pthread_mutex_lock(&w->mu);

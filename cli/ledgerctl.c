@@ -582,7 +582,7 @@ static int cmd_token(cli *c, int argc, char **argv) {
         else if (ch == 'S') scope = optarg;
         else if (ch == 'k') key = optarg;
         else if (ch == 't') {
-            if (!parse_i64(optarg, &ttl) || ttl <= 0 || ttl > 30 * 86400)
+            if (!parse_i64(optarg, &ttl) || ttl <= 0 || ttl > 30L * 86400)
                 return fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
         } else return fail_usage("%s: bad option", argv[0]);
     }
@@ -592,7 +592,7 @@ static int cmd_token(cli *c, int argc, char **argv) {
     if (!gl_server_config_load(c->config_path, &sc, &e)) return fail_error(c, &e);
     time_t now = time(NULL);
     json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", sc.auth_issuer, "aud", sc.auth_audience, "sub", sub,
-                               "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl));
+                               "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)now + (json_int_t)ttl);
     char *token = NULL;
     bool ok = claims && gl_jwt_sign_from_file(sc.auth_alg, key ? key : sc.auth_key_file, claims, &token, &e);
     json_decref(claims);
