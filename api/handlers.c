@@ -92,7 +92,23 @@ static json_t *transfer_json(const ledger_transfer *t) {
 /* This thread's read connection to a region (MHD threads are long-lived). */
 static __thread PGconn *read_conns[GL_REGIONS_MAX];
 
+/* Closes a thread's read connections when MHD ends the thread (at shutdown). */
+static pthread_key_t read_conns_key;
+static pthread_once_t read_conns_once = PTHREAD_ONCE_INIT;
+
+static void close_read_conns(void *arg) {
+    PGconn **conns = arg;
+    for (int i = 0; i < GL_REGIONS_MAX; i++) {
+        PQfinish(conns[i]);
+        conns[i] = NULL;
+    }
+}
+
+static void make_read_conns_key(void) { pthread_key_create(&read_conns_key, close_read_conns); }
+
 static PGconn *read_conn(const gl_req *req, const gl_region *r) {
+    pthread_once(&read_conns_once, make_read_conns_key);
+    if (!pthread_getspecific(read_conns_key)) pthread_setspecific(read_conns_key, read_conns);
     int i = (int)(r - req->srv->regions.regions);
     if (read_conns[i] && PQstatus(read_conns[i]) == CONNECTION_OK) return read_conns[i];
     PQfinish(read_conns[i]);
