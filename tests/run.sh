@@ -134,6 +134,7 @@ if ((cluster_ok)); then
     for t in "${ITESTS[@]}"; do run_program integration "$t"; done
 
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
+    run_step "api: OpenAPI lint (@redocly/cli)" api/lint-openapi.sh
     if [[ -x tests/stress.sh ]]; then
         run_step "stress" env TEST_DIR="$DIR" tests/stress.sh
     elif [[ -e tests/stress.sh ]]; then
