@@ -18,6 +18,7 @@
 
 #include "../ledger/currency.h"
 #include "../ledger/pg.h"
+#include "render.h"
 #include "server.h"
 
 #define ENTRIES_PAGE_MAX 100
@@ -49,44 +50,6 @@ static const char *api_code(ledger_code c) {
     case LEDGER_PENDING_EXPIRED: return "pending_transfer_expired";
     default: return ledger_code_name(c);
     }
-}
-
-static json_t *id_json(const gl_id *id) {
-    if (gl_id_is_nil(id)) return json_null();
-    char s[GL_ID_STR_LEN + 1];
-    gl_id_format(id, s);
-    return json_string(s);
-}
-
-static json_t *account_json(const gl_server *srv, const ledger_account *a) {
-    const gl_region *r = gl_region_of_id(&srv->regions, &a->id);
-    json_t *flags = json_pack("{s:b,s:b,s:b}", "debits_must_not_exceed_credits",
-                              (a->flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) != 0,
-                              "credits_must_not_exceed_debits",
-                              (a->flags & LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS) != 0, "closed",
-                              (a->flags & LEDGER_AF_CLOSED) != 0);
-    json_t *bal = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "debits_posted", (json_int_t)a->debits_posted,
-                            "credits_posted", (json_int_t)a->credits_posted, "debits_pending",
-                            (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
-                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, 0), "available",
-                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, a->debits_pending));
-    return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", id_json(&a->id), "region", r ? r->name : "?",
-                     "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags, "balances", bal,
-                     "version", (json_int_t)a->version, "created_at", a->created_at);
-}
-
-static json_t *transfer_json(const ledger_transfer *t) {
-    json_t *o = json_pack("{s:o,s:s?,s:o,s:o,s:I,s:s,s:s}", "id", id_json(&t->id), "reference",
-                          t->reference[0] ? t->reference : NULL, "debit_account_id", id_json(&t->debit_account_id),
-                          "credit_account_id", id_json(&t->credit_account_id), "amount", (json_int_t)t->amount,
-                          "currency", t->currency, "status", t->status);
-    if (!gl_id_is_nil(&t->pending_id)) json_object_set_new(o, "pending_id", id_json(&t->pending_id));
-    if (!gl_id_is_nil(&t->reverses_id)) json_object_set_new(o, "reverses_id", id_json(&t->reverses_id));
-    if (t->flags & LEDGER_TF_PENDING) json_object_set_new(o, "amount_posted", json_integer(t->amount_posted));
-    json_object_set_new(o, "amount_reversed", json_integer(t->amount_reversed));
-    if (t->expires_at[0]) json_object_set_new(o, "expires_at", json_string(t->expires_at));
-    json_object_set_new(o, "created_at", json_string(t->created_at));
-    return o;
 }
 
 /* This thread's read connection to a region (MHD threads are long-lived). */
@@ -323,7 +286,7 @@ static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
         int found = ledger_transfer_get(db, &r->id, &t, err);
         if (found <= 0) return found == 0 && respond_error_in_job(job, 500, "internal", "transfer vanished");
     }
-    json_t *o = transfer_json(&t);
+    json_t *o = gl_transfer_json(&t);
     job->resp.status = r->code == LEDGER_OK ? 201 : 200;
     job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
@@ -336,7 +299,7 @@ static bool respond_account(gl_job *job, PGconn *db, gl_error *err) {
         return respond_error_in_job(job, gl_status_of_code(r->code), api_code(r->code), code_message(r->code));
     ledger_account a;
     if (ledger_account_get(db, &r->id, &a, err) <= 0) return false;
-    json_t *o = account_json(job->srv, &a);
+    json_t *o = gl_account_json(&job->srv->regions, &a);
     job->resp.status = 201;
     job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
@@ -357,7 +320,7 @@ static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
                 json_decref(items);
                 return false;
             }
-            json_object_set_new(item, "transfer", transfer_json(&t));
+            json_object_set_new(item, "transfer", gl_transfer_json(&t));
         } else if (failed == job->n && r->code != LEDGER_LINKED_EVENT_FAILED) {
             failed = i;
         }
@@ -476,7 +439,7 @@ static gl_response get_account(gl_req *req, const gl_id *id) {
     if (v < 0) return unavailable(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     req->region_name = gl_region_of_id(&req->srv->regions, id)->name;
-    return gl_respond_json(200, account_json(req->srv, &a));
+    return gl_respond_json(200, gl_account_json(&req->srv->regions, &a));
 }
 
 static const char *query(const gl_req *req, const char *name) {
@@ -515,7 +478,7 @@ static gl_response get_balance(gl_req *req, const gl_id *id) {
         if (found < 0) return unavailable(req);
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
-    json_t *o = account_json(req->srv, &a);
+    json_t *o = gl_account_json(&req->srv->regions, &a);
     json_object_set_new(o, "as_of", as_of ? json_string(as_of) : json_null());
     return gl_respond_json(200, o);
 }
@@ -550,14 +513,7 @@ static gl_response get_entries(gl_req *req, const gl_id *id) {
     if (more) n = (int)limit;
     json_t *data = json_array();
     for (int i = 0; i < n; i++) {
-        json_t *x = json_pack("{s:I,s:o,s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "version", (json_int_t)e[i].version,
-                              "transfer_id", id_json(&e[i].transfer_id), "side", &e[i].side, (size_t)1,
-                              "pending_delta", (json_int_t)e[i].pending_delta, "posted_delta",
-                              (json_int_t)e[i].posted_delta, "debits_pending", (json_int_t)e[i].debits_pending,
-                              "debits_posted", (json_int_t)e[i].debits_posted, "credits_pending",
-                              (json_int_t)e[i].credits_pending, "credits_posted", (json_int_t)e[i].credits_posted,
-                              "posted", (json_int_t)(e[i].credits_posted - e[i].debits_posted), "created_at",
-                              e[i].created_at);
+        json_t *x = gl_entry_json(&e[i]);
         json_array_append_new(data, x);
     }
     json_t *o = json_pack("{s:o,s:b}", "data", data, "has_more", more);
@@ -720,7 +676,7 @@ static gl_response get_transfer(gl_req *req, const gl_id *id) {
     int v = transfer_visible(req, id, &t);
     if (v < 0) return unavailable(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
-    return gl_respond_json(200, transfer_json(&t));
+    return gl_respond_json(200, gl_transfer_json(&t));
 }
 
 /* post, void, reverse: a new transfer naming an existing one the caller made. */

@@ -24,6 +24,7 @@
 #include "../regions/regions.h"
 #include "../regions/route.h"
 #include "../api/jwt.h"
+#include "../api/render.h"
 #include "../api/server.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_INFRA = 3, EXIT_VIOLATIONS = 4 };
@@ -70,34 +71,9 @@ static void emit_json(json_t *o) {
     json_decref(o);
 }
 
-static json_t *id_json(const gl_id *id) {
-    if (gl_id_is_nil(id)) return json_null();
-    char s[GL_ID_STR_LEN + 1];
-    gl_id_format(id, s);
-    return json_string(s);
-}
-
-static json_t *account_json(const cli *c, const ledger_account *a) {
-    const gl_region *r = gl_region_of_id(&c->cfg, &a->id);
-    json_t *flags = json_pack("{s:b,s:b,s:b}", "debits_must_not_exceed_credits",
-                              (a->flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) != 0,
-                              "credits_must_not_exceed_debits",
-                              (a->flags & LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS) != 0, "closed",
-                              (a->flags & LEDGER_AF_CLOSED) != 0);
-    /* posted/available as API.md defines them for credit-normal accounts. */
-    json_t *bal = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "debits_posted", (json_int_t)a->debits_posted,
-                            "credits_posted", (json_int_t)a->credits_posted, "debits_pending",
-                            (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
-                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, 0), "available",
-                            (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, a->debits_pending));
-    return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", id_json(&a->id), "region", r ? r->name : "?",
-                     "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags, "balances", bal,
-                     "version", (json_int_t)a->version, "created_at", a->created_at);
-}
-
 static void print_account(const cli *c, const ledger_account *a) {
     if (c->json) {
-        emit_json(account_json(c, a));
+        emit_json(gl_account_json(&c->cfg, a));
         return;
     }
     char id[GL_ID_STR_LEN + 1];
@@ -112,23 +88,9 @@ static void print_account(const cli *c, const ledger_account *a) {
            (long long)(a->credits_posted - a->debits_posted - a->debits_pending));
 }
 
-static json_t *transfer_json(const ledger_transfer *t) {
-    json_t *o = json_pack("{s:o,s:s?,s:o,s:o,s:I,s:s,s:s,s:s}", "id", id_json(&t->id), "reference",
-                          t->reference[0] ? t->reference : NULL, "debit_account_id", id_json(&t->debit_account_id),
-                          "credit_account_id", id_json(&t->credit_account_id), "amount", (json_int_t)t->amount,
-                          "currency", t->currency, "status", t->status, "created_at", t->created_at);
-    json_object_set_new(o, "owner", json_string(t->owner));
-    if (!gl_id_is_nil(&t->pending_id)) json_object_set_new(o, "pending_id", id_json(&t->pending_id));
-    if (!gl_id_is_nil(&t->reverses_id)) json_object_set_new(o, "reverses_id", id_json(&t->reverses_id));
-    if (t->flags & LEDGER_TF_PENDING) json_object_set_new(o, "amount_posted", json_integer(t->amount_posted));
-    json_object_set_new(o, "amount_reversed", json_integer(t->amount_reversed));
-    if (t->expires_at[0]) json_object_set_new(o, "expires_at", json_string(t->expires_at));
-    return o;
-}
-
 static void print_transfer(const cli *c, const ledger_transfer *t) {
     if (c->json) {
-        emit_json(transfer_json(t));
+        emit_json(gl_transfer_json(t));
         return;
     }
     char id[GL_ID_STR_LEN + 1], dr[GL_ID_STR_LEN + 1], cr[GL_ID_STR_LEN + 1];
@@ -144,7 +106,7 @@ static void print_transfer(const cli *c, const ledger_transfer *t) {
 static int print_result(const cli *c, const char *what, const ledger_result *r) {
     bool ok = r->code == LEDGER_OK || r->code == LEDGER_EXISTS;
     if (c->json) {
-        emit_json(json_pack("{s:s,s:s,s:o}", "result", ledger_code_name(r->code), "object", what, "id", id_json(&r->id)));
+        emit_json(json_pack("{s:s,s:s,s:o}", "result", ledger_code_name(r->code), "object", what, "id", gl_id_json(&r->id)));
     } else if (ok) {
         char id[GL_ID_STR_LEN + 1];
         gl_id_format(&r->id, id);
@@ -491,15 +453,9 @@ static int cmd_expire(cli *c, int argc, char **argv) {
 static void print_entry(const cli *c, const ledger_entry *e) {
     char tid[GL_ID_STR_LEN + 1];
     gl_id_format(&e->transfer_id, tid);
-    int64_t posted = e->credits_posted - e->debits_posted;
+    int64_t posted = ledger_balance(e->credits_posted, e->debits_posted, 0);
     if (c->json) {
-        emit_json(json_pack("{s:I,s:s,s:s#,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "version", (json_int_t)e->version,
-                            "transfer_id", tid, "side", &e->side, (size_t)1, "pending_delta",
-                            (json_int_t)e->pending_delta, "posted_delta", (json_int_t)e->posted_delta,
-                            "debits_pending", (json_int_t)e->debits_pending, "debits_posted",
-                            (json_int_t)e->debits_posted, "credits_pending", (json_int_t)e->credits_pending,
-                            "credits_posted", (json_int_t)e->credits_posted, "posted", (json_int_t)posted,
-                            "created_at", e->created_at));
+        emit_json(gl_entry_json(e));
         return;
     }
     printf("%6lld  %s  %c  pending %+lld  posted %+lld  -> posted balance %lld  (%s)\n", (long long)e->version,
