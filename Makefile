@@ -54,7 +54,7 @@ help:
 	@echo "make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make bench      pgbench tpcb-like vs the engine (uniform, hot)"
 	@echo "make lint       cppcheck + clang-tidy"
-	@echo "make install    install ledgerctl and the migrations (PREFIX, DESTDIR)"
+	@echo "make install    install ledgerctl, ledgerd and the migrations (PREFIX, DESTDIR)"
 	@echo "make clean      remove build outputs (not ./var)"
 
 deps:
@@ -138,9 +138,12 @@ lint: deps
 	  ledger regions api cli bench tests
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) bench/*.c $(UNIT_SRC) $(ITEST_SRC) tests/integration/itest.c $(TOOL_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c17
 
-install: $(LEDGERCTL)
+# The binaries look for migrations in the build tree by default: set
+# migrations_dir = "$(PREFIX)/share/geoledger/sql" in ledger.conf when installed.
+install: $(LEDGERCTL) $(LEDGERD)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SQL_DIR_INSTALLED)
 	install -m 0755 $(LEDGERCTL) $(DESTDIR)$(PREFIX)/bin/ledgerctl
+	install -m 0755 $(LEDGERD) $(DESTDIR)$(PREFIX)/bin/ledgerd
 	install -m 0644 sql/*.sql $(DESTDIR)$(SQL_DIR_INSTALLED)
 
 clean:
