@@ -3,7 +3,7 @@
  *
  *   ledgerd = {
  *     listen = "127.0.0.1"; port = 8080; threads = 4;
- *     body_limit = 1048576; batch_max = 8189; queue_depth = 10000;
+ *     body_limit = 1048576; batch_max = 8189; queue_depth = 10000; writers_per_region = 2;
  *     idempotency_ttl_hours = 24; log_level = "info";
  *     rate_per_s = 1000; rate_burst = 2000;   # per principal; 0 = no limit
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
@@ -24,6 +24,7 @@ static void defaults(gl_server_config *c) {
     c->threads = 4;
     c->body_limit = (size_t)1024 * 1024;
     c->batch_max = LEDGER_BATCH_MAX;
+    c->writers_per_region = 2;
     c->queue_depth = 10000;
     c->idem_ttl_h = 24;
     snprintf(c->log_level, sizeof c->log_level, "info");
@@ -87,6 +88,7 @@ bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err)
          get_int(g, "port", 1, 65535, &c->port, err) && get_int(g, "threads", 1, 64, &c->threads, err) &&
          get_int(g, "body_limit", 1024, 64 * 1024 * 1024, &body, err) &&
          get_int(g, "batch_max", 1, LEDGER_BATCH_MAX, &c->batch_max, err) &&
+         get_int(g, "writers_per_region", 1, GL_WORKERS_MAX, &c->writers_per_region, err) &&
          get_int(g, "queue_depth", 1, 1000000, &c->queue_depth, err) &&
          get_int(g, "idempotency_ttl_hours", 24, 24 * 365, &c->idem_ttl_h, err) &&
          get_int(g, "rate_per_s", 0, 1000000, &c->rate_per_s, err) &&

@@ -367,6 +367,63 @@ static int transfer_visible(const gl_req *req, const gl_id *id, ledger_transfer 
     return found && (is_admin(req) || strcmp(out->owner, req->claims.sub) == 0);
 }
 
+/* Account owners never change, so a payer's owner is cached: the hot path of a
+ * transfer then needs no read query. Direct-mapped, fixed size, striped locks. */
+#define OWNER_CACHE_SLOTS 65536
+#define OWNER_CACHE_STRIPES 64
+
+typedef struct {
+    gl_id id;
+    char owner[LEDGER_OWNER_MAX + 1];
+} owner_slot;
+
+static owner_slot *owner_cache;
+static pthread_mutex_t owner_locks[OWNER_CACHE_STRIPES];
+static pthread_once_t owner_once = PTHREAD_ONCE_INIT;
+
+static void owner_cache_init(void) {
+    owner_cache = calloc(OWNER_CACHE_SLOTS, sizeof *owner_cache);
+    for (int i = 0; i < OWNER_CACHE_STRIPES; i++) pthread_mutex_init(&owner_locks[i], NULL);
+}
+
+static size_t owner_slot_of(const gl_id *id) {
+    uint32_t h = 0; /* the random tail of a UUIDv7 spreads well */
+    for (int i = 10; i < 16; i++) h = h * 31u + id->b[i];
+    return h % OWNER_CACHE_SLOTS;
+}
+
+static bool owner_cached(const gl_id *id, char *owner, size_t cap) {
+    pthread_once(&owner_once, owner_cache_init);
+    if (!owner_cache) return false;
+    size_t i = owner_slot_of(id);
+    pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
+    bool hit = gl_id_cmp(&owner_cache[i].id, id) == 0;
+    if (hit) snprintf(owner, cap, "%s", owner_cache[i].owner);
+    pthread_mutex_unlock(&owner_locks[i % OWNER_CACHE_STRIPES]);
+    return hit;
+}
+
+static void owner_remember(const gl_id *id, const char *owner) {
+    if (!owner_cache) return;
+    size_t i = owner_slot_of(id);
+    pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
+    owner_cache[i].id = *id;
+    snprintf(owner_cache[i].owner, sizeof owner_cache[i].owner, "%s", owner);
+    pthread_mutex_unlock(&owner_locks[i % OWNER_CACHE_STRIPES]);
+}
+
+/* Like account_visible, when only the owner matters (1 / 0 / 2 / -1). */
+static int account_owned(const gl_req *req, const gl_id *id) {
+    char owner[LEDGER_OWNER_MAX + 1];
+    if (!owner_cached(id, owner, sizeof owner)) {
+        ledger_account a;
+        int v = account_visible(req, id, &a);
+        if (v > 0) owner_remember(id, a.owner);
+        return v;
+    }
+    return is_admin(req) || strcmp(owner, req->claims.sub) == 0 ? 1 : 2;
+}
+
 static gl_response unavailable(const gl_req *req) {
     return gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
 }
@@ -560,8 +617,7 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
             return false;
         }
     }
-    ledger_account payer;
-    int v = account_visible(req, &c->debit_account_id, &payer);
+    int v = account_owned(req, &c->debit_account_id);
     if (v < 0) {
         *fail = unavailable(req);
         return false;

@@ -35,6 +35,7 @@ typedef struct {
     int threads;
     size_t body_limit;
     int batch_max;     /* commands per engine batch */
+    int writers_per_region; /* parallel batches per region (connections) */
     int queue_depth;   /* jobs waiting per region */
     int idem_ttl_h;    /* >= 24 */
     int rate_per_s; /* per principal; 0 = unlimited */
@@ -88,19 +89,33 @@ struct gl_job {
     gl_job *next;
 };
 
+#define GL_WORKERS_MAX 8
+
+typedef struct gl_writer gl_writer;
+
+/* One connection taking batches off its region's queue. Several per region let
+ * batches that touch different accounts commit in parallel; batches that share
+ * accounts wait on the row locks (taken in id order, so they never deadlock). */
 typedef struct {
+    gl_writer *w;
+    pthread_t thread;
+    PGconn *db;
+    bool housekeeper; /* the first worker also expires holds and keys */
+} gl_worker;
+
+struct gl_writer {
     const gl_region *region;
     gl_server *srv;
-    pthread_t thread;
+    gl_worker workers[GL_WORKERS_MAX];
+    int n_workers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     gl_job *head, *tail;
     int depth;
     bool stopping;
-    PGconn *db;
     atomic_bool up;
     atomic_int depth_seen; /* queue depth for /metrics, read without the lock */
-} gl_writer;
+};
 
 struct gl_server {
     gl_server_config cfg;

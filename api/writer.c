@@ -1,5 +1,5 @@
 /*
- * writer.c — one writer thread per region: group commit.
+ * writer.c — per region, a queue and writers_per_region threads: group commit.
  *
  * Requests that change the ledger queue a job here; the writer takes every job
  * waiting (up to batch_max commands), answers idempotent replays from the
@@ -195,19 +195,20 @@ static bool before_commit(void *arg, PGconn *db, const ledger_result *results, s
     return idem_store_all(db, b->srv, b->jobs, b->n_jobs, err);
 }
 
-static bool ensure_connected(gl_writer *w) {
-    if (w->db && PQstatus(w->db) == CONNECTION_OK) return true;
-    PQfinish(w->db);
+static bool ensure_connected(gl_worker *k) {
+    gl_writer *w = k->w;
+    if (k->db && PQstatus(k->db) == CONNECTION_OK) return true;
+    PQfinish(k->db);
     gl_error e;
-    w->db = gl_region_connect(w->region, GL_ROLE_SERVICE, &e);
-    atomic_store(&w->up, w->db != NULL);
-    if (!w->db) fprintf(stderr, "{\"level\":\"error\",\"event\":\"region_down\",\"region\":\"%s\"}\n", w->region->name);
-    return w->db != NULL;
+    k->db = gl_region_connect(w->region, GL_ROLE_SERVICE, &e);
+    atomic_store(&w->up, k->db != NULL);
+    if (!k->db) fprintf(stderr, "{\"level\":\"error\",\"event\":\"region_down\",\"region\":\"%s\"}\n", w->region->name);
+    return k->db != NULL;
 }
 
 /* Answers replays; returns the jobs that still need executing (compacted in place). */
-static size_t resolve_replays(gl_writer *w, gl_job **jobs, size_t n, gl_error *err, bool *db_failed) {
-    if (!idem_lookup_all(w->db, jobs, n, err)) {
+static size_t resolve_replays(gl_worker *k, gl_job **jobs, size_t n, gl_error *err, bool *db_failed) {
+    if (!idem_lookup_all(k->db, jobs, n, err)) {
         *db_failed = true;
         return n;
     }
@@ -220,12 +221,13 @@ static size_t resolve_replays(gl_writer *w, gl_job **jobs, size_t n, gl_error *e
     return m;
 }
 
-static void run_batch(gl_writer *w, gl_job **jobs, size_t n) {
+static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
+    gl_writer *w = k->w;
     gl_error err;
     for (int attempt = 0; n > 0; attempt++) {
         bool db_failed = false;
-        if (!ensure_connected(w)) break;
-        n = resolve_replays(w, jobs, n, &err, &db_failed);
+        if (!ensure_connected(k)) break;
+        n = resolve_replays(k, jobs, n, &err, &db_failed);
         if (db_failed || n == 0) break;
         size_t total = 0;
         for (size_t j = 0; j < n; j++) total += jobs[j]->n;
@@ -237,7 +239,7 @@ static void run_batch(gl_writer *w, gl_job **jobs, size_t n) {
         batch_ctx ctx = {w->srv, jobs, n};
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        ok = ok && gl_route_execute_hooked(&w->srv->regions, w->region, w->db, cmds, total, res, before_commit, &ctx,
+        ok = ok && gl_route_execute_hooked(&w->srv->regions, w->region, k->db, cmds, total, res, before_commit, &ctx,
                                            &err);
         free(cmds);
         free(res);
@@ -253,7 +255,7 @@ static void run_batch(gl_writer *w, gl_job **jobs, size_t n) {
         bool race = strcmp(err.message, "idempotency key race") == 0;
         if (!race || attempt >= IDEM_RACE_RETRIES) break;
     }
-    bool down = !w->db || PQstatus(w->db) != CONNECTION_OK;
+    bool down = !k->db || PQstatus(k->db) != CONNECTION_OK;
     if (down) atomic_store(&w->up, false);
     for (size_t j = 0; j < n; j++) {
         if (down) job_fail(jobs[j], 503, "unavailable", "region_unavailable", "the account's region is unavailable");
@@ -277,18 +279,20 @@ static size_t take_jobs(gl_writer *w, gl_job **out, size_t cap) {
     return n;
 }
 
-static void housekeeping(gl_writer *w) {
-    if (!ensure_connected(w)) return;
+static void housekeeping(gl_worker *k) {
+    gl_writer *w = k->w;
+    if (!ensure_connected(k)) return;
     ledger_ctx ctx = {.partition_code = w->region->code};
     gl_error err;
-    if (ledger_expire_due(w->db, &ctx, 1000, &err) < 0)
+    if (ledger_expire_due(k->db, &ctx, 1000, &err) < 0)
         fprintf(stderr, "{\"level\":\"warn\",\"event\":\"expire_failed\",\"region\":\"%s\"}\n", w->region->name);
-    PQclear(PQexec(w->db, "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys "
+    PQclear(PQexec(k->db, "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys "
                           "WHERE expires_at < now() LIMIT 10000))"));
 }
 
 static void *writer_main(void *arg) {
-    gl_writer *w = arg;
+    gl_worker *k = arg;
+    gl_writer *w = k->w;
     size_t cap = (size_t)w->srv->cfg.batch_max;
     gl_job **jobs = calloc(cap, sizeof(gl_job *));
     time_t last_housekeeping = 0;
@@ -305,15 +309,16 @@ static void *writer_main(void *arg) {
         size_t n = jobs ? take_jobs(w, jobs, cap) : 0;
         pthread_mutex_unlock(&w->mu);
         if (stop) break;
-        if (n > 0) run_batch(w, jobs, n);
+        if (n > 0) run_batch(k, jobs, n);
         time_t now = time(NULL);
-        if (now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S) {
-            housekeeping(w);
+        if (k->housekeeper && now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S) {
+            housekeeping(k);
             last_housekeeping = now;
         }
     }
     free(jobs);
-    PQfinish(w->db);
+    PQfinish(k->db);
+    k->db = NULL;
     return NULL;
 }
 
@@ -330,10 +335,16 @@ bool gl_writers_start(gl_server *srv, gl_error *err) {
         w->srv = srv;
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
-        ensure_connected(w); /* a region that is down now is retried per batch */
-        if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-            gl_error_set(err, GL_ERR_INTERNAL, "cannot start the writer of region %s", w->region->name);
-            return false;
+        w->n_workers = srv->cfg.writers_per_region;
+        for (int k = 0; k < w->n_workers; k++) {
+            gl_worker *wk = &w->workers[k];
+            wk->w = w;
+            wk->housekeeper = k == 0;
+            ensure_connected(wk); /* a region that is down now is retried per batch */
+            if (pthread_create(&wk->thread, NULL, writer_main, wk) != 0) {
+                gl_error_set(err, GL_ERR_INTERNAL, "cannot start the writers of region %s", w->region->name);
+                return false;
+            }
         }
     }
     return true;
@@ -345,8 +356,9 @@ void gl_writers_stop(gl_server *srv) {
         gl_writer *w = &srv->writers[i];
         pthread_mutex_lock(&w->mu);
         w->stopping = true;
-        pthread_cond_signal(&w->cv);
+        pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
     }
-    for (int i = 0; srv->writers && i < srv->regions.n_regions; i++) pthread_join(srv->writers[i].thread, NULL);
+    for (int i = 0; srv->writers && i < srv->regions.n_regions; i++)
+        for (int k = 0; k < srv->writers[i].n_workers; k++) pthread_join(srv->writers[i].workers[k].thread, NULL);
 }
