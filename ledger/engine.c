@@ -465,19 +465,6 @@ static bool load_targets(batch *b, PGconn *db, gl_error *err) {
     return ok;
 }
 
-/* "(block,offset)" as PostgreSQL prints a tid. */
-static bool parse_tid(const char *s, ledger_acct *a) {
-    char *end;
-    if (*s++ != '(') return false;
-    unsigned long blk = strtoul(s, &end, 10);
-    if (*end != ',' || blk > UINT32_MAX) return false;
-    unsigned long off = strtoul(end + 1, &end, 10);
-    if (*end != ')' || off > UINT16_MAX) return false;
-    a->tid_block = (uint32_t)blk;
-    a->tid_offset = (uint16_t)off;
-    return true;
-}
-
 static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
     gl_id *ids = malloc((2 * b->n + 2 * b->n_targets + 1) * sizeof *ids);
     if (!ids) return false;
@@ -501,26 +488,29 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
     if (m > 0) {
         gl_buf *p[1] = {ids_param(&b->sql_a, ids, m)};
         /* ORDER BY id: rows are locked in id order, so two batches never deadlock. */
-        PGresult *r = gl_pg_exec_bin(db,
-                                 "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, "
-                                 "credits_posted, version, ctid FROM accounts WHERE id = ANY($1::uuid[]) "
-                                 "ORDER BY id FOR UPDATE",
-                                 1, p, err);
+        /* Binary results: 16k rows of text to format and parse would be ~5% of a batch. */
+        PGresult *r = gl_pg_exec_bin_result(db,
+                                            "SELECT id, currency, flags, debits_pending, debits_posted, "
+                                            "credits_pending, credits_posted, version, ctid FROM accounts "
+                                            "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                                            1, p, err);
         ok = r != NULL;
         for (int row = 0; ok && row < PQntuples(r); row++) {
             ledger_acct *a = &b->accts[b->n_accts++];
             memset(a, 0, sizeof *a);
-            gl_pg_get_id(r, row, 0, &a->id);
-            gl_pg_get_text(r, row, 1, a->currency, sizeof a->currency);
-            a->flags = (uint32_t)gl_pg_get_i64(r, row, 2);
-            a->debits_pending = gl_pg_get_i64(r, row, 3);
-            a->debits_posted = gl_pg_get_i64(r, row, 4);
-            a->credits_pending = gl_pg_get_i64(r, row, 5);
-            a->credits_posted = gl_pg_get_i64(r, row, 6);
-            a->version = gl_pg_get_i64(r, row, 7);
-            ok = parse_tid(PQgetvalue(r, row, 8), a);
+            unsigned char tid[6];
+            ok = gl_pg_bin_uuid(r, row, 0, &a->id) && gl_pg_bin_bytes(r, row, 1, a->currency, 3) &&
+                 gl_pg_bin_bytes(r, row, 8, tid, 6);
+            a->flags = (uint32_t)gl_pg_bin_i32(r, row, 2);
+            a->debits_pending = gl_pg_bin_i64(r, row, 3);
+            a->debits_posted = gl_pg_bin_i64(r, row, 4);
+            a->credits_pending = gl_pg_bin_i64(r, row, 5);
+            a->credits_posted = gl_pg_bin_i64(r, row, 6);
+            a->version = gl_pg_bin_i64(r, row, 7);
+            a->tid_block = (uint32_t)tid[0] << 24 | (uint32_t)tid[1] << 16 | (uint32_t)tid[2] << 8 | tid[3];
+            a->tid_offset = (uint16_t)(tid[4] << 8 | tid[5]);
         }
-        if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "unexpected ctid from the account lock query");
+        if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "unexpected row from the account lock query");
         PQclear(r);
     }
     free(ids);

@@ -194,7 +194,45 @@ void gl_bin_array_finish(gl_buf *b, int32_t n) {
     for (int i = 0; i < 4; i++) b->data[ARRAY_COUNT_OFFSET + i] = (char)((uint32_t)n >> (8 * (3 - i)));
 }
 
+static PGresult *exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, int result_format,
+                          gl_error *err);
+
 PGresult *gl_pg_exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err) {
+    return exec_bin(db, sql, nparams, params, 0, err);
+}
+
+PGresult *gl_pg_exec_bin_result(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err) {
+    return exec_bin(db, sql, nparams, params, 1, err);
+}
+
+static uint64_t get_be(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+int64_t gl_pg_bin_i64(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8) return 0;
+    return (int64_t)get_be((const unsigned char *)PQgetvalue(r, row, col), 8);
+}
+
+int32_t gl_pg_bin_i32(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 4) return 0;
+    return (int32_t)(uint32_t)get_be((const unsigned char *)PQgetvalue(r, row, col), 4);
+}
+
+bool gl_pg_bin_bytes(const PGresult *r, int row, int col, void *out, int n) {
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != n) return false;
+    memcpy(out, PQgetvalue(r, row, col), (size_t)n);
+    return true;
+}
+
+bool gl_pg_bin_uuid(const PGresult *r, int row, int col, gl_id *out) {
+    return gl_pg_bin_bytes(r, row, col, out->b, 16);
+}
+
+static PGresult *exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, int result_format,
+                          gl_error *err) {
     const char *values[16];
     int lengths[16], formats[16];
     if (nparams > 16) {
@@ -210,7 +248,7 @@ PGresult *gl_pg_exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const
         lengths[i] = (int)params[i]->len;
         formats[i] = 1;
     }
-    PGresult *r = PQexecParams(db, sql, nparams, NULL, values, lengths, formats, 0);
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, values, lengths, formats, result_format);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     gl_pg_error(err, db, r, "query");

@@ -65,6 +65,13 @@ void gl_bin_array_finish(gl_buf *b, int32_t n);
 
 /* Like gl_pg_exec, with every parameter in binary format. */
 PGresult *gl_pg_exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err);
+/* Same, with the result in binary format too (read it with gl_pg_bin_*). */
+PGresult *gl_pg_exec_bin_result(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err);
+int64_t gl_pg_bin_i64(const PGresult *r, int row, int col);  /* int8; 0 if NULL */
+int32_t gl_pg_bin_i32(const PGresult *r, int row, int col);  /* int4; 0 if NULL */
+bool gl_pg_bin_uuid(const PGresult *r, int row, int col, gl_id *out);
+/* Raw bytes of a column; false unless exactly `n` bytes. */
+bool gl_pg_bin_bytes(const PGresult *r, int row, int col, void *out, int n);
 bool gl_pg_run_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err);
 
 #endif
