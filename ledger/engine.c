@@ -498,7 +498,7 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
         for (int row = 0; ok && row < PQntuples(r); row++) {
             ledger_acct *a = &b->accts[b->n_accts++];
             memset(a, 0, sizeof *a);
-            unsigned char tid[6];
+            unsigned char tid[6] = {0};
             ok = gl_pg_bin_uuid(r, row, 0, &a->id) && gl_pg_bin_bytes(r, row, 1, a->currency, 3) &&
                  gl_pg_bin_bytes(r, row, 8, tid, 6);
             a->flags = (uint32_t)gl_pg_bin_i32(r, row, 2);
