@@ -1196,8 +1196,25 @@ static bool reports_usable(const stress *s, const outcome *out) {
     return true;
 }
 
+static bool check_accounts_in_snapshot(const stress *s, PGconn *db, outcome *out, sums *tp);
+
 /* Conservation over the run's accounts, limits, and the hot account. */
 static bool check_accounts(const stress *s, PGconn *db, outcome *out) {
+    sums t = {0, 0};
+    /* One snapshot for all the reads: a killed worker's backend may still commit
+     * its last batch while we read, and per-statement snapshots would see half
+     * of the accounts before it and half after. */
+    PQclear(PQexec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    bool ok = check_accounts_in_snapshot(s, db, out, &t);
+    PQclear(PQexec(db, "COMMIT"));
+    if (!ok) return false;
+    if (t.posted != 0 || t.pending != 0)
+        parent_issue(out, "run accounts do not balance: credits - debits is not 0 (%s%s)",
+                     t.posted != 0 ? "posted" : "pending", "");
+    return true;
+}
+
+static bool check_accounts_in_snapshot(const stress *s, PGconn *db, outcome *out, sums *tp) {
     sums t = {0, 0};
     for (size_t i = 0; i < s->n_accts; i++) {
         ledger_account a;
@@ -1216,9 +1233,7 @@ static bool check_accounts(const stress *s, PGconn *db, outcome *out) {
         t.pending += (__int128)a.credits_pending - a.debits_pending;
         if (s->cls[i] == ACC_HOT && reports_usable(s, out)) check_hot(&a, s->opt.procs, out);
     }
-    if (t.posted != 0 || t.pending != 0)
-        parent_issue(out, "run accounts do not balance: credits - debits is not 0 (%s%s)",
-                     t.posted != 0 ? "posted" : "pending", "");
+    *tp = t;
     return true;
 }
 
