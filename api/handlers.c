@@ -735,6 +735,81 @@ static gl_response get_transfer(gl_req *req, const gl_id *id) {
     return gl_respond_json(200, gl_transfer_json(&t));
 }
 
+/* GET /v1/transfers?reference=R: the caller's transfer with that reference, from
+ * whichever region has it (reads span regions). ?account_id=A: the transfers
+ * of an account the caller owns, oldest first, through its entries (cursor:
+ * the entry version, as for /entries). */
+static gl_response list_by_reference(gl_req *req, const char *reference) {
+    if (strlen(reference) == 0 || strlen(reference) > LEDGER_REFERENCE_MAX)
+        return gl_respond_error(req, 400, "invalid_value", "reference must be 1..128 characters", "reference");
+    json_t *data = json_array();
+    for (int i = 0; i < req->srv->regions.n_regions; i++) {
+        const gl_region *r = &req->srv->regions.regions[i];
+        PGconn *db = read_conn(req, r);
+        gl_error err;
+        const char *p[2] = {req->claims.sub, reference};
+        PGresult *res = db ? gl_pg_exec(db, "SELECT id FROM transfers WHERE owner = $1 AND reference = $2", 2, p, &err)
+                           : NULL;
+        if (!res) {
+            json_decref(data);
+            return unavailable(req);
+        }
+        for (int row = 0; row < PQntuples(res); row++) {
+            gl_id id;
+            ledger_transfer t;
+            if (gl_pg_get_id(res, row, 0, &id) && ledger_transfer_get(db, &id, &t, &err) == 1)
+                json_array_append_new(data, gl_transfer_json(&t));
+        }
+        PQclear(res);
+    }
+    return gl_respond_json(200, json_pack("{s:o,s:b}", "data", data, "has_more", false));
+}
+
+static gl_response list_by_account(gl_req *req, const char *account) {
+    gl_id id;
+    if (!gl_id_parse(account, &id)) return gl_respond_error(req, 400, "invalid_value", "not an id", "account_id");
+    ledger_account a;
+    int v = account_visible(req, &id, &a);
+    if (v < 0) return unavailable(req);
+    if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", "account_id");
+    int64_t limit = ENTRIES_PAGE_DEFAULT, after = 0;
+    if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
+        return gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
+    if (query(req, "starting_after") && !parse_i64_str(query(req, "starting_after"), 0, INT64_MAX, &after))
+        return gl_respond_error(req, 400, "invalid_value", "starting_after must be a cursor from next_cursor",
+                                "starting_after");
+    PGconn *db = read_conn(req, gl_region_of_id(&req->srv->regions, &id));
+    ledger_entry e[ENTRIES_PAGE_MAX + 1];
+    gl_error err;
+    int n = db ? ledger_entries_list(db, &id, after, (int)limit + 1, e, &err) : -1;
+    if (n < 0) return unavailable(req);
+    bool more = n > limit;
+    if (more) n = (int)limit;
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++) {
+        ledger_transfer t;
+        if (ledger_transfer_get(db, &e[i].transfer_id, &t, &err) != 1) {
+            json_decref(data);
+            return unavailable(req);
+        }
+        json_array_append_new(data, gl_transfer_json(&t));
+    }
+    json_t *o = json_pack("{s:o,s:b}", "data", data, "has_more", more);
+    if (more) {
+        char cur[24];
+        snprintf(cur, sizeof cur, "%lld", (long long)e[n - 1].version);
+        json_object_set_new(o, "next_cursor", json_string(cur));
+    }
+    return gl_respond_json(200, o);
+}
+
+static gl_response list_transfers(gl_req *req) {
+    const char *account = query(req, "account_id"), *reference = query(req, "reference");
+    if (reference && !account) return list_by_reference(req, reference);
+    if (account && !reference) return list_by_account(req, account);
+    return gl_respond_error(req, 400, "invalid_value", "give exactly one of account_id or reference", NULL);
+}
+
 /* post, void, reverse: a new transfer naming an existing one the caller made. */
 static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind kind) {
     static const field_spec post_spec[] = {{"amount", JSON_INTEGER, false}, {NULL, JSON_NULL, false}};
@@ -869,6 +944,9 @@ static gl_response route_v1(gl_req *req, char **seg, int n) {
         if (n == 2 && post)
             return snprintf(req->route, sizeof req->route, "/v1/transfers"),
                    (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : create_transfer(req);
+        if (n == 2 && get)
+            return snprintf(req->route, sizeof req->route, "/v1/transfers"),
+                   (s = need_scope(req, GL_SCOPE_TRANSFERS_READ)).status ? s : list_transfers(req);
         if (!has_id) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
         if (n == 3 && get)
             return snprintf(req->route, sizeof req->route, "/v1/transfers/{id}"),

@@ -667,6 +667,20 @@ post /v1/transfers "$TA" "$(jq -c '.amount = 43' <<<"$BODY")" "$(newkey)"
 expect "reference: different content -> 409" 409 reference_conflict
 post /v1/transfers "$TB" "$(transfer "$B1" "$A2" 1 "$RUN-ref")" "$(newkey)"
 expect "reference: another owner may use the same reference" 201
+req GET "/v1/transfers?reference=$RUN-ref" "$TA"
+expect "list by reference" 200
+check "list by reference: the caller's one transfer" "body: $(snippet)" eq "$(j -c '[.data[].id]')" "[\"$REF_ID\"]"
+req GET "/v1/transfers?account_id=$A1&limit=1" "$TA"
+expect "list by account" 200
+check "list by account: one item, has_more, a cursor" "body: $(snippet)" \
+    eq "$(j '(.data | length == 1) and .has_more and (.next_cursor | length > 0)')" true
+req GET "/v1/transfers?account_id=$A1&limit=100" "$TA"
+check "list by account: includes the referenced transfer" "body: $(snippet)" \
+    eq "$(j --arg id "$REF_ID" '[.data[].id] | index($id) != null')" true
+req GET "/v1/transfers?account_id=$B1" "$TA"
+expect "list by another's account -> 404" 404 account_not_found
+req GET "/v1/transfers" "$TA"
+expect "list without a filter -> 400" 400 invalid_value
 
 # cross region
 post /v1/transfers "$TA" "$(transfer "$A1" "$AUS" 10 "$RUN-xr")" "$(newkey)"
