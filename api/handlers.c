@@ -240,6 +240,18 @@ static void job_free(gl_job *job) {
     free(job);
 }
 
+/* Takes the Idempotency-Key, then queues the job (freed on any refusal). */
+static gl_response submit(gl_req *req, gl_job *job);
+
+static gl_response submit_keyed(gl_req *req, gl_job *job, bool key_required) {
+    gl_response fail;
+    if (!take_idem_key(req, job, key_required, &fail)) {
+        job_free(job);
+        return fail;
+    }
+    return submit(req, job);
+}
+
 /* Queues the job; on success the response comes after COMMIT (status 0 here). */
 static gl_response submit(gl_req *req, gl_job *job) {
     req->region_name = job->region->name;
@@ -479,15 +491,10 @@ static gl_response create_account(gl_req *req) {
         return gl_respond_error(req, 400, "invalid_value", "flags or metadata are invalid", flags_ok ? "metadata" : "flags");
     }
     json_decref(o);
-    if (!take_idem_key(req, job, false, &fail)) {
-        free(meta_text);
-        job_free(job);
-        return fail;
-    }
     job->metadata = meta_text; /* owned by the job: the writer reads it while the batch runs */
     c->metadata = meta_text;
     job->respond = respond_account;
-    return submit(req, job);
+    return submit_keyed(req, job, false);
 }
 
 static gl_response get_account(gl_req *req, const gl_id *id) {
@@ -550,36 +557,59 @@ static bool parse_i64_str(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
-static gl_response get_entries(gl_req *req, const gl_id *id) {
+/* One cursor page of an owned account's entries: `limit` (1..100) after
+ * `starting_after` (an entry version). Shared by /entries and /v1/transfers. */
+typedef struct {
+    ledger_entry e[ENTRIES_PAGE_MAX + 1];
+    int n;
+    bool more;
+    PGconn *db; /* the home region's read connection, for follow-up reads */
+} entries_page;
+
+static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, entries_page *pg, gl_response *fail) {
     ledger_account a;
     int v = account_visible(req, id, &a);
-    if (v < 0) return unavailable(req);
-    if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     int64_t limit = ENTRIES_PAGE_DEFAULT, after = 0;
-    if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
-        return gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
-    if (query(req, "starting_after") && !parse_i64_str(query(req, "starting_after"), 0, INT64_MAX, &after))
-        return gl_respond_error(req, 400, "invalid_value", "starting_after must be a cursor from next_cursor",
-                                "starting_after");
-    ledger_entry e[ENTRIES_PAGE_MAX + 1];
+    bool good = false;
+    if (v < 0) *fail = unavailable(req);
+    else if (v != 1) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", param);
+    else if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
+        *fail = gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
+    else if (query(req, "starting_after") && !parse_i64_str(query(req, "starting_after"), 0, INT64_MAX, &after))
+        *fail = gl_respond_error(req, 400, "invalid_value", "starting_after must be a cursor from next_cursor",
+                                 "starting_after");
+    else good = true;
+    if (!good) return false;
     gl_error err;
-    int n = ledger_entries_list(read_conn(req, gl_region_of_id(&req->srv->regions, id)), id, after, (int)limit + 1, e,
-                                &err);
-    if (n < 0) return unavailable(req);
-    bool more = n > limit;
-    if (more) n = (int)limit;
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++) {
-        json_t *x = gl_entry_json(&e[i]);
-        json_array_append_new(data, x);
+    pg->db = read_conn(req, gl_region_of_id(&req->srv->regions, id));
+    pg->n = pg->db ? ledger_entries_list(pg->db, id, after, (int)limit + 1, pg->e, &err) : -1;
+    if (pg->n < 0) {
+        *fail = unavailable(req);
+        return false;
     }
-    json_t *o = json_pack("{s:o,s:b}", "data", data, "has_more", more);
-    if (more) {
+    pg->more = pg->n > limit;
+    if (pg->more) pg->n = (int)limit;
+    return true;
+}
+
+/* {data, has_more, next_cursor?}: the cursor is the last entry's version. */
+static gl_response page_response(json_t *data, const entries_page *pg) {
+    json_t *o = json_pack("{s:o,s:b}", "data", data, "has_more", pg->more);
+    if (pg->more) {
         char cur[24];
-        snprintf(cur, sizeof cur, "%lld", (long long)e[n - 1].version);
+        snprintf(cur, sizeof cur, "%lld", (long long)pg->e[pg->n - 1].version);
         json_object_set_new(o, "next_cursor", json_string(cur));
     }
     return gl_respond_json(200, o);
+}
+
+static gl_response get_entries(gl_req *req, const gl_id *id) {
+    entries_page pg;
+    gl_response fail;
+    if (!read_entries_page(req, id, NULL, &pg, &fail)) return fail;
+    json_t *data = json_array();
+    for (int i = 0; i < pg.n; i++) json_array_append_new(data, gl_entry_json(&pg.e[i]));
+    return page_response(data, &pg);
 }
 
 /* ---------- transfers ---------- */
@@ -661,11 +691,7 @@ static gl_response create_transfer(gl_req *req) {
     c.metadata = meta_text;
     job->cmds[0] = c;
     job->respond = respond_transfer;
-    if (!take_idem_key(req, job, true, &fail)) {
-        job_free(job);
-        return fail;
-    }
-    return submit(req, job);
+    return submit_keyed(req, job, true);
 }
 
 static gl_response create_batch(gl_req *req) {
@@ -720,11 +746,7 @@ static gl_response create_batch(gl_req *req) {
     if (!job) return gl_respond_error(req, 500, "internal", "empty batch", NULL); /* n >= 1: not reached */
     job->atomic = atomic;
     job->respond = respond_batch;
-    if (!take_idem_key(req, job, true, &fail)) {
-        job_free(job);
-        return fail;
-    }
-    return submit(req, job);
+    return submit_keyed(req, job, true);
 }
 
 static gl_response get_transfer(gl_req *req, const gl_id *id) {
@@ -768,39 +790,20 @@ static gl_response list_by_reference(gl_req *req, const char *reference) {
 static gl_response list_by_account(gl_req *req, const char *account) {
     gl_id id;
     if (!gl_id_parse(account, &id)) return gl_respond_error(req, 400, "invalid_value", "not an id", "account_id");
-    ledger_account a;
-    int v = account_visible(req, &id, &a);
-    if (v < 0) return unavailable(req);
-    if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", "account_id");
-    int64_t limit = ENTRIES_PAGE_DEFAULT, after = 0;
-    if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
-        return gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
-    if (query(req, "starting_after") && !parse_i64_str(query(req, "starting_after"), 0, INT64_MAX, &after))
-        return gl_respond_error(req, 400, "invalid_value", "starting_after must be a cursor from next_cursor",
-                                "starting_after");
-    PGconn *db = read_conn(req, gl_region_of_id(&req->srv->regions, &id));
-    ledger_entry e[ENTRIES_PAGE_MAX + 1];
-    gl_error err;
-    int n = db ? ledger_entries_list(db, &id, after, (int)limit + 1, e, &err) : -1;
-    if (n < 0) return unavailable(req);
-    bool more = n > limit;
-    if (more) n = (int)limit;
+    entries_page pg;
+    gl_response fail;
+    if (!read_entries_page(req, &id, "account_id", &pg, &fail)) return fail;
     json_t *data = json_array();
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < pg.n; i++) {
         ledger_transfer t;
-        if (ledger_transfer_get(db, &e[i].transfer_id, &t, &err) != 1) {
+        gl_error err;
+        if (ledger_transfer_get(pg.db, &pg.e[i].transfer_id, &t, &err) != 1) {
             json_decref(data);
             return unavailable(req);
         }
         json_array_append_new(data, gl_transfer_json(&t));
     }
-    json_t *o = json_pack("{s:o,s:b}", "data", data, "has_more", more);
-    if (more) {
-        char cur[24];
-        snprintf(cur, sizeof cur, "%lld", (long long)e[n - 1].version);
-        json_object_set_new(o, "next_cursor", json_string(cur));
-    }
-    return gl_respond_json(200, o);
+    return page_response(data, &pg);
 }
 
 static gl_response list_transfers(gl_req *req) {
@@ -847,11 +850,7 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
     if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
     job->cmds[0] = c;
     job->respond = respond_transfer;
-    if (!take_idem_key(req, job, true, &fail)) {
-        job_free(job);
-        return fail;
-    }
-    return submit(req, job);
+    return submit_keyed(req, job, true);
 }
 
 /* ---------- probes ---------- */
