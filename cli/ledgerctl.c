@@ -27,53 +27,13 @@
 #include "../api/render.h"
 #include "../api/server.h"
 
-enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_INFRA = 3, EXIT_VIOLATIONS = 4 };
+#include "cli.h"
 
 #define DEFAULT_OWNER "operator"
 
-typedef struct {
-    const char *config_path;
-    bool json;
-    gl_config cfg;
-} cli;
-
-/* ---------- output ---------- */
-
-/* `fmt` is always a literal with one %s, filled with `arg`. */
-static int fail_usage(const char *fmt, const char *arg) {
-    char msg[512];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    snprintf(msg, sizeof msg, fmt, arg ? arg : "");
-#pragma GCC diagnostic pop
-    fprintf(stderr, "ledgerctl: %s\nTry 'ledgerctl --help'.\n", msg);
-    return EXIT_USAGE;
-}
-
-static int fail_error(const cli *c, const gl_error *e) {
-    if (c->json) {
-        json_t *o = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", e->message, "detail", e->detail, "hint", e->hint);
-        char *s = json_dumps(o, JSON_COMPACT);
-        if (s) puts(s);
-        free(s);
-        json_decref(o);
-    }
-    fprintf(stderr, "ledgerctl: error: %s\n", e->message);
-    if (e->detail[0]) fprintf(stderr, "DETAIL: %s\n", e->detail);
-    if (e->hint[0]) fprintf(stderr, "HINT: %s\n", e->hint);
-    return EXIT_INFRA;
-}
-
-static void emit_json(json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (s) puts(s);
-    free(s);
-    json_decref(o);
-}
-
 static void print_account(const cli *c, const ledger_account *a) {
     if (c->json) {
-        emit_json(gl_account_json(&c->cfg, a));
+        cli_emit_json(gl_account_json(&c->cfg, a));
         return;
     }
     char id[GL_ID_STR_LEN + 1];
@@ -90,7 +50,7 @@ static void print_account(const cli *c, const ledger_account *a) {
 
 static void print_transfer(const cli *c, const ledger_transfer *t) {
     if (c->json) {
-        emit_json(gl_transfer_json(t));
+        cli_emit_json(gl_transfer_json(t));
         return;
     }
     char id[GL_ID_STR_LEN + 1], dr[GL_ID_STR_LEN + 1], cr[GL_ID_STR_LEN + 1];
@@ -106,7 +66,7 @@ static void print_transfer(const cli *c, const ledger_transfer *t) {
 static int print_result(const cli *c, const char *what, const ledger_result *r) {
     bool ok = r->code == LEDGER_OK || r->code == LEDGER_EXISTS;
     if (c->json) {
-        emit_json(json_pack("{s:s,s:s,s:o}", "result", ledger_code_name(r->code), "object", what, "id", gl_id_json(&r->id)));
+        cli_emit_json(json_pack("{s:s,s:s,s:o}", "result", ledger_code_name(r->code), "object", what, "id", gl_id_json(&r->id)));
     } else if (ok) {
         char id[GL_ID_STR_LEN + 1];
         gl_id_format(&r->id, id);
@@ -187,7 +147,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_positional) {
         case 'V': o->after = optarg; break;
         case 'l': o->limit = optarg; break;
         case 'p': o->pending = true; break;
-        default: return fail_usage("%s: bad option", argv[0]);
+        default: return cli_fail_usage("%s: bad option", argv[0]);
         }
     }
     *first_positional = optind;
@@ -195,58 +155,37 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_positional) {
 }
 
 static int need_id(int argc, char **argv, int pos, gl_id *id) {
-    if (pos >= argc) return fail_usage("%s: missing id", argv[0]);
-    if (pos + 1 < argc) return fail_usage("unexpected argument '%s'", argv[pos + 1]);
-    if (!gl_id_parse(argv[pos], id)) return fail_usage("'%s' is not a UUID", argv[pos]);
+    if (pos >= argc) return cli_fail_usage("%s: missing id", argv[0]);
+    if (pos + 1 < argc) return cli_fail_usage("unexpected argument '%s'", argv[pos + 1]);
+    if (!gl_id_parse(argv[pos], id)) return cli_fail_usage("'%s' is not a UUID", argv[pos]);
     return 0;
 }
 
 static int set_common(ledger_cmd *cmd, const opts *o) {
     if (!copy_arg(cmd->owner, sizeof cmd->owner, o->owner ? o->owner : DEFAULT_OWNER))
-        return fail_usage("--owner is longer than %s characters", "128");
+        return cli_fail_usage("--owner is longer than %s characters", "128");
     if (o->reference && !copy_arg(cmd->reference, sizeof cmd->reference, o->reference))
-        return fail_usage("--reference is longer than %s characters", "128");
+        return cli_fail_usage("--reference is longer than %s characters", "128");
     if (o->metadata) {
         json_error_t je;
         json_t *m = json_loads(o->metadata, JSON_REJECT_DUPLICATES, &je);
         bool object = json_is_object(m);
         json_decref(m);
-        if (!object) return fail_usage("--metadata must be a JSON object: %s", je.text);
+        if (!object) return cli_fail_usage("--metadata must be a JSON object: %s", je.text);
         cmd->metadata = o->metadata;
     }
     return 0;
 }
 
-/* ---------- region plumbing ---------- */
-
-static const gl_region *region_named(const cli *c, const char *name) {
-    const gl_region *r = gl_region_by_name(&c->cfg, name);
-    if (!r) fprintf(stderr, "ledgerctl: no region named '%s' in %s\n", name, c->config_path);
-    return r;
-}
-
-static const gl_region *region_of(const cli *c, const gl_id *id) {
-    const gl_region *r = gl_region_of_id(&c->cfg, id);
-    if (!r) fprintf(stderr, "ledgerctl: id belongs to no configured region\n");
-    return r;
-}
-
-static PGconn *connect_region(const cli *c, const gl_region *r, gl_db_role role) {
-    gl_error e;
-    PGconn *db = gl_region_connect(r, role, &e);
-    if (!db) fail_error(c, &e);
-    return db;
-}
-
 /* Runs one command in its home region and prints the outcome. */
 static int run_one(const cli *c, const gl_region *r, const ledger_cmd *cmd, const char *what) {
-    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_result res;
     gl_error e;
     bool ok = gl_route_execute(&c->cfg, r, db, cmd, 1, &res, &e);
     PQfinish(db);
-    return ok ? print_result(c, what, &res) : fail_error(c, &e);
+    return ok ? print_result(c, what, &res) : cli_fail_error(c, &e);
 }
 
 /* ---------- commands ---------- */
@@ -265,7 +204,7 @@ static int cmd_migrate(cli *c, int argc, char **argv) {
         const gl_region *r = &c->cfg.regions[i];
         if (o.region && strcmp(o.region, r->name) != 0) continue;
         if (!c->json) printf("region %s:\n", r->name);
-        PGconn *db = connect_region(c, r, GL_ROLE_ADMIN);
+        PGconn *db = cli_connect_region(c, r, GL_ROLE_ADMIN);
         if (!db) return EXIT_INFRA;
         gl_error e;
         int n = ledger_migrate(db, c->cfg.migrations_dir, r->code, r->name, migrate_log, c, &e);
@@ -273,11 +212,11 @@ static int cmd_migrate(cli *c, int argc, char **argv) {
         if (n < 0) {
             json_decref(out);
             fprintf(stderr, "ledgerctl: region %s: ", r->name);
-            return fail_error(c, &e);
+            return cli_fail_error(c, &e);
         }
         json_array_append_new(out, json_pack("{s:s,s:i}", "region", r->name, "applied", n));
     }
-    if (c->json) emit_json(out);
+    if (c->json) cli_emit_json(out);
     else json_decref(out);
     return 0;
 }
@@ -286,32 +225,32 @@ static int cmd_account_create(cli *c, int argc, char **argv) {
     opts o;
     int pos, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
-    if (!o.region || !o.currency) return fail_usage("account create needs --region and --currency%s", "");
-    const gl_region *r = region_named(c, o.region);
+    if (!o.region || !o.currency) return cli_fail_usage("account create needs --region and --currency%s", "");
+    const gl_region *r = cli_region_named(c, o.region);
     if (!r) return EXIT_USAGE;
     ledger_cmd cmd;
     ledger_cmd_init(&cmd, LEDGER_CMD_CREATE_ACCOUNT);
     if ((rc = set_common(&cmd, &o))) return rc;
     if (!copy_arg(cmd.currency, sizeof cmd.currency, o.currency) || !gl_currency_find(cmd.currency))
-        return fail_usage("'%s' is not an ISO 4217 currency code", o.currency);
+        return cli_fail_usage("'%s' is not an ISO 4217 currency code", o.currency);
     if (o.kind && !copy_arg(cmd.account_kind, sizeof cmd.account_kind, o.kind))
-        return fail_usage("--kind '%s' is too long", o.kind);
+        return cli_fail_usage("--kind '%s' is too long", o.kind);
     if (o.flags && !parse_account_flags(o.flags, &cmd.account_flags))
-        return fail_usage("--flags '%s': use debits_must_not_exceed_credits and/or credits_must_not_exceed_debits",
+        return cli_fail_usage("--flags '%s': use debits_must_not_exceed_credits and/or credits_must_not_exceed_debits",
                           o.flags);
     return run_one(c, r, &cmd, "account");
 }
 
 static int show_account(cli *c, const gl_id *id, const char *as_of) {
-    const gl_region *r = region_of(c, id);
+    const gl_region *r = cli_region_of(c, id);
     if (!r) return EXIT_USAGE;
-    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_account a;
     gl_error e;
     int found = as_of ? ledger_account_get_as_of(db, id, as_of, &a, &e) : ledger_account_get(db, id, &a, &e);
     PQfinish(db);
-    if (found < 0) return fail_error(c, &e);
+    if (found < 0) return cli_fail_error(c, &e);
     if (!found) {
         ledger_result res = {.code = LEDGER_ACCOUNT_NOT_FOUND, .id = *id};
         return print_result(c, "account", &res);
@@ -341,7 +280,7 @@ static int cmd_account_close(cli *c, int argc, char **argv) {
     gl_id id;
     int pos, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
-    const gl_region *r = region_of(c, &id);
+    const gl_region *r = cli_region_of(c, &id);
     if (!r) return EXIT_USAGE;
     ledger_cmd cmd;
     ledger_cmd_init(&cmd, LEDGER_CMD_CLOSE_ACCOUNT);
@@ -351,31 +290,31 @@ static int cmd_account_close(cli *c, int argc, char **argv) {
 }
 
 static int cmd_account(cli *c, int argc, char **argv) {
-    if (argc < 2) return fail_usage("account needs create|show|close%s", "");
+    if (argc < 2) return cli_fail_usage("account needs create|show|close%s", "");
     if (strcmp(argv[1], "create") == 0) return cmd_account_create(c, argc - 1, argv + 1);
     if (strcmp(argv[1], "show") == 0) return cmd_account_show(c, argc - 1, argv + 1);
     if (strcmp(argv[1], "close") == 0) return cmd_account_close(c, argc - 1, argv + 1);
-    return fail_usage("unknown account command '%s'", argv[1]);
+    return cli_fail_usage("unknown account command '%s'", argv[1]);
 }
 
 static int cmd_transfer(cli *c, int argc, char **argv) {
     opts o;
     int pos, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
-    if (pos < argc) return fail_usage("unexpected argument '%s'", argv[pos]);
+    if (pos < argc) return cli_fail_usage("unexpected argument '%s'", argv[pos]);
     ledger_cmd cmd;
     ledger_cmd_init(&cmd, LEDGER_CMD_TRANSFER);
     if ((rc = set_common(&cmd, &o))) return rc;
-    if (!o.from || !gl_id_parse(o.from, &cmd.debit_account_id)) return fail_usage("--from must be an account id%s", "");
-    if (!o.to || !gl_id_parse(o.to, &cmd.credit_account_id)) return fail_usage("--to must be an account id%s", "");
+    if (!o.from || !gl_id_parse(o.from, &cmd.debit_account_id)) return cli_fail_usage("--from must be an account id%s", "");
+    if (!o.to || !gl_id_parse(o.to, &cmd.credit_account_id)) return cli_fail_usage("--to must be an account id%s", "");
     if (!parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0)
-        return fail_usage("--amount must be a positive integer of minor units, got '%s'", o.amount);
+        return cli_fail_usage("--amount must be a positive integer of minor units, got '%s'", o.amount);
     if (!o.currency || !copy_arg(cmd.currency, sizeof cmd.currency, o.currency))
-        return fail_usage("--currency is required%s", "");
+        return cli_fail_usage("--currency is required%s", "");
     cmd.pending = o.pending;
     if (o.timeout && (!o.pending || !parse_i64(o.timeout, &cmd.timeout_s) || cmd.timeout_s <= 0))
-        return fail_usage("--timeout needs --pending and a positive number of seconds, got '%s'", o.timeout);
-    const gl_region *r = region_of(c, &cmd.debit_account_id);
+        return cli_fail_usage("--timeout needs --pending and a positive number of seconds, got '%s'", o.timeout);
+    const gl_region *r = cli_region_of(c, &cmd.debit_account_id);
     return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
 }
 
@@ -387,8 +326,8 @@ static int cmd_on_transfer(cli *c, int argc, char **argv, ledger_cmd_kind kind) 
     int pos, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &cmd.target_id)) || (rc = set_common(&cmd, &o))) return rc;
     if (o.amount && (kind == LEDGER_CMD_VOID || !parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0))
-        return fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
-    const gl_region *r = region_of(c, &cmd.target_id);
+        return cli_fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
+    const gl_region *r = cli_region_of(c, &cmd.target_id);
     return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
 }
 
@@ -401,15 +340,15 @@ static int cmd_transfer_show(cli *c, int argc, char **argv) {
     gl_id id;
     int pos, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
-    const gl_region *r = region_of(c, &id);
+    const gl_region *r = cli_region_of(c, &id);
     if (!r) return EXIT_USAGE;
-    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_transfer t;
     gl_error e;
     int found = ledger_transfer_get(db, &id, &t, &e);
     PQfinish(db);
-    if (found < 0) return fail_error(c, &e);
+    if (found < 0) return cli_fail_error(c, &e);
     if (!found) {
         ledger_result res = {.code = LEDGER_TRANSFER_NOT_FOUND, .id = id};
         return print_result(c, "transfer", &res);
@@ -424,12 +363,12 @@ static int cmd_expire(cli *c, int argc, char **argv) {
     if (rc) return rc;
     int64_t limit = LEDGER_BATCH_MAX;
     if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > LEDGER_BATCH_MAX))
-        return fail_usage("--limit must be 1..8189, got '%s'", o.limit);
+        return cli_fail_usage("--limit must be 1..8189, got '%s'", o.limit);
     json_t *out = json_array();
     for (int i = 0; i < c->cfg.n_regions; i++) {
         const gl_region *r = &c->cfg.regions[i];
         if (o.region && strcmp(o.region, r->name) != 0) continue;
-        PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+        PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
         if (!db) {
             json_decref(out);
             return EXIT_INFRA;
@@ -440,12 +379,12 @@ static int cmd_expire(cli *c, int argc, char **argv) {
         PQfinish(db);
         if (n < 0) {
             json_decref(out);
-            return fail_error(c, &e);
+            return cli_fail_error(c, &e);
         }
         if (!c->json) printf("region %s: %d holds expired\n", r->name, n);
         json_array_append_new(out, json_pack("{s:s,s:i}", "region", r->name, "expired", n));
     }
-    if (c->json) emit_json(out);
+    if (c->json) cli_emit_json(out);
     else json_decref(out);
     return 0;
 }
@@ -455,7 +394,7 @@ static void print_entry(const cli *c, const ledger_entry *e) {
     gl_id_format(&e->transfer_id, tid);
     int64_t posted = ledger_balance(e->credits_posted, e->debits_posted, 0);
     if (c->json) {
-        emit_json(gl_entry_json(e));
+        cli_emit_json(gl_entry_json(e));
         return;
     }
     printf("%6lld  %s  %c  pending %+lld  posted %+lld  -> posted balance %lld  (%s)\n", (long long)e->version,
@@ -468,12 +407,12 @@ static int cmd_statement(cli *c, int argc, char **argv) {
     int pos, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     int64_t after = 0, limit = 100;
-    if (o.after && (!parse_i64(o.after, &after) || after < 0)) return fail_usage("bad --after-version '%s'", o.after);
+    if (o.after && (!parse_i64(o.after, &after) || after < 0)) return cli_fail_usage("bad --after-version '%s'", o.after);
     if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > 10000))
-        return fail_usage("--limit must be 1..10000, got '%s'", o.limit);
-    const gl_region *r = region_of(c, &id);
+        return cli_fail_usage("--limit must be 1..10000, got '%s'", o.limit);
+    const gl_region *r = cli_region_of(c, &id);
     if (!r) return EXIT_USAGE;
-    PGconn *db = connect_region(c, r, GL_ROLE_SERVICE);
+    PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_entry *entries = calloc((size_t)limit, sizeof *entries);
     gl_error e;
@@ -482,7 +421,7 @@ static int cmd_statement(cli *c, int argc, char **argv) {
     if (n < 0) {
         free(entries);
         if (!entries) gl_error_set(&e, GL_ERR_INTERNAL, "out of memory");
-        return fail_error(c, &e);
+        return cli_fail_error(c, &e);
     }
     for (int i = 0; i < n; i++) print_entry(c, &entries[i]);
     free(entries);
@@ -496,7 +435,7 @@ typedef struct {
 
 static void verify_report(void *arg, int invariant, const char *what) {
     const verify_arg *v = arg;
-    if (v->c->json) emit_json(json_pack("{s:s,s:i,s:s}", "region", v->region, "invariant", invariant, "violation", what));
+    if (v->c->json) cli_emit_json(json_pack("{s:s,s:i,s:s}", "region", v->region, "invariant", invariant, "violation", what));
     else printf("VIOLATION region %s invariant %d: %s\n", v->region, invariant, what);
 }
 
@@ -508,13 +447,13 @@ static int cmd_verify(cli *c, int argc, char **argv) {
     for (int i = 0; i < c->cfg.n_regions; i++) {
         const gl_region *r = &c->cfg.regions[i];
         if (o.region && strcmp(o.region, r->name) != 0) continue;
-        PGconn *db = connect_region(c, r, GL_ROLE_REPORT);
+        PGconn *db = cli_connect_region(c, r, GL_ROLE_REPORT);
         if (!db) return EXIT_INFRA;
         verify_arg va = {c, r->name};
         gl_error e;
         int n = ledger_verify(db, verify_report, &va, &e);
         PQfinish(db);
-        if (n < 0) return fail_error(c, &e);
+        if (n < 0) return cli_fail_error(c, &e);
         if (!c->json) printf("region %s: %s\n", r->name, n ? "invariants VIOLATED" : "invariants 1-5 hold");
         total += n;
     }
@@ -539,21 +478,21 @@ static int cmd_token(cli *c, int argc, char **argv) {
         else if (ch == 'k') key = optarg;
         else if (ch == 't') {
             if (!parse_i64(optarg, &ttl) || ttl <= 0 || ttl > 30L * 86400)
-                return fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
-        } else return fail_usage("%s: bad option", argv[0]);
+                return cli_fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
+        } else return cli_fail_usage("%s: bad option", argv[0]);
     }
-    if (!sub) return fail_usage("token needs --sub PRINCIPAL%s", "");
+    if (!sub) return cli_fail_usage("token needs --sub PRINCIPAL%s", "");
     gl_server_config sc;
     gl_error e;
-    if (!gl_server_config_load(c->config_path, &sc, &e)) return fail_error(c, &e);
+    if (!gl_server_config_load(c->config_path, &sc, &e)) return cli_fail_error(c, &e);
     time_t now = time(NULL);
     json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", sc.auth_issuer, "aud", sc.auth_audience, "sub", sub,
                                "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)now + (json_int_t)ttl);
     char *token = NULL;
     bool ok = claims && gl_jwt_sign_from_file(sc.auth_alg, key ? key : sc.auth_key_file, claims, &token, &e);
     json_decref(claims);
-    if (!ok) return fail_error(c, &e);
-    if (c->json) emit_json(json_pack("{s:s}", "token", token));
+    if (!ok) return cli_fail_error(c, &e);
+    if (c->json) cli_emit_json(json_pack("{s:s}", "token", token));
     else puts(token);
     free(token);
     return 0;
@@ -607,7 +546,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
-        } else return fail_usage("unknown option '%s'", argv[i]);
+        } else return cli_fail_usage("unknown option '%s'", argv[i]);
     }
     if (i >= argc) {
         usage(stderr);
@@ -616,10 +555,10 @@ int main(int argc, char **argv) {
     const command *cmd = NULL;
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(commands[k].name, argv[i]) == 0) cmd = &commands[k];
-    if (!cmd) return fail_usage("unknown command '%s'", argv[i]);
+    if (!cmd) return cli_fail_usage("unknown command '%s'", argv[i]);
     c.config_path = gl_config_default_path(config_flag);
     gl_error e;
-    if (!gl_config_load(c.config_path, &c.cfg, &e)) return fail_error(&c, &e);
+    if (!gl_config_load(c.config_path, &c.cfg, &e)) return cli_fail_error(&c, &e);
     int rc = cmd->fn(&c, argc - i, argv + i);
     gl_config_free(&c.cfg);
     return rc;
