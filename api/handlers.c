@@ -18,6 +18,7 @@
 
 #include "../ledger/currency.h"
 #include "../ledger/pg.h"
+#include "mandates.h"
 #include "render.h"
 #include "server.h"
 
@@ -39,6 +40,8 @@ static const char *code_message(ledger_code c) {
     case LEDGER_EXCEEDS_REVERSIBLE_AMOUNT: return "the amount exceeds what is left to reverse";
     case LEDGER_CROSS_REGION_REQUIRES_SAGA: return "the accounts live in different regions: use /v1/payments";
     case LEDGER_EXISTS_WITH_DIFFERENT_FIELDS: return "this reference was used for a different transfer";
+    case LEDGER_MANDATE_INVALID: return "no live mandate lets you debit this account in this currency";
+    case LEDGER_MANDATE_LIMIT_EXCEEDED: return "the amount is above the mandate's per-charge or per-day cap";
     default: return "the ledger refused the request";
     }
 }
@@ -48,6 +51,7 @@ static const char *api_code(ledger_code c) {
     switch (c) {
     case LEDGER_EXISTS_WITH_DIFFERENT_FIELDS: return "reference_conflict";
     case LEDGER_PENDING_EXPIRED: return "pending_transfer_expired";
+    case LEDGER_MANDATE_INVALID: return "mandate_required";
     default: return ledger_code_name(c);
     }
 }
@@ -214,9 +218,11 @@ static bool take_idem_key(gl_req *req, gl_job *job, bool required, gl_response *
 static gl_job *job_new(gl_req *req, const gl_region *r, size_t n) {
     gl_job *job = calloc(1, sizeof *job);
     if (!job) return NULL;
-    job->cmds = calloc(n, sizeof *job->cmds);
-    job->results = calloc(n, sizeof *job->results);
-    if (!job->cmds || !job->results) {
+    /* n = 0: a job with no ledger command (mandates) that only needs the
+     * batch's transaction for its own rows and its idempotency row. */
+    job->cmds = n ? calloc(n, sizeof *job->cmds) : NULL;
+    job->results = n ? calloc(n, sizeof *job->results) : NULL;
+    if (n && (!job->cmds || !job->results)) {
         free(job->cmds);
         free(job->results);
         free(job);
@@ -234,6 +240,7 @@ static gl_job *job_new(gl_req *req, const gl_region *r, size_t n) {
 static void job_free(gl_job *job) {
     if (!job) return;
     free(job->metadata);
+    free(job->extra);
     free(job->cmds);
     free(job->results);
     free(job->resp.body);
@@ -512,20 +519,8 @@ static const char *query(const gl_req *req, const char *name) {
 
 /* YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), nothing else. */
 static bool rfc3339_valid(const char *s) {
-    struct tm tm = {0};
-    if (strlen(s) > 40) return false;
-    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!p) return false;
-    if (*p == '.') {
-        const char *d = ++p;
-        while (*p >= '0' && *p <= '9') p++;
-        if (p == d || p - d > 9) return false;
-    }
-    if (*p == 'Z' || *p == 'z') return p[1] == '\0';
-    if (*p != '+' && *p != '-') return false;
-    struct tm off = {0};
-    const char *e = strptime(p + 1, "%H:%M", &off);
-    return e && *e == '\0' && strlen(p) == 6;
+    int64_t us;
+    return gl_parse_rfc3339_us(s, &us);
 }
 
 static gl_response get_balance(gl_req *req, const gl_id *id) {
@@ -621,6 +616,19 @@ static const field_spec transfer_spec[] = {
     {"pending", JSON_TRUE, false},           {"timeout_seconds", JSON_INTEGER, false},
     {NULL, JSON_NULL, false}};
 
+/* Sets c->mandate_id to the live mandate letting the caller debit c's debit
+ * account; false (403 mandate_required, or 503) when there is none. */
+static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_response *fail) {
+    PGconn *db = read_conn(req, r);
+    gl_error err;
+    int found = db ? gl_mandate_find_live(db, &c->debit_account_id, c->owner, c->currency, &c->mandate_id, &err) : -1;
+    if (found < 0) *fail = unavailable(req);
+    else if (!found)
+        *fail = gl_respond_error(req, 403, "mandate_required", "no live mandate lets you debit this account in this currency",
+                                 "debit_account_id");
+    return found == 1;
+}
+
 /* Fills one transfer command from a validated object; on failure sets *fail. */
 static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region **region, gl_response *fail) {
     ledger_cmd_init(c, LEDGER_CMD_TRANSFER);
@@ -652,11 +660,8 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
         *fail = unavailable(req);
         return false;
     }
-    if (v != 1) {
-        /* Someone else's wallet: moving its money needs a mandate (API.md: 403). */
-        *fail = v == 2 ? gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit this account",
-                                          "debit_account_id")
-                       : gl_respond_error(req, 404, "account_not_found", "account not found", "debit_account_id");
+    if (v == 0) {
+        *fail = gl_respond_error(req, 404, "account_not_found", "account not found", "debit_account_id");
         return false;
     }
     *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
@@ -664,7 +669,9 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
         *fail = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
         return false;
     }
-    return true;
+    /* Someone else's wallet: a live mandate must cover it (API.md: else 403);
+     * the engine checks it again, and its caps, under the mandate's row lock. */
+    return v == 1 || find_mandate_for(req, *region, c, fail);
 }
 
 static gl_response create_transfer(gl_req *req) {
@@ -855,6 +862,140 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
 
 /* ---------- probes ---------- */
 
+/* ---------- mandates ---------- */
+
+/* Who may see or revoke a mandate: the wallet's owner, the grantee, an admin.
+ * 1 yes, 0 no (answered 404: existence is not leaked), -1 region unavailable. */
+static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+    if (!r) return 0;
+    PGconn *db = read_conn(req, r);
+    gl_error err;
+    int found = db ? gl_mandate_get(db, id, m, &err) : -1;
+    if (found <= 0) return found;
+    if (is_admin(req) || strcmp(m->grantee, req->claims.sub) == 0) return 1;
+    int v = account_owned(req, &m->wallet_account_id);
+    return v < 0 ? -1 : v == 1;
+}
+
+static bool respond_mandate(gl_job *job, unsigned status, const gl_mandate *m) {
+    job->resp.status = status;
+    job->resp.body = json_dumps(gl_mandate_json(m), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    return job->resp.body != NULL;
+}
+
+/* Runs in the writer's transaction; reruns of the batch start from the request's copy. */
+static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
+    gl_mandate m = *(const gl_mandate *)job->extra;
+    int rc = gl_mandate_insert(db, &m, err);
+    if (rc < 0) return false;
+    if (rc == 0)
+        return respond_error_in_job(job, 409, "mandate_exists",
+                                    "a live mandate already covers this wallet, grantee and currency: revoke it first");
+    return respond_mandate(job, 201, &m);
+}
+
+static bool respond_mandate_revoke(gl_job *job, PGconn *db, gl_error *err) {
+    gl_mandate m;
+    if (gl_mandate_revoke(db, (const gl_id *)job->extra, job->principal, &m, err) < 0) return false;
+    return respond_mandate(job, 200, &m);
+}
+
+/* Checks the body of POST /v1/mandates into *m; on failure sets *fail. */
+static bool mandate_fields(gl_req *req, json_t *o, gl_mandate *m, gl_response *fail) {
+    const char *bad = NULL;
+    if (!gl_id_parse(str_field(o, "wallet_account_id"), &m->wallet_account_id)) bad = "wallet_account_id";
+    else if (!copy_str(m->grantee, sizeof m->grantee, str_field(o, "grantee")) || !m->grantee[0]) bad = "grantee";
+    else if (!copy_str(m->currency, sizeof m->currency, str_field(o, "currency")) || !gl_currency_find(m->currency))
+        bad = "currency";
+    else if (!amount_field(o, "max_amount_per_charge", true, &m->max_amount_per_charge)) bad = "max_amount_per_charge";
+    else if (!amount_field(o, "max_amount_per_day", true, &m->max_amount_per_day) ||
+             m->max_amount_per_day < m->max_amount_per_charge)
+        bad = "max_amount_per_day";
+    else if (!gl_parse_rfc3339_us(str_field(o, "expires_at"), &m->expires_at_us)) bad = "expires_at";
+    if (bad) {
+        *fail = gl_respond_error(req, 400, "invalid_value",
+                                 strcmp(bad, "max_amount_per_day") == 0 ? "must be an integer >= max_amount_per_charge"
+                                                                        : "invalid value",
+                                 bad);
+        return false;
+    }
+    int64_t now_us = (int64_t)time(NULL) * 1000000;
+    if (m->expires_at_us <= now_us || m->expires_at_us - now_us > GL_MANDATE_MAX_LIFETIME_S * 1000000) {
+        *fail = gl_respond_error(req, 400, "invalid_value", "expires_at must be in the future, at most 5 years ahead",
+                                 "expires_at");
+        return false;
+    }
+    return true;
+}
+
+static gl_response create_mandate(gl_req *req) {
+    static const field_spec spec[] = {
+        {"wallet_account_id", JSON_STRING, true},   {"grantee", JSON_STRING, true},
+        {"currency", JSON_STRING, true},            {"max_amount_per_charge", JSON_INTEGER, true},
+        {"max_amount_per_day", JSON_INTEGER, true}, {"expires_at", JSON_STRING, true},
+        {NULL, JSON_NULL, false}};
+    gl_response fail;
+    json_t *o = parse_body(req, spec, &fail);
+    if (!o) return fail;
+    gl_mandate *m = calloc(1, sizeof *m);
+    bool ok = m && mandate_fields(req, o, m, &fail);
+    json_decref(o);
+    if (!ok) {
+        free(m);
+        return m ? fail : gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    }
+    /* Only the wallet's owner grants (another principal's wallet is "not found"). */
+    ledger_account a;
+    int v = account_visible(req, &m->wallet_account_id, &a);
+    const gl_region *r = gl_region_of_id(&req->srv->regions, &m->wallet_account_id);
+    gl_response resp = {0};
+    gl_error err;
+    if (v < 0) resp = unavailable(req);
+    else if (v != 1) resp = gl_respond_error(req, 404, "account_not_found", "account not found", "wallet_account_id");
+    else if (strcmp(a.owner, m->grantee) == 0)
+        resp = gl_respond_error(req, 400, "invalid_value", "the wallet's owner needs no mandate", "grantee");
+    else if (strcmp(a.currency, m->currency) != 0)
+        resp = gl_respond_error(req, 422, "currency_mismatch", "the mandate's currency differs from the wallet's", "currency");
+    else if (!region_allowed(req, r)) resp = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
+    else if (!gl_id_new(r->code, &m->id, &err)) resp = gl_respond_error(req, 500, "internal", "cannot make an id", NULL);
+    gl_job *job = resp.status ? NULL : job_new(req, r, 0);
+    if (!job) {
+        free(m);
+        return resp.status ? resp : gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    }
+    copy_str(m->created_by, sizeof m->created_by, req->claims.sub);
+    job->extra = m;
+    job->respond = respond_mandate_create;
+    return submit_keyed(req, job, false);
+}
+
+static gl_response get_mandate(gl_req *req, const gl_id *id) {
+    gl_mandate m;
+    int v = mandate_visible(req, id, &m);
+    if (v < 0) return unavailable(req);
+    if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
+    return gl_respond_json(200, gl_mandate_json(&m));
+}
+
+/* Revocation is idempotent: revoking a revoked mandate answers it as it is. */
+static gl_response revoke_mandate(gl_req *req, const gl_id *id) {
+    gl_mandate m;
+    int v = mandate_visible(req, id, &m);
+    if (v < 0) return unavailable(req);
+    if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
+    gl_id *target = malloc(sizeof *target);
+    gl_job *job = target ? job_new(req, gl_region_of_id(&req->srv->regions, id), 0) : NULL;
+    if (!job) {
+        free(target);
+        return gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    }
+    *target = *id;
+    job->extra = target;
+    job->respond = respond_mandate_revoke;
+    return submit(req, job);
+}
+
 static gl_response readyz(gl_req *req) {
     json_t *regions = json_object();
     int up = 0;
@@ -936,6 +1077,15 @@ static gl_response route_v1(gl_req *req, char **seg, int n) {
             return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}/balance"), get_balance(req, &id);
         if (n == 4 && get && strcmp(seg[3], "entries") == 0)
             return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}/entries"), get_entries(req, &id);
+    } else if (strcmp(seg[1], "mandates") == 0) {
+        if (n == 2 && post)
+            return snprintf(req->route, sizeof req->route, "/v1/mandates"),
+                   (s = need_scope(req, GL_SCOPE_MANDATES_WRITE)).status ? s : create_mandate(req);
+        if (!has_id || n != 3) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
+        snprintf(req->route, sizeof req->route, "/v1/mandates/{id}");
+        if (get) return (s = need_scope(req, GL_SCOPE_ACCOUNTS_READ)).status ? s : get_mandate(req, &id);
+        if (strcmp(req->method, "DELETE") == 0)
+            return (s = need_scope(req, GL_SCOPE_MANDATES_WRITE)).status ? s : revoke_mandate(req, &id);
     } else if (strcmp(seg[1], "transfers") == 0) {
         if (n == 3 && post && strcmp(seg[2], "batch") == 0)
             return snprintf(req->route, sizeof req->route, "/v1/transfers/batch"),

@@ -54,6 +54,7 @@ unsigned gl_status_of_code(ledger_code c) {
     case LEDGER_ACCOUNT_NOT_FOUND: case LEDGER_TRANSFER_NOT_FOUND: case LEDGER_PENDING_NOT_FOUND:
     case LEDGER_WRONG_REGION: return 404;
     case LEDGER_EXISTS_WITH_DIFFERENT_FIELDS: return 409;
+    case LEDGER_MANDATE_INVALID: case LEDGER_MANDATE_LIMIT_EXCEEDED: return 403;
     case LEDGER_AMOUNT_INVALID: case LEDGER_CURRENCY_INVALID: case LEDGER_SAME_ACCOUNT: case LEDGER_OWNER_INVALID:
     case LEDGER_KIND_INVALID: case LEDGER_REFERENCE_INVALID: case LEDGER_METADATA_INVALID:
     case LEDGER_TIMEOUT_INVALID: case LEDGER_ACCOUNT_FLAGS_INVALID: case LEDGER_LINKED_EVENT_CHAIN_OPEN: return 400;
@@ -201,6 +202,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     release_inflight(req);
     if (req->job) {
         free(req->job->metadata);
+        free(req->job->extra);
         free(req->job->cmds);
         free(req->job->results);
         free(req->job->resp.body);

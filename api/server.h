@@ -78,6 +78,7 @@ struct gl_job {
     /* the work */
     ledger_cmd *cmds;
     char *metadata; /* JSON text the commands point to, owned by the job */
+    void *extra;    /* what a command-less job's respond() needs (free()d with the job) */
     ledger_result *results;
     size_t n;
     bool atomic;

@@ -71,6 +71,7 @@ ledger_code ledger_validate_cmd(const ledger_cmd *c) {
     if (!owner_valid(c->owner)) return LEDGER_OWNER_INVALID;
     if (!reference_valid(c->reference)) return LEDGER_REFERENCE_INVALID;
     if (!metadata_valid(c->metadata)) return LEDGER_METADATA_INVALID;
+    if (!gl_id_is_nil(&c->mandate_id) && c->kind != LEDGER_CMD_TRANSFER) return LEDGER_MANDATE_INVALID;
     switch (c->kind) {
     case LEDGER_CMD_CREATE_ACCOUNT: return validate_create_account(c);
     case LEDGER_CMD_TRANSFER: return validate_transfer(c);
@@ -89,6 +90,31 @@ ledger_code ledger_check_accounts(const ledger_acct *dr, const ledger_acct *cr, 
     if (strcmp(dr->currency, currency) != 0 || strcmp(cr->currency, currency) != 0)
         return LEDGER_CURRENCY_MISMATCH;
     return LEDGER_OK;
+}
+
+#define US_PER_DAY (86400LL * 1000000)
+
+static int64_t utc_day(int64_t now_us) { return now_us / US_PER_DAY; } /* batch clocks are after 1970 */
+
+ledger_code ledger_check_mandate(const ledger_mandate *m, const ledger_cmd *c, int64_t now_us) {
+    if (!m || m->revoked || now_us >= m->expires_at_us || gl_id_cmp(&m->wallet_account_id, &c->debit_account_id) != 0 ||
+        strcmp(m->grantee, c->owner) != 0 || strcmp(m->currency, c->currency) != 0)
+        return LEDGER_MANDATE_INVALID;
+    if (c->amount > m->max_per_charge) return LEDGER_MANDATE_LIMIT_EXCEEDED;
+    int64_t spent = m->day == utc_day(now_us) ? m->spent_today : 0;
+    /* spent <= max_per_day always holds, so the subtraction cannot overflow. */
+    if (c->amount > m->max_per_day - spent) return LEDGER_MANDATE_LIMIT_EXCEEDED;
+    return LEDGER_OK;
+}
+
+void ledger_mandate_consume(ledger_mandate *m, int64_t amount, int64_t now_us) {
+    int64_t today = utc_day(now_us);
+    if (m->day != today) {
+        m->day = today;
+        m->spent_today = 0;
+    }
+    m->spent_today += amount; /* checked by ledger_check_mandate: stays <= max_per_day */
+    m->touched = true;
 }
 
 typedef struct {

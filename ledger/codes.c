@@ -36,6 +36,8 @@ static const char *const code_names[LEDGER_CODE_COUNT] = {
     [LEDGER_EXCEEDS_REVERSIBLE_AMOUNT] = "exceeds_reversible_amount",
     [LEDGER_CROSS_REGION_REQUIRES_SAGA] = "cross_region_requires_saga",
     [LEDGER_WRONG_REGION] = "wrong_region",
+    [LEDGER_MANDATE_INVALID] = "mandate_invalid",
+    [LEDGER_MANDATE_LIMIT_EXCEEDED] = "mandate_limit_exceeded",
 };
 
 const char *ledger_code_name(ledger_code c) {

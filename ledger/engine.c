@@ -2,8 +2,9 @@
  * engine.c — batch execution against one regional partition (DESIGN §4).
  *
  *   1. load the transfers that posts/voids/reversals name (immutable rows);
- *   2. BEGIN; lock every touched account in id order (one statement);
- *      load hold states, reversal totals and references seen before;
+ *   2. BEGIN; lock every touched account in id order (one statement), then
+ *      the mandates that transfers use; load hold states, reversal totals and
+ *      references seen before;
  *   3. apply the commands in order in memory (apply.c decides each result);
  *      a failed linked chain is undone from an undo log;
  *   4. COPY transfers and entries, update each touched account once; COMMIT.
@@ -62,6 +63,8 @@ typedef struct {
     size_t n_accts;
     ledger_target *targets;
     size_t n_targets;
+    ledger_mandate *mandates; /* sorted by id */
+    size_t n_mandates;
     xfer *known; /* transfers found by reference */
     size_t n_known;
     char (*known_keys)[LEDGER_OWNER_MAX + LEDGER_REFERENCE_MAX + 2];
@@ -93,6 +96,10 @@ static int id_cmp_void(const void *a, const void *b) { return gl_id_cmp(a, b); }
 
 static ledger_acct *find_acct(batch *b, const gl_id *id) {
     return bsearch(id, b->accts, b->n_accts, sizeof *b->accts, id_cmp_void);
+}
+
+static ledger_mandate *find_mandate(batch *b, const gl_id *id) {
+    return bsearch(id, b->mandates, b->n_mandates, sizeof *b->mandates, id_cmp_void);
 }
 
 static ledger_target *find_target(batch *b, const gl_id *id) {
@@ -280,9 +287,19 @@ static ledger_code apply_transfer(batch *b, size_t i, gl_error *err) {
     ledger_acct *dr = find_acct(b, &c->debit_account_id), *cr = find_acct(b, &c->credit_account_id);
     ledger_code rc = ledger_check_accounts(dr, cr, c->currency);
     if (rc != LEDGER_OK) return rc;
+    ledger_mandate *m = NULL;
+    if (!gl_id_is_nil(&c->mandate_id)) {
+        m = find_mandate(b, &c->mandate_id);
+        rc = ledger_check_mandate(m, c, b->now_us);
+        if (rc != LEDGER_OK) return rc;
+        if (!undo_save(b, m, sizeof *m)) return LEDGER_CODE_COUNT;
+    }
     if (!save_acct(b, dr) || !save_acct(b, cr)) return LEDGER_CODE_COUNT;
     rc = ledger_apply_transfer(dr, cr, c->amount, c->pending);
     if (rc != LEDGER_OK) return rc;
+    /* A hold counts against the caps when it is placed: a later post cannot
+     * exceed it, and a void does not give the allowance back. */
+    if (m) ledger_mandate_consume(m, c->amount, b->now_us);
     xfer *x = new_out(b, i, c->pending ? LEDGER_TF_PENDING : 0u, err);
     if (!x) return LEDGER_CODE_COUNT;
     x->debit_account_id = c->debit_account_id;
@@ -557,6 +574,48 @@ static bool load_target_state(batch *b, PGconn *db, gl_error *err) {
     return true;
 }
 
+/* Mandates are locked after the accounts (a revocation locks only its
+ * mandate, so the lock order cannot cycle): a charge and a revocation are
+ * serialized, and the day's usage is exact under concurrent batches. */
+static bool load_mandates(batch *b, PGconn *db, gl_error *err) {
+    b->n_mandates = 0;
+    gl_id *ids = malloc((b->n + 1) * sizeof *ids);
+    if (!ids) return false;
+    size_t m = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (!gl_id_is_nil(&b->cmds[i].mandate_id)) ids[m++] = b->cmds[i].mandate_id;
+    m = sort_unique_ids(ids, m);
+    bool ok = true;
+    if (m > 0) {
+        gl_buf *p[1] = {ids_param(&b->sql_a, ids, m)};
+        PGresult *r = gl_pg_exec_bin(
+            db,
+            "SELECT id, wallet_account_id, grantee, currency, max_amount_per_charge, max_amount_per_day, "
+            "(extract(epoch FROM expires_at) * 1000000)::int8, revoked_at IS NOT NULL, "
+            "(usage_day - date '1970-01-01')::int8, spent_on_usage_day "
+            "FROM mandates WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+            1, p, err);
+        ok = r != NULL;
+        for (int row = 0; ok && row < PQntuples(r); row++) {
+            ledger_mandate *md = &b->mandates[b->n_mandates++];
+            memset(md, 0, sizeof *md);
+            gl_pg_get_id(r, row, 0, &md->id);
+            gl_pg_get_id(r, row, 1, &md->wallet_account_id);
+            gl_pg_get_text(r, row, 2, md->grantee, sizeof md->grantee);
+            gl_pg_get_text(r, row, 3, md->currency, sizeof md->currency);
+            md->max_per_charge = gl_pg_get_i64(r, row, 4);
+            md->max_per_day = gl_pg_get_i64(r, row, 5);
+            md->expires_at_us = gl_pg_get_i64(r, row, 6);
+            md->revoked = PQgetvalue(r, row, 7)[0] == 't';
+            md->day = gl_pg_get_i64(r, row, 8);
+            md->spent_today = gl_pg_get_i64(r, row, 9);
+        }
+        PQclear(r);
+    }
+    free(ids);
+    return ok;
+}
+
 static bool load_references(batch *b, PGconn *db, gl_error *err) {
     gl_buf *owners = &b->sql_a, *refs = &b->sql_b;
     gl_bin_array_begin(owners, GL_OID_TEXT);
@@ -815,8 +874,26 @@ static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
     return all;
 }
 
+static bool write_mandates(batch *b, PGconn *db, gl_error *err) {
+    for (size_t i = 0; i < b->n_mandates; i++) {
+        const ledger_mandate *m = &b->mandates[i];
+        if (!m->touched) continue;
+        char id[GL_ID_STR_LEN + 1], day[24], spent[24];
+        gl_id_format(&m->id, id);
+        snprintf(day, sizeof day, "%lld", (long long)m->day);
+        snprintf(spent, sizeof spent, "%lld", (long long)m->spent_today);
+        const char *params[3] = {id, day, spent};
+        if (!gl_pg_run(db,
+                       "UPDATE mandates SET usage_day = date '1970-01-01' + $2::int4, spent_on_usage_day = $3::int8 "
+                       "WHERE id = $1::uuid",
+                       3, params, err))
+            return false;
+    }
+    return true;
+}
+
 static bool write_all(batch *b, PGconn *db, gl_error *err) {
-    if (!write_new_accounts(b, db, err)) return false;
+    if (!write_new_accounts(b, db, err) || !write_mandates(b, db, err)) return false;
     if (b->n_outs > 0 && (!write_transfers(b, db, err) || !write_entries(b, db, err) || !write_new_holds(b, db, err) ||
                           !write_resolved_holds(b, db, err)))
         return false;
@@ -829,6 +906,7 @@ static bool batch_alloc(batch *b) {
     size_t n = b->n;
     b->accts = calloc(2 * n, sizeof *b->accts);
     b->targets = calloc(n, sizeof *b->targets);
+    b->mandates = calloc(n, sizeof *b->mandates);
     b->known = calloc(n, sizeof *b->known);
     b->known_keys = calloc(n, sizeof *b->known_keys);
     b->outs = calloc(n, sizeof *b->outs);
@@ -837,13 +915,14 @@ static bool batch_alloc(batch *b) {
     b->refs_cap = 16;
     while (b->refs_cap < 4 * n) b->refs_cap *= 2; /* <= 50% load: n outputs + n known */
     b->refs = calloc(b->refs_cap, sizeof *b->refs);
-    return b->accts && b->targets && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
+    return b->accts && b->targets && b->mandates && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
            b->refs;
 }
 
 static void batch_free(batch *b) {
     free(b->accts);
     free(b->targets);
+    free(b->mandates);
     free(b->known);
     free(b->known_keys);
     free(b->outs);
@@ -888,7 +967,8 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
     if (!begun) gl_pg_error(err, db, begin, "BEGIN");
     PQclear(begin);
     if (!begun) return false;
-    bool ok = load_targets(b, db, err) && lock_accounts(b, db, err) && load_target_state(b, db, err) &&
+    bool ok = load_targets(b, db, err) && lock_accounts(b, db, err) && load_mandates(b, db, err) &&
+              load_target_state(b, db, err) &&
               (!b->lookup_references || load_references(b, db, err)) && load_now(b, db, err) && apply_all(b, err) && references_settled(b, err) && write_all(b, db, err) &&
               (!b->ctx->before_commit || b->ctx->before_commit(b->ctx->before_commit_arg, db, b->res, b->n, err)) &&
               gl_pg_run(db, "COMMIT", 0, NULL, err);

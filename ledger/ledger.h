@@ -75,6 +75,9 @@ typedef enum {
     LEDGER_EXCEEDS_REVERSIBLE_AMOUNT,
     LEDGER_CROSS_REGION_REQUIRES_SAGA,   /* set by the region router, never by the engine */
     LEDGER_WRONG_REGION,                 /* set by the region router: id belongs to no/another region */
+    LEDGER_MANDATE_INVALID,              /* the mandate is unknown, revoked, expired, or does not cover this
+                                            debit account, author or currency */
+    LEDGER_MANDATE_LIMIT_EXCEEDED,       /* above the mandate's per-charge or per-day cap */
     LEDGER_CODE_COUNT
 } ledger_code;
 
@@ -110,6 +113,11 @@ typedef struct {
     int64_t timeout_s;   /* pending only; 0 = never expires */
     /* close account, post, void, expire, reverse: the account or transfer acted on */
     gl_id target_id;
+    /* transfer only; nil = none. The debit account is someone else's: the
+     * mandate (table mandates) must grant `owner` the right to debit it, and
+     * the amount counts against its per-charge and per-day caps. Checked and
+     * consumed under the mandate's row lock, in the batch's transaction. */
+    gl_id mandate_id;
 } ledger_cmd;
 
 typedef struct {

@@ -269,3 +269,52 @@ void gl_format_rfc3339_us(int64_t us, char *buf, size_t cap) {
     ts[26] = '\0';
     snprintf(buf, cap, "%sZ", ts);
 }
+
+/* Reads exactly `n` digits; -1 if any is not a digit. */
+static int fixed_digits(const char *s, int n) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+bool gl_parse_rfc3339_us(const char *s, int64_t *out_us) {
+    if (strnlen(s, 41) > 40 || strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+        s[13] != ':' || s[16] != ':')
+        return false;
+    int year = fixed_digits(s, 4), mon = fixed_digits(s + 5, 2), day = fixed_digits(s + 8, 2);
+    int hour = fixed_digits(s + 11, 2), min = fixed_digits(s + 14, 2), sec = fixed_digits(s + 17, 2);
+    if (year < 1970 || mon < 1 || mon > 12 || day < 1 || hour < 0 || hour > 23 || min < 0 || min > 59 || sec < 0 ||
+        sec > 59)
+        return false;
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap)) return false;
+    const char *p = s + 19;
+    int64_t frac_us = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 6) frac_us = frac_us * 10 + (*p - '0');
+        if (digits == 0 || digits > 9) return false;
+        for (; digits < 6; digits++) frac_us *= 10;
+    }
+    int64_t offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        if (p[1] != '\0') return false;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh = fixed_digits(p + 1, 2), om = fixed_digits(p + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59) return false;
+        offset_s = (*p == '-' ? -1 : 1) * (int64_t)(oh * 3600 + om * 60);
+    } else {
+        return false;
+    }
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day, .tm_hour = hour, .tm_min = min,
+                    .tm_sec = sec};
+    int64_t t = (int64_t)timegm(&tm) - offset_s;
+    if (t < 0) return false;
+    *out_us = t * 1000000 + frac_us;
+    return true;
+}

@@ -33,6 +33,9 @@ void gl_pg_get_text(const PGresult *r, int row, int col, char *buf, size_t cap);
 void gl_format_ts_us(int64_t us, char *buf, size_t cap);
 /* Same instant as RFC 3339 "YYYY-MM-DDTHH:MM:SS.ffffffZ", the form the reads return. */
 void gl_format_rfc3339_us(int64_t us, char *buf, size_t cap);
+/* Parses RFC 3339 "YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM)" (fraction
+ * truncated to µs); false when malformed or before 1970. */
+bool gl_parse_rfc3339_us(const char *s, int64_t *out_us);
 
 /* ---- binary wire formats (COPY BINARY and binary array parameters) ----
  * Text parsing of uuids, integers and timestamps is most of PostgreSQL's CPU

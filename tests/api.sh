@@ -726,6 +726,119 @@ expect "batch: item amount as string -> 400" 400 invalid_type
 post /v1/transfers/batch "$TB" "{\"atomic\":true,\"transfers\":[$(transfer "$A1" "$B1" 1 "$RUN-b11")]}" "$(newkey)"
 expect "batch: debit another's account -> 403" 403 mandate_required
 
+# ---------------------------------------------------------------- mandates
+
+USER="user-$RUN"
+APP="app-$RUN"
+EVE="eve-$RUN"
+TU=$(token "$USER")
+TAPP=$(token "$APP")
+TEVE=$(token "$EVE")
+req POST /v1/accounts "$TU" '{"currency":"EUR","region":"eu","flags":{"debits_must_not_exceed_credits":true}}'
+UW=$(j .id)
+req POST /v1/accounts "$TU" '{"currency":"EUR","region":"eu","flags":{"debits_must_not_exceed_credits":true}}'
+UW2=$(j .id)
+req POST /v1/accounts "$TU" '{"currency":"EUR","region":"eu"}'
+USRC=$(j .id)
+req POST /v1/accounts "$TAPP" '{"currency":"EUR","region":"eu"}'
+AM=$(j .id)
+post /v1/transfers "$TU" "$(transfer "$USRC" "$UW" 10000 "$RUN-m-fund")" "$(newkey)"
+expect "mandates: fund the user's wallet" 201
+post /v1/transfers "$TU" "$(transfer "$USRC" "$UW2" 10000 "$RUN-m-fund2")" "$(newkey)"
+EXP=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+mandate() { # WALLET GRANTEE PER_CHARGE PER_DAY [EXPIRES] [CURRENCY]
+    jq -cn --arg w "$1" --arg g "$2" --argjson c "$3" --argjson d "$4" --arg e "${5:-$EXP}" --arg cur "${6:-EUR}" \
+        '{wallet_account_id: $w, grantee: $g, currency: $cur, max_amount_per_charge: $c, max_amount_per_day: $d, expires_at: $e}'
+}
+
+post /v1/transfers "$TAPP" "$(transfer "$UW" "$AM" 100 "$RUN-m-0")" "$(newkey)"
+expect "mandates: charge without a mandate -> 403" 403 mandate_required
+req POST /v1/mandates "$TAPP" "$(mandate "$UW" "$APP" 500 800)"
+expect "mandates: grantee grants itself -> 404 (not its wallet)" 404 account_not_found
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 400)"
+expect "mandates: per-day cap below per-charge cap -> 400" 400 invalid_value
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 800 2020-01-01T00:00:00Z)"
+expect "mandates: expiry in the past -> 400" 400 invalid_value
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 800 "$EXP" USD)"
+expect "mandates: currency other than the wallet's -> 422" 422 currency_mismatch
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$USER" 500 800)"
+expect "mandates: to the wallet's owner -> 400" 400 invalid_value
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 800 | jq -c '. + {max_amount_per_charge: 5.5}')"
+expect "mandates: float cap -> 400" 400 invalid_type
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 800 | jq -c '. + {colour: 1}')"
+expect "mandates: unknown field -> 400" 400 unknown_field
+req POST /v1/mandates "$(token "$USER" "accounts:read")" "$(mandate "$UW" "$APP" 500 800)"
+expect "mandates: without mandates:write -> 403" 403 scope_missing
+
+K=$(newkey)
+post /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 800)" "$K"
+expect "mandates: create" 201
+M1=$(j .id)
+cp "$W/body" "$W/mandate1"
+check "mandates: fields" "body: $(snippet)" \
+    eq "$(j '[.wallet_account_id, .grantee, .currency, .max_amount_per_charge, .max_amount_per_day, .status, .spent_today] | map(tostring) | join(",")')" \
+    "$UW,$APP,EUR,500,800,active,0"
+post /v1/mandates "$TU" "$(mandate "$UW" "$APP" 500 800)" "$K"
+check "mandates: create replay -> same bytes, Idempotent-Replayed" "status $ST body: $(snippet)" \
+    bash -c "[[ $ST == 201 ]] && cmp -s '$W/mandate1' '$W/body' && grep -qi '^Idempotent-Replayed: true' '$W/hdr'"
+req POST /v1/mandates "$TU" "$(mandate "$UW" "$APP" 100 100)"
+expect "mandates: a second live mandate for the same grantee -> 409" 409 mandate_exists
+
+B_UW=$(balances "$UW" "$TU")
+post /v1/transfers "$TAPP" "$(transfer "$UW" "$AM" 300 "$RUN-m-1")" "$(newkey)"
+expect "mandates: charge within the caps" 201
+post /v1/transfers "$TAPP" "$(transfer "$UW" "$AM" 501 "$RUN-m-2")" "$(newkey)"
+expect "mandates: charge above the per-charge cap -> 403" 403 mandate_limit_exceeded
+post /v1/transfers "$TAPP" "$(transfer "$UW" "$AM" 400 "$RUN-m-3")" "$(newkey)"
+expect "mandates: second charge (700 of 800 today)" 201
+post /v1/transfers "$TAPP" "$(transfer "$UW" "$AM" 101 "$RUN-m-4")" "$(newkey)"
+expect "mandates: charge above the per-day cap -> 403" 403 mandate_limit_exceeded
+ITEMS="[$(transfer "$UW" "$AM" 100 "$RUN-m-b1"),$(transfer "$UW" "$AM" 1 "$RUN-m-b2")]"
+post /v1/transfers/batch "$TAPP" "{\"atomic\":false,\"transfers\":$ITEMS}" "$(newkey)"
+check "mandates: batch items hit the per-day cap in order" "status $ST body: $(snippet)" \
+    eq "$ST $(j '[.results[].result] | join(",")')" "200 ok,mandate_limit_exceeded"
+check "mandates: the wallet paid exactly 800" "before $B_UW after $(balances "$UW" "$TU")" \
+    eq "$(field "$(balances "$UW" "$TU")" .debits_posted)" "$(($(field "$B_UW" .debits_posted) + 800))"
+req GET "/v1/mandates/$M1" "$TAPP"
+expect "mandates: the grantee reads it" 200
+check "mandates: spent_today is 800" "body: $(snippet)" eq "$(j .spent_today)" 800
+req GET "/v1/mandates/$M1" "$TEVE"
+expect "mandates: a stranger reads it -> 404" 404 mandate_not_found
+post /v1/transfers "$TAPP" "$(jq -c '.currency = "USD"' <<<"$(transfer "$UW" "$AM" 1 "$RUN-m-5")")" "$(newkey)"
+expect "mandates: another currency -> 403 (no mandate for it)" 403 mandate_required
+
+# Concurrent charges: the per-day cap holds exactly under the mandate's row lock.
+req POST /v1/mandates "$TU" "$(mandate "$UW2" "$APP" 100 1000)"
+expect "mandates: create the second mandate" 201
+M2=$(j .id)
+B_UW2=$(balances "$UW2" "$TU")
+MC_PIDS=()
+for i in $(seq 30); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $TAPP" -H 'Content-Type: application/json' \
+        -H "Idempotency-Key: $RUN-mc-$i" --data-binary "$(transfer "$UW2" "$AM" 100 "$RUN-mc-$i")" \
+        "$BASE/v1/transfers" >>"$W/mc" &
+    MC_PIDS+=($!)
+done
+wait "${MC_PIDS[@]}" # (not a bare wait: ledgerd is a child too)
+check "mandates: 30 concurrent charges of 100 under a 1000 day cap -> 10 x 201, 20 x 403" "$(sort "$W/mc" | uniq -c | tr '\n' ' ')" \
+    eq "$(grep -c '^201$' "$W/mc") $(grep -c '^403$' "$W/mc")" "10 20"
+check "mandates: the second wallet paid exactly 1000" "before $B_UW2 after $(balances "$UW2" "$TU")" \
+    eq "$(field "$(balances "$UW2" "$TU")" .debits_posted)" "$(($(field "$B_UW2" .debits_posted) + 1000))"
+
+req DELETE "/v1/mandates/$M2" "$TEVE"
+expect "mandates: a stranger revokes -> 404" 404 mandate_not_found
+req DELETE "/v1/mandates/$M2" "$TU"
+expect "mandates: the owner revokes" 200
+check "mandates: revoked, by the owner" "body: $(snippet)" eq "$(j '.status + "," + .revoked_by')" "revoked,$USER"
+req DELETE "/v1/mandates/$M2" "$TU"
+expect "mandates: revoking again answers the revoked mandate" 200
+post /v1/transfers "$TAPP" "$(transfer "$UW2" "$AM" 1 "$RUN-m-6")" "$(newkey)"
+expect "mandates: charge after revocation -> 403" 403 mandate_required
+req POST /v1/mandates "$TU" "$(mandate "$UW2" "$APP" 10 10)"
+expect "mandates: a new mandate after the revocation" 201
+req DELETE "/v1/mandates/00000000-0000-7000-8001-000000000000" "$TU"
+expect "mandates: unknown id -> 404" 404 mandate_not_found
+
 # ---------------------------------------------------------------- entries, as_of
 
 req GET "/v1/accounts/$A2/entries?limit=100" "$TA"
