@@ -1434,6 +1434,117 @@ END_TEST
 
 /* ==================================================================== suite */
 
+/* ---------- mandates ---------- */
+
+/* Inserts a mandate for `grantee` on `wallet` (as the service role, like ledgerd). */
+static gl_id make_mandate(gl_id wallet, const char *grantee, int64_t per_charge, int64_t per_day,
+                          const char *expires_in) {
+    gl_id id;
+    gl_error err;
+    ck_assert(gl_id_new(1, &id, &err));
+    char ids[GL_ID_STR_LEN + 1], ws[GL_ID_STR_LEN + 1], pc[24], pd[24];
+    gl_id_format(&id, ids);
+    gl_id_format(&wallet, ws);
+    snprintf(pc, sizeof pc, "%lld", (long long)per_charge);
+    snprintf(pd, sizeof pd, "%lld", (long long)per_day);
+    const char *p[6] = {ids, ws, grantee, pc, pd, expires_in};
+    PGresult *r = PQexecParams(itest_db(EU, GL_ROLE_SERVICE),
+                               "INSERT INTO mandates (id, wallet_account_id, grantee, currency, max_amount_per_charge, "
+                               "max_amount_per_day, expires_at, created_by, created_at) VALUES ($1, $2, $3, 'EUR', "
+                               "$4::int8, $5::int8, now() + $6::interval, 'test', now() - interval '1 day')",
+                               6, NULL, p, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "insert mandate: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return id;
+}
+
+static int64_t mandate_spent(gl_id id) {
+    const char *p[1] = {itest_id(id)};
+    return itest_sql_i64(EU, "SELECT spent_on_usage_day FROM mandates WHERE id = $1::uuid", 1, p);
+}
+
+static ledger_cmd charge(const char *grantee, gl_id mandate, gl_id from, gl_id to, int64_t amount) {
+    ledger_cmd c = itest_transfer(grantee, NULL, from, to, amount, "EUR");
+    c.mandate_id = mandate;
+    return c;
+}
+
+START_TEST(test_mandate_caps_and_refusals) {
+    OWNER(user);
+    OWNER(app);
+    gl_id w = eur(user, LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), m = eur(app, 0);
+    fund(user, w, 10000);
+    gl_id md = make_mandate(w, app, 300, 500, "1 hour");
+    ledger_cmd c = charge(app, md, w, m, 300);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_OK);
+    c = charge(app, md, w, m, 301);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_LIMIT_EXCEEDED);
+    c = charge(app, md, w, m, 200);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_OK);
+    c = charge(app, md, w, m, 1);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_LIMIT_EXCEEDED);
+    ck_assert_int_eq(mandate_spent(md), 500);
+    itest_assert_counters(w, 0, 500, 0, 10000, 3);
+
+    /* Not this grantee, not this wallet, not a transfer, unknown, revoked, expired. */
+    c = charge(user, md, w, m, 1);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_INVALID);
+    gl_id other = eur(user, 0);
+    fund(user, other, 10);
+    c = charge(app, md, other, m, 1);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_INVALID);
+    ledger_cmd post = itest_on(LEDGER_CMD_POST, app, NULL, w, 0);
+    post.mandate_id = md;
+    itest_assert_code(itest_exec1(EU, &post).code, LEDGER_MANDATE_INVALID);
+    c = charge(app, unknown_id(1), w, m, 1);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_INVALID);
+    gl_id gone = make_mandate(w, "revoked-app", 10, 10, "1 hour");
+    const char *p[1] = {itest_id(gone)};
+    itest_sql_i64(EU, "WITH u AS (UPDATE mandates SET revoked_at = now(), revoked_by = 'test' WHERE id = $1::uuid "
+                      "RETURNING 1) SELECT count(*) FROM u", 1, p);
+    c = charge("revoked-app", gone, w, m, 1);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_INVALID);
+    gl_id old = make_mandate(w, "late-app", 10, 10, "-1 second");
+    c = charge("late-app", old, w, m, 1);
+    itest_assert_code(itest_exec1(EU, &c).code, LEDGER_MANDATE_INVALID);
+    itest_assert_counters(w, 0, 500, 0, 10000, 3);
+}
+END_TEST
+
+/* A charge undone by its linked chain gives its allowance back; a hold counts
+ * when placed, and its void does not give it back. */
+START_TEST(test_mandate_usage_follows_the_batch) {
+    OWNER(user);
+    OWNER(app);
+    gl_id w = eur(user, LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), m = eur(app, 0);
+    fund(user, w, 1000);
+    gl_id md = make_mandate(w, app, 400, 500, "1 hour");
+    /* the chain's second transfer overdraws the wallet */
+    ledger_cmd chain[2] = {charge(app, md, w, m, 400), itest_transfer(user, NULL, w, m, 5000, "EUR")};
+    chain[0].linked = true;
+    ledger_result res[2];
+    itest_exec_ok(EU, chain, 2, res);
+    itest_assert_code(res[0].code, LEDGER_LINKED_EVENT_FAILED);
+    itest_assert_code(res[1].code, LEDGER_INSUFFICIENT_FUNDS);
+    ck_assert_int_eq(mandate_spent(md), 0);
+
+    /* Two charges in one batch share the day's cap in command order. */
+    ledger_cmd two[2] = {charge(app, md, w, m, 300), charge(app, md, w, m, 300)};
+    itest_exec_ok(EU, two, 2, res);
+    itest_assert_code(res[0].code, LEDGER_OK);
+    itest_assert_code(res[1].code, LEDGER_MANDATE_LIMIT_EXCEEDED);
+    ledger_cmd h = charge(app, md, w, m, 200);
+    h.pending = true;
+    ledger_result hr = itest_exec1(EU, &h);
+    itest_assert_code(hr.code, LEDGER_OK);
+    ck_assert_int_eq(mandate_spent(md), 500);
+    ledger_cmd v = itest_on(LEDGER_CMD_VOID, app, NULL, hr.id, 0);
+    itest_assert_code(itest_exec1(EU, &v).code, LEDGER_OK);
+    ck_assert_int_eq(mandate_spent(md), 500);
+    itest_assert_counters(w, 0, 300, 0, 1000, 4);
+}
+END_TEST
+
 static Suite *engine_suite(void) {
     Suite *s = suite_create("engine");
     struct {
@@ -1454,6 +1565,7 @@ static Suite *engine_suite(void) {
         {"holds", 30, {test_partial_post_releases_remainder, test_void_and_resolution_states, test_expiry, NULL}},
         {"reversals", 30, {test_reversals, test_reversal_needs_payee_funds, NULL}},
         {"regions", 30, {test_cross_region_and_wrong_region, NULL}},
+        {"mandates", 30, {test_mandate_caps_and_refusals, test_mandate_usage_follows_the_batch, NULL}},
         /* before "batch": its hot accounts make `ledgerctl verify` slow (see test_batch_max) */
         {"ledgerctl", 60, {test_ledgerctl_end_to_end, NULL}},
         {"batch", 180, {test_batch_max, NULL}},
