@@ -516,6 +516,12 @@ static void usage(FILE *f) {
           "  balance ID [--as-of TIME]                 balances now or at a past time (RFC 3339)\n"
           "  statement ID [--after-version N] [--limit N]\n"
           "  verify [--region R]                       check ledger invariants 1-5 (exit 4 on violation)\n"
+          "  audit verify [--region R [--expect-head SEQ:HASH]] | audit show [--region R] [--limit N]\n"
+          "  recon run --region R --source stripe|adyen|generic --file F --account ID [--from T --to T]\n"
+          "            [--out DIR] [--pan-keys F] [--seal-keys F]   match a PSP file (exit 4: breaks)\n"
+          "  recon decrypt FILE [--seal-keys F] [--out F]   open a sealed recon report\n"
+          "  report regional --region R --from T --to T [--format json|csv|html] [--out FILE] [--threshold MINOR]\n"
+          "                 [--structuring-count N] [--structuring-band-pct P] [--max-rows N]   compliance report\n"
           "  token --sub PRINCIPAL [--scope \"a b\"] [--ttl S] [--key F]   mint a ledgerd token (dev)\n"
           "\n"
           "Amounts are integers of minor units (cents). The config file is --config,\n"
@@ -534,6 +540,9 @@ static const command commands[] = {
     {"transfer-show", cmd_transfer_show}, {"post", cmd_post}, {"void", cmd_void},
     {"reverse", cmd_reverse},   {"expire", cmd_expire},     {"balance", cmd_balance},
     {"statement", cmd_statement}, {"verify", cmd_verify}, {"token", cmd_token},
+    {"audit", cmd_audit},
+    {"report", cmd_report},
+    {"recon", cmd_recon},
 };
 
 int main(int argc, char **argv) {

@@ -23,6 +23,7 @@ void gl_buf_free(gl_buf *b);
 void gl_buf_append(gl_buf *b, const char *s, size_t n);
 void gl_buf_puts(gl_buf *b, const char *s);
 void gl_buf_putc(gl_buf *b, char c);
+void gl_buf_printf(gl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gl_buf_i64(gl_buf *b, int64_t v);
 void gl_buf_id(gl_buf *b, const gl_id *id);
 /* Appends `s` escaped for COPY text format (backslash, tab, newline, CR). */

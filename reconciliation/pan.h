@@ -10,7 +10,20 @@
  *     <key_id> <64 hex chars = 32-byte key>
  * The first key is the active one (new tokens); the others are kept so tokens
  * made before a rotation can still be recognised (gl_pan_token_with).
- * key_id: [A-Za-z0-9_-]{1,32}. The file must not be group/world readable.
+ * key_id: [A-Za-z0-9_-]{1,32}. The file must not be group/world readable
+ * (gl_pan_keyring_load refuses any group/other permission bit, write included:
+ * whoever can replace the key can make the tokens meaningless).
+ *
+ * What counts as a PAN (implementation: pan.c):
+ *   - a "digit run" is digits joined by single ' ' or '-' separators
+ *     ("4111 1111 1111 1111", "4111-1111-1111-1111");
+ *   - a run of 13..19 digits is a PAN if it passes Luhn;
+ *   - a run of more than 19 digits is a PAN if any 13..19-digit window of it
+ *     passes Luhn (a card number glued to other digits): safety first, the
+ *     whole run is then masked. The card described for such a run is the first
+ *     passing window, common card lengths (16, 15, 19, 14, 13, 17, 18) first.
+ * Masking keeps the run's first 6 and last 4 digits and every separator, and
+ * turns the other digits into '*': the text keeps its length.
  */
 #ifndef GL_PAN_H
 #define GL_PAN_H
@@ -24,6 +37,8 @@
 #define GL_PAN_KEY_ID_MAX 32
 #define GL_PAN_KEYS_MAX 16
 #define GL_PAN_TOKEN_HEX 64
+#define GL_PAN_DIGITS_MIN 13 /* shortest card number: shorter text holds none */
+#define GL_PAN_DIGITS_MAX 19
 
 typedef struct {
     char id[GL_PAN_KEY_ID_MAX + 1];
@@ -59,8 +74,21 @@ bool gl_pan_luhn_ok(const char *digits, size_t len);
  * PANs masked. With a NULL ring the token is left empty.
  */
 int gl_pan_mask_text(char *text, const gl_pan_keyring *ring, gl_pan_masked *first);
+/* The same on text[0, len) (need not be NUL-terminated; a NUL is an ordinary
+ * non-digit). The fast path: text shorter than 13 bytes is left alone at once. */
+int gl_pan_mask_buf(char *text, size_t len, const gl_pan_keyring *ring, gl_pan_masked *first);
+
+/*
+ * The token of a card under a given key of the ring (e.g. an old one, to find
+ * cards tokenized before a rotation). `pan` is the card number, separators
+ * ' ' and '-' allowed; it must hold 13..19 digits. out: GL_PAN_TOKEN_HEX hex
+ * characters + NUL. Fails on an unknown key id or a malformed number.
+ */
+bool gl_pan_token_with(const gl_pan_keyring *ring, const char *key_id, const char *pan, char *out, size_t out_cap,
+                       gl_error *err);
 
 /* True if `text` still holds anything that looks like a PAN (for tests/scans). */
 bool gl_pan_text_has_pan(const char *text);
+bool gl_pan_buf_has_pan(const char *text, size_t len);
 
 #endif

@@ -2,7 +2,7 @@
  * settlement.h — streaming readers for PSP settlement files.
  *
  * A reader turns one file (Stripe itemized payout reconciliation, Adyen
- * settlement details, or the generic CSV documented in reconciliation/README.md)
+ * settlement details, or the generic CSV documented in reconciliation/FORMATS.md)
  * into a stream of normalized `gl_settlement_line`s, one callback per data row,
  * in bounded memory whatever the file size.
  *
@@ -40,10 +40,10 @@ typedef struct {
     char type[GL_SETTLEMENT_TYPE_MAX + 1];     /* reporting_category / Type / type, lower case */
     char currency[4];                      /* ISO 4217, upper case, known to ledger/currency.h */
     int64_t gross_minor;                   /* signed: refunds and chargebacks are negative */
-    int64_t fee_minor;                     /* PSP fee, >= 0 as charged */
+    int64_t fee_minor;                     /* PSP fee, > 0 as charged (< 0: a fee given back) */
     int64_t net_minor;                     /* gross - fee, as stated by the file (checked) */
     int64_t created_at_us;                 /* payment time, µs since the Unix epoch (UTC) */
-    int64_t settled_at_us;                 /* available_on / settlement date; 0 when absent */
+    int64_t settled_at_us;                 /* available_on / settlement date; 0 when absent (Adyen: always) */
     gl_pan_masked card;                    /* card found in any field; card.present false if none */
 } gl_settlement_line;
 

@@ -1,0 +1,978 @@
+/*
+ * recon.c — the reconciliation job (see recon.h for the algorithm).
+ *
+ * Reading order: records and partition files, the two inputs (settlement
+ * file, ledger cursor), the two matching passes, the outputs (breaks table,
+ * sealed reports), and gl_recon_run() which strings them together.
+ */
+#include "recon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "../ledger/audit.h"
+#include "../ledger/buf.h"
+#include "../ledger/pg.h"
+
+#define PARTITIONS_MAX 1024
+#define PARTITION_BUF 65536
+#define LEDGER_FETCH_ROWS 50000
+#define COPY_FLUSH_BYTES (1 << 20)
+#define CARD_TEXT_MAX (6 + 1 + 4 + 1 + GL_PAN_KEY_ID_MAX + 1 + GL_PAN_TOKEN_HEX)
+
+static const char *const class_names[GL_BREAK_CLASSES] = {
+    [GL_BREAK_MISSING_IN_LEDGER] = "missing_in_ledger",
+    [GL_BREAK_MISSING_IN_SETTLEMENT] = "missing_in_settlement",
+    [GL_BREAK_AMOUNT_MISMATCH] = "amount_mismatch",
+    [GL_BREAK_FEE_MISMATCH] = "fee_mismatch",
+    [GL_BREAK_CURRENCY_MISMATCH] = "currency_mismatch",
+    [GL_BREAK_DUPLICATE] = "duplicate",
+    [GL_BREAK_TIMING] = "timing",
+};
+
+const char *gl_break_class_name(gl_break_class c) { return c < GL_BREAK_CLASSES ? class_names[c] : "unknown"; }
+
+/* ---------- records ----------
+ * One settlement line or ledger transfer, as stored in partition files and
+ * loaded back into memory unchanged: a fixed header, then the strings (not
+ * NUL-terminated), padded to 8 bytes. */
+typedef struct {
+    uint32_t size; /* whole record, header included */
+    uint8_t side;  /* 'S' settlement, 'L' ledger */
+    uint8_t has_fee;
+    uint8_t matched; /* in memory only */
+    uint8_t in_period;
+    uint16_t key_len, psp_len, type_len, card_len;
+    uint64_t hash;
+    uint64_t line_no;
+    int64_t amount, fee, at_us, settled_us;
+    gl_id transfer_id;
+    char currency[4];
+} rec;
+
+static const char *rec_key(const rec *r) { return (const char *)(r + 1); }
+static const char *rec_psp(const rec *r) { return rec_key(r) + r->key_len; }
+static const char *rec_type(const rec *r) { return rec_psp(r) + r->psp_len; }
+static const char *rec_card(const rec *r) { return rec_type(r) + r->type_len; }
+
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+#define FNV_SEED 1469598103934665603ULL
+
+static uint64_t amount_hash(const rec *r) {
+    uint64_t h = fnv1a(r->currency, 3, FNV_SEED);
+    return fnv1a(&r->amount, sizeof r->amount, h);
+}
+
+/* ---------- partition files ---------- */
+
+typedef struct {
+    unsigned n;
+    FILE *f[PARTITIONS_MAX];
+    char *buf[PARTITIONS_MAX];
+} partition_set;
+
+typedef struct {
+    char dir[4096];
+    partition_set pass1_s, pass1_l, pass2_s, pass2_l;
+    FILE *breaks;    /* break records: class byte + up to two records */
+    FILE *malformed; /* "line\treason\n" */
+} workspace;
+
+static void part_path(const workspace *w, const char *name, unsigned i, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s.%u", w->dir, name, i);
+}
+
+static bool parts_open(workspace *w, partition_set *ps, const char *name, unsigned n, gl_error *err) {
+    ps->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        char path[4200];
+        part_path(w, name, i, path, sizeof path);
+        ps->f[i] = fopen(path, "w+b");
+        ps->buf[i] = malloc(PARTITION_BUF);
+        if (!ps->f[i] || !ps->buf[i]) {
+            gl_error_set(err, GL_ERR_INTERNAL, "cannot create work file %s: %s", path, strerror(errno));
+            return false;
+        }
+        setvbuf(ps->f[i], ps->buf[i], _IOFBF, PARTITION_BUF);
+    }
+    return true;
+}
+
+static void parts_close(partition_set *ps) {
+    for (unsigned i = 0; i < ps->n; i++) {
+        if (ps->f[i]) fclose(ps->f[i]);
+        free(ps->buf[i]);
+        ps->f[i] = NULL;
+        ps->buf[i] = NULL;
+    }
+    ps->n = 0;
+}
+
+static bool rec_write(FILE *f, const rec *r, gl_error *err) {
+    if (fwrite(r, r->size, 1, f) == 1) return true;
+    gl_error_set(err, GL_ERR_INTERNAL, "cannot write a work file: %s", strerror(errno));
+    return false;
+}
+
+/* Reads a whole partition back into one allocation (its records, in order). */
+static char *part_load(FILE *f, size_t *len, gl_error *err) {
+    if (fflush(f) != 0 || fseeko(f, 0, SEEK_END) != 0) goto io;
+    off_t n = ftello(f);
+    if (n < 0 || fseeko(f, 0, SEEK_SET) != 0) goto io;
+    char *data = malloc((size_t)n + 1);
+    if (!data) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a partition of %lld bytes", (long long)n);
+        return NULL;
+    }
+    if (n > 0 && fread(data, (size_t)n, 1, f) != 1) {
+        free(data);
+        goto io;
+    }
+    *len = (size_t)n;
+    return data;
+io:
+    gl_error_set(err, GL_ERR_INTERNAL, "cannot read a work file: %s", strerror(errno));
+    return NULL;
+}
+
+/* Builds a record in `scratch` (which must hold sizeof(rec) + strings + 8). */
+static rec *rec_build(void *scratch, const char *key, const char *psp, const char *type, const char *card) {
+    rec *r = scratch;
+    memset(r, 0, sizeof *r);
+    r->key_len = (uint16_t)strlen(key);
+    r->psp_len = (uint16_t)strlen(psp);
+    r->type_len = (uint16_t)strlen(type);
+    r->card_len = (uint16_t)strlen(card);
+    char *p = (char *)(r + 1);
+    memcpy(p, key, r->key_len);
+    memcpy(p += r->key_len, psp, r->psp_len);
+    memcpy(p += r->psp_len, type, r->type_len);
+    memcpy(p + r->type_len, card, r->card_len);
+    size_t size = sizeof *r + r->key_len + r->psp_len + r->type_len + r->card_len;
+    r->size = (uint32_t)((size + 7) & ~(size_t)7);
+    r->hash = fnv1a(key, r->key_len, FNV_SEED);
+    return r;
+}
+
+#define REC_SCRATCH (sizeof(rec) + 4 * (GL_SETTLEMENT_KEY_MAX + 1) + CARD_TEXT_MAX + 16)
+
+/* ---------- the job's state ---------- */
+
+typedef struct {
+    const gl_recon_options *o;
+    gl_recon_summary *sum;
+    workspace w;
+    uint64_t break_no;
+    _Alignas(8) char scratch[REC_SCRATCH];
+} job;
+
+static bool in_period(const job *j, int64_t at_us) { return at_us >= j->o->from_us && at_us < j->o->to_us; }
+
+/* A break: its class and the records on each side (either may be NULL). */
+static bool emit_break(job *j, gl_break_class c, const rec *s, const rec *l, gl_error *err) {
+    /* 8 bytes, so the records after it stay 8-aligned when loaded back */
+    uint8_t head[8] = {(uint8_t)c, (uint8_t)((s ? 1 : 0) | (l ? 2 : 0))};
+    if (fwrite(head, sizeof head, 1, j->w.breaks) != 1 || (s && !rec_write(j->w.breaks, s, err)) ||
+        (l && !rec_write(j->w.breaks, l, err))) {
+        if (err && err->kind == GL_ERR_NONE)
+            gl_error_set(err, GL_ERR_INTERNAL, "cannot write the breaks file: %s", strerror(errno));
+        return false;
+    }
+    j->sum->breaks++;
+    j->sum->by_class[c]++;
+    if (c != GL_BREAK_TIMING) j->sum->unexplained++;
+    return true;
+}
+
+/* ---------- input 1: the settlement file ---------- */
+
+static void card_text(const gl_pan_masked *c, char *out, size_t cap) {
+    if (c->present) snprintf(out, cap, "%s:%s:%s:%s", c->bin, c->last4, c->key_id, c->token);
+    else out[0] = '\0';
+}
+
+static bool on_line(void *arg, const gl_settlement_line *line, gl_error *err) {
+    job *j = arg;
+    char card[CARD_TEXT_MAX + 1];
+    card_text(&line->card, card, sizeof card);
+    /* The key: a charge's merchant reference when the file has one, else the
+     * PSP's id of the line. Refunds and chargebacks repeat their payment's
+     * merchant reference, so they are keyed by their own PSP id (the ledger
+     * reversal may carry it as its reference) and otherwise paired by amount. */
+    const char *key = line->reference[0] && line->gross_minor >= 0 ? line->reference : line->psp_id;
+    rec *r = rec_build(j->scratch, key, line->psp_id, line->type, card);
+    r->side = 'S';
+    r->line_no = line->line_no;
+    r->amount = line->gross_minor;
+    r->fee = line->fee_minor;
+    r->has_fee = 1;
+    r->at_us = line->created_at_us;
+    r->settled_us = line->settled_at_us ? line->settled_at_us : line->created_at_us;
+    r->in_period = in_period(j, r->settled_us);
+    memcpy(r->currency, line->currency, sizeof r->currency);
+    partition_set *ps = &j->w.pass1_s;
+    return rec_write(ps->f[r->hash % ps->n], r, err);
+}
+
+static void on_malformed(void *arg, uint64_t line_no, const char *reason) {
+    job *j = arg;
+    char clean[257];
+    size_t k = 0;
+    /* tabs and newlines would break the COPY row */
+    for (const char *p = reason; *p && k < sizeof clean - 1; p++) clean[k++] = (*p == '\t' || *p == '\n') ? ' ' : *p;
+    clean[k] = '\0';
+    fprintf(j->w.malformed, "%llu\t%s\n", (unsigned long long)line_no, clean);
+}
+
+/* A FILE that hashes what is read through it: the run records the file's
+ * SHA-256 without a second read of a file that may be gigabytes. */
+typedef struct {
+    FILE *in;
+    EVP_MD_CTX *md;
+} hashing_reader;
+
+static ssize_t hashing_read(void *cookie, char *buf, size_t size) {
+    hashing_reader *h = cookie;
+    size_t n = fread(buf, 1, size, h->in);
+    if (n > 0) EVP_DigestUpdate(h->md, buf, n);
+    if (n == 0 && ferror(h->in)) return -1;
+    return (ssize_t)n;
+}
+
+static bool read_settlement(job *j, FILE *in, uint8_t sha256[32], gl_error *err) {
+    hashing_reader h = {in, EVP_MD_CTX_new()};
+    cookie_io_functions_t io = {.read = hashing_read};
+    FILE *f = h.md && EVP_DigestInit_ex(h.md, EVP_sha256(), NULL) ? fopencookie(&h, "r", io) : NULL;
+    if (!f) {
+        EVP_MD_CTX_free(h.md);
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot set up the file reader");
+        return false;
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    gl_settlement_stats st = {0};
+    bool ok = gl_settlement_read(f, j->o->source, j->o->pan_keys, on_line, on_malformed, j, &st, err);
+    fclose(f);
+    unsigned len = 0;
+    EVP_DigestFinal_ex(h.md, sha256, &len);
+    EVP_MD_CTX_free(h.md);
+    j->sum->lines = st.rows;
+    j->sum->malformed = st.bad;
+    j->sum->pans_masked = st.pans_masked;
+    return ok;
+}
+
+/* ---------- input 2: the ledger ---------- */
+
+static bool fetch_ledger_rows(job *j, PGconn *db, gl_error *err) {
+    for (;;) {
+        PGresult *r = PQexecParams(db, "FETCH " /* constant */ "50000 FROM recon_ledger", 0, NULL, NULL, NULL, NULL, 1);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            gl_pg_error(err, db, r, "reading the ledger");
+            PQclear(r);
+            return false;
+        }
+        int n = PQntuples(r);
+        for (int row = 0; row < n; row++) {
+            char type[2] = "";
+            const char *ref = PQgetvalue(r, row, 0);
+            rec *x = rec_build(j->scratch, ref, "", type, "");
+            x->side = 'L';
+            gl_pg_bin_uuid(r, row, 1, &x->transfer_id);
+            x->amount = gl_pg_bin_i64(r, row, 2);
+            memcpy(x->currency, PQgetvalue(r, row, 3), 3);
+            x->has_fee = !PQgetisnull(r, row, 4);
+            x->fee = gl_pg_bin_i64(r, row, 4);
+            x->at_us = gl_pg_bin_i64(r, row, 5);
+            x->settled_us = x->at_us;
+            x->in_period = in_period(j, x->at_us);
+            j->sum->ledger_transfers += x->in_period;
+            partition_set *ps = &j->w.pass1_l;
+            if (!rec_write(ps->f[x->hash % ps->n], x, err)) {
+                PQclear(r);
+                return false;
+            }
+        }
+        PQclear(r);
+        if (n < LEDGER_FETCH_ROWS) return true;
+    }
+}
+
+/* The clearing account's money-moving transfers (no holds, voids or expiries)
+ * of the period widened by the timing window, in one consistent snapshot. */
+static bool read_ledger(job *j, PGconn *db, gl_error *err) {
+    const gl_recon_options *o = j->o;
+    char acct[GL_ID_STR_LEN + 1], lo[48], hi[48];
+    gl_id_format(&o->clearing_account, acct);
+    gl_format_ts_us(o->from_us - o->window_us, lo, sizeof lo);
+    gl_format_ts_us(o->to_us + o->window_us, hi, sizeof hi);
+    const char *p[3] = {acct, lo, hi};
+    if (!gl_pg_run(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err)) return false;
+    bool ok = gl_pg_run(db,
+                        "DECLARE recon_ledger NO SCROLL CURSOR FOR "
+                        "SELECT reference, id, CASE WHEN debit_account_id = $1::uuid THEN amount ELSE -amount END, "
+                        "currency::text, CASE WHEN metadata->>'psp_fee' ~ '^[0-9]{1,18}$' "
+                        "THEN (metadata->>'psp_fee')::int8 END, (extract(epoch FROM created_at) * 1000000)::int8 "
+                        "FROM transfers WHERE (debit_account_id = $1::uuid OR credit_account_id = $1::uuid) "
+                        "AND created_at >= $2::timestamptz AND created_at < $3::timestamptz "
+                        "AND reference IS NOT NULL AND flags & 21 = 0",
+                        3, p, err) &&
+              fetch_ledger_rows(j, db, err);
+    PQclear(PQexec(db, ok ? "COMMIT" : "ROLLBACK"));
+    return ok;
+}
+
+/* ---------- matching ---------- */
+
+/* Open addressing over the records of one loaded partition. */
+typedef struct {
+    rec **slots;
+    size_t cap;
+} rec_table;
+
+static bool table_build(rec_table *t, char *data, size_t len, bool by_amount) {
+    size_t n = 0;
+    for (size_t off = 0; off < len; off += ((rec *)(void *)(data + off))->size) n++;
+    t->cap = 16;
+    while (t->cap < 2 * n) t->cap *= 2;
+    t->slots = calloc(t->cap, sizeof *t->slots);
+    if (!t->slots) return false;
+    /* Insert in file order: a later line with the same key lands later in
+     * probe order, so the first line is the one matched and later ones are
+     * the duplicates. */
+    for (size_t off = 0; off < len;) {
+        rec *r = (rec *)(void *)(data + off);
+        uint64_t h = by_amount ? amount_hash(r) : r->hash;
+        size_t i = h & (t->cap - 1);
+        while (t->slots[i]) i = (i + 1) & (t->cap - 1);
+        t->slots[i] = r;
+        off += r->size;
+    }
+    return true;
+}
+
+static bool same_key(const rec *a, const rec *b) {
+    return a->hash == b->hash && a->key_len == b->key_len && memcmp(rec_key(a), rec_key(b), a->key_len) == 0;
+}
+
+/* The first unmatched settlement record with l's key; *seen tells whether any
+ * record had the key at all (then a miss means l is a duplicate). */
+static rec *probe_key(const rec_table *t, const rec *l, bool *seen) {
+    *seen = false;
+    for (size_t i = l->hash & (t->cap - 1); t->slots[i]; i = (i + 1) & (t->cap - 1)) {
+        rec *s = t->slots[i];
+        if (!same_key(s, l)) continue;
+        *seen = true;
+        if (!s->matched) return s;
+    }
+    return NULL;
+}
+
+static int64_t abs_diff(int64_t a, int64_t b) { return a > b ? a - b : b - a; }
+
+/* The closest unmatched settlement record of l's currency and amount within the window. */
+static rec *probe_amount(const rec_table *t, const rec *l, int64_t window_us) {
+    rec *best = NULL;
+    for (size_t i = amount_hash(l) & (t->cap - 1); t->slots[i]; i = (i + 1) & (t->cap - 1)) {
+        rec *s = t->slots[i];
+        if (s->matched || s->amount != l->amount || memcmp(s->currency, l->currency, 3) != 0) continue;
+        if (abs_diff(s->at_us, l->at_us) > window_us) continue;
+        if (!best || abs_diff(s->at_us, l->at_us) < abs_diff(best->at_us, l->at_us)) best = s;
+    }
+    return best;
+}
+
+/* Compares a pair found by key; the most serious difference names the break. */
+static bool judge_pair(job *j, const rec *s, const rec *l, gl_error *err) {
+    if (memcmp(s->currency, l->currency, 3) != 0) return emit_break(j, GL_BREAK_CURRENCY_MISMATCH, s, l, err);
+    if (s->amount != l->amount) return emit_break(j, GL_BREAK_AMOUNT_MISMATCH, s, l, err);
+    if (l->has_fee && s->fee != l->fee) return emit_break(j, GL_BREAK_FEE_MISMATCH, s, l, err);
+    if (s->in_period != l->in_period) return emit_break(j, GL_BREAK_TIMING, s, l, err);
+    if (l->in_period) j->sum->matched++;
+    return true;
+}
+
+/* Leftovers of pass 1 go to pass 2's partitions, by (currency, amount). */
+static bool to_pass2(partition_set *ps, const rec *r, gl_error *err) {
+    return rec_write(ps->f[amount_hash(r) % ps->n], r, err);
+}
+
+static bool match_partition_by_key(job *j, unsigned i, gl_error *err) {
+    size_t slen = 0, llen = 0;
+    char *sdata = part_load(j->w.pass1_s.f[i], &slen, err);
+    char *ldata = sdata ? part_load(j->w.pass1_l.f[i], &llen, err) : NULL;
+    rec_table t = {0};
+    bool ok = ldata && table_build(&t, sdata, slen, false);
+    if (ldata && !ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+    for (size_t off = 0; ok && off < llen;) {
+        rec *l = (rec *)(void *)(ldata + off);
+        off += l->size;
+        bool seen;
+        rec *s = l->key_len ? probe_key(&t, l, &seen) : (seen = false, NULL);
+        if (s) {
+            s->matched = 1;
+            ok = judge_pair(j, s, l, err);
+        } else if (seen) {
+            ok = emit_break(j, GL_BREAK_DUPLICATE, NULL, l, err); /* a second transfer with the same reference */
+        } else if (l->in_period) {
+            ok = to_pass2(&j->w.pass2_l, l, err);
+        }
+    }
+    /* Settlement lines left: a repeat of a matched key is a duplicate, the rest try pass 2. */
+    for (size_t off = 0; ok && off < slen;) {
+        rec *s = (rec *)(void *)(sdata + off);
+        off += s->size;
+        if (s->matched) continue;
+        bool seen = false;
+        for (size_t k = s->hash & (t.cap - 1); t.slots[k] && t.slots[k] != s; k = (k + 1) & (t.cap - 1))
+            if (same_key(t.slots[k], s)) seen = true;
+        ok = seen && s->key_len ? emit_break(j, GL_BREAK_DUPLICATE, s, NULL, err) : to_pass2(&j->w.pass2_s, s, err);
+    }
+    free(t.slots);
+    free(sdata);
+    free(ldata);
+    return ok;
+}
+
+static bool match_partition_by_amount(job *j, unsigned i, gl_error *err) {
+    size_t slen = 0, llen = 0;
+    char *sdata = part_load(j->w.pass2_s.f[i], &slen, err);
+    char *ldata = sdata ? part_load(j->w.pass2_l.f[i], &llen, err) : NULL;
+    rec_table t = {0};
+    bool ok = ldata && table_build(&t, sdata, slen, true);
+    if (ldata && !ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+    for (size_t off = 0; ok && off < llen;) {
+        rec *l = (rec *)(void *)(ldata + off);
+        off += l->size;
+        rec *s = probe_amount(&t, l, j->o->window_us);
+        if (s) {
+            s->matched = 1;
+            j->sum->matched_by_amount++;
+        } else {
+            ok = emit_break(j, GL_BREAK_MISSING_IN_SETTLEMENT, NULL, l, err);
+        }
+    }
+    for (size_t off = 0; ok && off < slen;) {
+        rec *s = (rec *)(void *)(sdata + off);
+        off += s->size;
+        if (!s->matched) ok = emit_break(j, GL_BREAK_MISSING_IN_LEDGER, s, NULL, err);
+    }
+    free(t.slots);
+    free(sdata);
+    free(ldata);
+    return ok;
+}
+
+static bool match_all(job *j, gl_error *err) {
+    for (unsigned i = 0; i < j->w.pass1_s.n; i++)
+        if (!match_partition_by_key(j, i, err)) return false;
+    for (unsigned i = 0; i < j->w.pass2_s.n; i++)
+        if (!match_partition_by_amount(j, i, err)) return false;
+    return true;
+}
+
+/* ---------- outputs ---------- */
+
+/* One break as read back from the breaks file. */
+typedef struct {
+    gl_break_class cls;
+    const rec *s, *l;
+} break_item;
+
+typedef struct {
+    char *data;
+    size_t len, off;
+} breaks_reader;
+
+static bool breaks_next(breaks_reader *b, break_item *out) {
+    if (b->off + 8 > b->len) return false;
+    const uint8_t *h = (const uint8_t *)b->data + b->off;
+    b->off += 8;
+    out->cls = (gl_break_class)h[0];
+    out->s = out->l = NULL;
+    if (h[1] & 1) {
+        out->s = (const rec *)(const void *)(b->data + b->off);
+        b->off += out->s->size;
+    }
+    if (h[1] & 2) {
+        out->l = (const rec *)(const void *)(b->data + b->off);
+        b->off += out->l->size;
+    }
+    return true;
+}
+
+typedef struct {
+    char key[GL_SETTLEMENT_KEY_MAX + 1], psp[GL_SETTLEMENT_KEY_MAX + 1];
+    char bin[7], last4[5], token[GL_PAN_KEY_ID_MAX + 1 + GL_PAN_TOKEN_HEX + 1];
+    char transfer_id[GL_ID_STR_LEN + 1];
+} brk_text;
+
+static void str_of(char *dst, size_t cap, const char *src, size_t n) {
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void brk_texts(const break_item *b, brk_text *t) {
+    memset(t, 0, sizeof *t);
+    const rec *any = b->s ? b->s : b->l;
+    str_of(t->key, sizeof t->key, rec_key(any), any->key_len);
+    if (b->s) str_of(t->psp, sizeof t->psp, rec_psp(b->s), b->s->psp_len);
+    if (b->l) gl_id_format(&b->l->transfer_id, t->transfer_id);
+    if (b->s && b->s->card_len) {
+        char card[CARD_TEXT_MAX + 1];
+        str_of(card, sizeof card, rec_card(b->s), b->s->card_len);
+        /* "bin:last4:key_id:token" -> bin, last4, "key_id:token" */
+        char *c1 = strchr(card, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c1 && c2) {
+            str_of(t->bin, sizeof t->bin, card, (size_t)(c1 - card));
+            str_of(t->last4, sizeof t->last4, c1 + 1, (size_t)(c2 - c1 - 1));
+            snprintf(t->token, sizeof t->token, "%s", c2 + 1);
+        }
+    }
+}
+
+static json_t *brk_json(uint64_t n, const break_item *b, const brk_text *t) {
+    char at[40];
+    json_t *o = json_pack("{s:I,s:s,s:b,s:s}", "n", (json_int_t)n, "class", gl_break_class_name(b->cls), "explained",
+                          b->cls == GL_BREAK_TIMING, "reference", t->key);
+    if (b->s) {
+        gl_format_rfc3339_us(b->s->settled_us, at, sizeof at);
+        json_object_set_new(o, "settlement", json_pack("{s:I,s:s,s:I,s:I,s:s#,s:s}", "line", (json_int_t)b->s->line_no,
+                                                       "psp_id", t->psp, "amount", (json_int_t)b->s->amount, "fee",
+                                                       (json_int_t)b->s->fee, "currency", b->s->currency, 3, "at", at));
+        if (t->bin[0])
+            json_object_set_new(json_object_get(o, "settlement"), "card",
+                                json_pack("{s:s,s:s,s:s}", "bin", t->bin, "last4", t->last4, "token", t->token));
+    }
+    if (b->l) {
+        gl_format_rfc3339_us(b->l->at_us, at, sizeof at);
+        json_t *l = json_pack("{s:s,s:I,s:s#,s:s}", "transfer_id", t->transfer_id, "amount", (json_int_t)b->l->amount,
+                              "currency", b->l->currency, 3, "at", at);
+        if (b->l->has_fee) json_object_set_new(l, "fee", json_integer(b->l->fee));
+        json_object_set_new(o, "ledger", l);
+    }
+    return o;
+}
+
+/* CSV field: quoted, quotes doubled (keys come from the PSP file). */
+static void csv_field(gl_buf *out, const char *s) {
+    gl_buf_append(out, "\"", 1);
+    for (const char *p = s; *p; p++) gl_buf_append(out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+    gl_buf_append(out, "\"", 1);
+}
+
+static void csv_int(gl_buf *out, bool present, int64_t v) {
+    if (present) gl_buf_printf(out, "%lld", (long long)v);
+}
+
+static void brk_csv(gl_buf *out, uint64_t n, const break_item *b, const brk_text *t) {
+    char sat[40] = "", lat[40] = "";
+    if (b->s) gl_format_rfc3339_us(b->s->settled_us, sat, sizeof sat);
+    if (b->l) gl_format_rfc3339_us(b->l->at_us, lat, sizeof lat);
+    gl_buf_printf(out, "%llu,%s,%s,", (unsigned long long)n, gl_break_class_name(b->cls),
+                  b->cls == GL_BREAK_TIMING ? "true" : "false");
+    csv_field(out, t->key);
+    gl_buf_append(out, ",", 1);
+    csv_field(out, t->psp);
+    gl_buf_printf(out, ",%s,", t->transfer_id);
+    if (b->s) gl_buf_printf(out, "%llu", (unsigned long long)b->s->line_no);
+    gl_buf_append(out, ",", 1);
+    csv_int(out, b->l, b->l ? b->l->amount : 0);
+    gl_buf_append(out, ",", 1);
+    csv_int(out, b->s, b->s ? b->s->amount : 0);
+    gl_buf_append(out, ",", 1);
+    csv_int(out, b->l && b->l->has_fee, b->l ? b->l->fee : 0);
+    gl_buf_append(out, ",", 1);
+    csv_int(out, b->s, b->s ? b->s->fee : 0);
+    gl_buf_printf(out, ",%.3s,%.3s,%s,%s,%s,%s,%s\n", b->l ? b->l->currency : "", b->s ? b->s->currency : "", lat, sat,
+                  t->bin, t->last4, t->token);
+}
+
+/* COPY text format field; \N when absent. */
+static void copy_text(gl_buf *out, const char *s, bool present) {
+    if (present) gl_buf_copy_text(out, s);
+    else gl_buf_append(out, "\\N", 2);
+}
+
+static void copy_i64(gl_buf *out, bool present, int64_t v) {
+    if (present) gl_buf_printf(out, "%lld", (long long)v);
+    else gl_buf_append(out, "\\N", 2);
+}
+
+static void brk_copy_row(gl_buf *out, const char *run, uint64_t n, const break_item *b, const brk_text *t) {
+    char ts[48];
+    gl_buf_printf(out, "%s\t%llu\t%s\t%s\t", run, (unsigned long long)n, gl_break_class_name(b->cls),
+                  b->cls == GL_BREAK_TIMING ? "t" : "f");
+    copy_text(out, t->key, t->key[0] != '\0');
+    gl_buf_append(out, "\t", 1);
+    copy_text(out, t->psp, t->psp[0] != '\0');
+    gl_buf_append(out, "\t", 1);
+    copy_text(out, t->transfer_id, b->l != NULL);
+    gl_buf_append(out, "\t", 1);
+    copy_i64(out, b->s, b->s ? (int64_t)b->s->line_no : 0);
+    gl_buf_append(out, "\t", 1);
+    copy_i64(out, b->l, b->l ? b->l->amount : 0);
+    gl_buf_append(out, "\t", 1);
+    copy_i64(out, b->s, b->s ? b->s->amount : 0);
+    gl_buf_append(out, "\t", 1);
+    copy_i64(out, b->l && b->l->has_fee, b->l ? b->l->fee : 0);
+    gl_buf_append(out, "\t", 1);
+    copy_i64(out, b->s, b->s ? b->s->fee : 0);
+    gl_buf_append(out, "\t", 1);
+    char cur[4] = "";
+    if (b->l) memcpy(cur, b->l->currency, 4);
+    copy_text(out, cur, b->l != NULL);
+    gl_buf_append(out, "\t", 1);
+    if (b->s) memcpy(cur, b->s->currency, 4);
+    copy_text(out, cur, b->s != NULL);
+    gl_buf_append(out, "\t", 1);
+    if (b->l) gl_format_ts_us(b->l->at_us, ts, sizeof ts);
+    copy_text(out, ts, b->l != NULL);
+    gl_buf_append(out, "\t", 1);
+    if (b->s) gl_format_ts_us(b->s->settled_us, ts, sizeof ts);
+    copy_text(out, ts, b->s != NULL);
+    gl_buf_append(out, "\t", 1);
+    copy_text(out, t->bin, t->bin[0] != '\0');
+    gl_buf_append(out, "\t", 1);
+    copy_text(out, t->last4, t->last4[0] != '\0');
+    gl_buf_append(out, "\t", 1);
+    copy_text(out, t->token, t->token[0] != '\0');
+    gl_buf_append(out, "\n", 1);
+}
+
+/* Sealed report files: written to "<path>.tmp", renamed into place when sealed. */
+typedef struct {
+    char path[4096], tmp[4200];
+    FILE *f;
+    gl_sealed_writer *w;
+} sealed_file;
+
+static bool sealed_open(sealed_file *s, const char *dir, const gl_id *run, const char *ext,
+                        const gl_seal_keyring *keys, gl_error *err) {
+    char id[GL_ID_STR_LEN + 1];
+    gl_id_format(run, id);
+    snprintf(s->path, sizeof s->path, "%s/recon-%s.%s.sealed", dir, id, ext);
+    snprintf(s->tmp, sizeof s->tmp, "%s.tmp", s->path);
+    int fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    s->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!s->f) {
+        if (fd >= 0) close(fd);
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot create %s: %s", s->tmp, strerror(errno));
+        return false;
+    }
+    s->w = gl_sealed_open_write(s->f, keys, err);
+    return s->w != NULL;
+}
+
+static bool sealed_put(sealed_file *s, const gl_buf *b, gl_error *err) {
+    return gl_sealed_write(s->w, b->data, b->len, err);
+}
+
+static bool sealed_finish(sealed_file *s, bool ok, gl_error *err) {
+    if (ok) ok = gl_sealed_close(s->w, err);
+    else gl_sealed_abort(s->w);
+    s->w = NULL;
+    if (s->f) {
+        if (ok && (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0)) {
+            gl_error_set(err, GL_ERR_INTERNAL, "cannot write %s: %s", s->tmp, strerror(errno));
+            ok = false;
+        }
+        fclose(s->f);
+        s->f = NULL;
+    }
+    if (ok && rename(s->tmp, s->path) != 0) {
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot rename %s: %s", s->tmp, strerror(errno));
+        ok = false;
+    }
+    if (!ok) unlink(s->tmp);
+    return ok;
+}
+
+static json_t *summary_json(const job *j) {
+    const gl_recon_summary *s = j->sum;
+    char id[GL_ID_STR_LEN + 1], from[40], to[40], acct[GL_ID_STR_LEN + 1];
+    gl_id_format(&s->run_id, id);
+    gl_id_format(&j->o->clearing_account, acct);
+    gl_format_rfc3339_us(j->o->from_us, from, sizeof from);
+    gl_format_rfc3339_us(j->o->to_us, to, sizeof to);
+    json_t *classes = json_object();
+    for (int c = 0; c < GL_BREAK_CLASSES; c++)
+        json_object_set_new(classes, gl_break_class_name((gl_break_class)c), json_integer((json_int_t)s->by_class[c]));
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "run_id", id, "source",
+                     gl_settlement_source_name(j->o->source), "clearing_account", acct, "from", from, "to", to, "lines",
+                     (json_int_t)s->lines, "malformed_lines", (json_int_t)s->malformed, "pans_masked",
+                     (json_int_t)s->pans_masked, "ledger_transfers", (json_int_t)s->ledger_transfers, "matched",
+                     (json_int_t)s->matched, "matched_by_amount", (json_int_t)s->matched_by_amount, "breaks",
+                     (json_int_t)s->breaks, "unexplained", (json_int_t)s->unexplained, "by_class", classes);
+}
+
+static bool copy_flush(PGconn *db, gl_buf *b, gl_error *err) {
+    if (b->failed) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory building COPY data");
+        return false;
+    }
+    if (b->len && PQputCopyData(db, b->data, (int)b->len) != 1) {
+        gl_error_set(err, GL_ERR_DB, "COPY failed: %s", PQerrorMessage(db));
+        return false;
+    }
+    gl_buf_reset(b);
+    return true;
+}
+
+static bool copy_end(PGconn *db, bool ok, gl_error *err) {
+    if (PQputCopyEnd(db, ok ? NULL : "recon aborted") != 1) ok = false;
+    PGresult *r = PQgetResult(db);
+    if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        gl_pg_error(err, db, r, "COPY");
+        ok = false;
+    }
+    PQclear(r);
+    while ((r = PQgetResult(db))) PQclear(r);
+    return ok;
+}
+
+static bool copy_begin(PGconn *db, const char *sql, gl_error *err) {
+    PGresult *r = PQexec(db, sql);
+    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
+    if (!ok) gl_pg_error(err, db, r, "COPY");
+    PQclear(r);
+    return ok;
+}
+
+/* One pass over the breaks: the table, the sealed JSON and the sealed CSV. */
+static bool write_breaks(job *j, PGconn *db, gl_error *err) {
+    breaks_reader br = {0};
+    br.data = part_load(j->w.breaks, &br.len, err);
+    if (!br.data) return false;
+    char run[GL_ID_STR_LEN + 1];
+    gl_id_format(&j->sum->run_id, run);
+    sealed_file js = {0}, cs = {0};
+    gl_buf row = {0}, jb = {0}, cb = {0};
+    bool ok = sealed_open(&js, j->o->out_dir, &j->sum->run_id, "json", j->o->seal_keys, err) &&
+              sealed_open(&cs, j->o->out_dir, &j->sum->run_id, "csv", j->o->seal_keys, err);
+    if (ok) {
+        json_t *sum = summary_json(j);
+        char *s = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(sum);
+        s[strlen(s) - 1] = '\0'; /* drop the closing brace: the breaks array follows */
+        gl_buf_printf(&jb, "%s,\"breaks\":[", s);
+        free(s);
+        gl_buf_printf(&cb, "n,class,explained,reference,psp_id,transfer_id,line,ledger_amount,settlement_amount,"
+                           "ledger_fee,settlement_fee,ledger_currency,settlement_currency,ledger_at,settlement_at,"
+                           "card_bin,card_last4,card_token\n");
+    }
+    ok = ok && gl_pg_run(db, "BEGIN", 0, NULL, err) &&
+         copy_begin(db,
+                    "COPY recon_breaks (run_id, n, class, explained, reference, psp_id, transfer_id, line_no, "
+                    "ledger_amount, settlement_amount, ledger_fee, settlement_fee, ledger_currency, "
+                    "settlement_currency, ledger_at, settlement_at, card_bin, card_last4, card_token) FROM STDIN",
+                    err);
+    bool copying = ok;
+    break_item b;
+    for (uint64_t n = 1; ok && breaks_next(&br, &b); n++) {
+        brk_text t;
+        brk_texts(&b, &t);
+        brk_copy_row(&row, run, n, &b, &t);
+        json_t *o = brk_json(n, &b, &t);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        gl_buf_printf(&jb, "%s%s", n > 1 ? "," : "", s ? s : "null");
+        free(s);
+        brk_csv(&cb, n, &b, &t);
+        if (row.len >= COPY_FLUSH_BYTES) ok = copy_flush(db, &row, err);
+        if (ok && jb.len >= COPY_FLUSH_BYTES) ok = sealed_put(&js, &jb, err), gl_buf_reset(&jb);
+        if (ok && cb.len >= COPY_FLUSH_BYTES) ok = sealed_put(&cs, &cb, err), gl_buf_reset(&cb);
+    }
+    gl_buf_printf(&jb, "]}\n");
+    if (copying) ok = copy_flush(db, &row, err) && copy_end(db, ok, err) && ok;
+    ok = ok && sealed_put(&js, &jb, err) && sealed_put(&cs, &cb, err);
+    ok = sealed_finish(&js, ok, err) && ok;
+    ok = sealed_finish(&cs, ok, err) && ok;
+    if (ok) ok = gl_pg_run(db, "COMMIT", 0, NULL, err);
+    else PQclear(PQexec(db, "ROLLBACK"));
+    snprintf(j->sum->json_path, sizeof j->sum->json_path, "%s", js.path);
+    snprintf(j->sum->csv_path, sizeof j->sum->csv_path, "%s", cs.path);
+    gl_buf_free(&row);
+    gl_buf_free(&jb);
+    gl_buf_free(&cb);
+    free(br.data);
+    return ok;
+}
+
+static bool write_malformed(job *j, PGconn *db, gl_error *err) {
+    if (j->sum->malformed == 0) return true;
+    size_t len = 0;
+    char *data = part_load(j->w.malformed, &len, err);
+    if (!data) return false;
+    char run[GL_ID_STR_LEN + 1];
+    gl_id_format(&j->sum->run_id, run);
+    gl_buf b = {0};
+    bool ok = copy_begin(db, "COPY recon_malformed (run_id, line_no, reason) FROM STDIN", err);
+    for (size_t off = 0; ok && off < len;) {
+        const char *nl = memchr(data + off, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - (data + off)) + 1 : len - off;
+        gl_buf_printf(&b, "%s\t", run);
+        gl_buf_append(&b, data + off, n);
+        off += n;
+        if (b.len >= COPY_FLUSH_BYTES) ok = copy_flush(db, &b, err);
+    }
+    if (ok) ok = copy_flush(db, &b, err);
+    ok = copy_end(db, ok, err) && ok;
+    gl_buf_free(&b);
+    free(data);
+    return ok;
+}
+
+/* ---------- the run record and the audit trail ---------- */
+
+static bool insert_run(job *j, PGconn *db, gl_error *err) {
+    const gl_recon_options *o = j->o;
+    char id[GL_ID_STR_LEN + 1], acct[GL_ID_STR_LEN + 1], from[48], to[48];
+    gl_id_format(&j->sum->run_id, id);
+    gl_id_format(&o->clearing_account, acct);
+    gl_format_ts_us(o->from_us, from, sizeof from);
+    gl_format_ts_us(o->to_us, to, sizeof to);
+    const char *p[8] = {id, gl_settlement_source_name(o->source), o->file_path, acct, from, to, o->operator_name,
+                        o->host};
+    return gl_pg_run(db,
+                     "INSERT INTO recon_runs (id, source, file_name, clearing_account, period_from, period_to, "
+                     "operator, host) VALUES ($1::uuid, $2, $3, $4::uuid, $5::timestamptz, $6::timestamptz, $7, $8)",
+                     8, p, err);
+}
+
+static bool finish_run(job *j, PGconn *db, bool ok, const uint8_t sha[32], const gl_error *failure, gl_error *err) {
+    const gl_recon_summary *s = j->sum;
+    char id[GL_ID_STR_LEN + 1], hex[65], v[9][24];
+    gl_id_format(&s->run_id, id);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    uint64_t vals[9] = {s->lines, s->malformed, s->ledger_transfers, s->matched, s->matched_by_amount,
+                        s->breaks, s->unexplained, s->pans_masked, 0};
+    for (int i = 0; i < 9; i++) snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)vals[i]);
+    const char *status = !ok ? "failed" : s->unexplained || s->malformed ? "breaks" : "clean";
+    const char *p[13] = {id, status, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], ok ? NULL : failure->message,
+                         ok ? hex : NULL, NULL};
+    bool updated = gl_pg_run(db,
+                             "UPDATE recon_runs SET finished_at = now(), status = $2, lines = $3::int8, "
+                             "malformed_lines = $4::int8, ledger_transfers = $5::int8, matched = $6::int8, "
+                             "matched_by_amount = $7::int8, breaks = $8::int8, unexplained = $9::int8, "
+                             "pans_masked = $10::int8, error = $11 WHERE id = $1::uuid",
+                             11, p, err);
+    /* file_sha256 is set at insert time only; record it in the audit detail instead. */
+    json_t *detail = summary_json(j);
+    json_object_set_new(detail, "file", json_string(j->o->file_path));
+    if (ok) json_object_set_new(detail, "file_sha256", json_string(hex));
+    json_object_set_new(detail, "status", json_string(status));
+    if (!ok) json_object_set_new(detail, "error", json_string(failure->message));
+    gl_audit_event ev = {.actor = j->o->operator_name, .action = "recon.run", .object = id, .source = j->o->host,
+                         .outcome = ok ? GL_AUDIT_SUCCESS : GL_AUDIT_FAILURE, .detail = detail};
+    bool audited = gl_audit_append(db, &ev, 1, updated ? err : NULL);
+    json_decref(detail);
+    return updated && audited;
+}
+
+/* ---------- the run ---------- */
+
+static unsigned partitions_for(const char *path, size_t budget) {
+    struct stat st;
+    if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 64; /* size unknown */
+    /* A record in memory is about the size of its line; keep one partition at
+     * half the budget (the hash table and the ledger side take the rest). */
+    uint64_t per = budget / 2 ? budget / 2 : 1;
+    uint64_t n = ((uint64_t)st.st_size + per - 1) / per;
+    return n < 1 ? 1 : n > PARTITIONS_MAX ? PARTITIONS_MAX : (unsigned)n;
+}
+
+static bool workspace_open(job *j, gl_error *err) {
+    const char *base = j->o->work_dir && j->o->work_dir[0] ? j->o->work_dir : getenv("TMPDIR");
+    snprintf(j->w.dir, sizeof j->w.dir, "%s/geoledger-recon.XXXXXX", base && base[0] ? base : "/tmp");
+    if (!mkdtemp(j->w.dir)) { /* mode 0700: the partitions hold settlement data */
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot create a work directory in %s: %s", base ? base : "/tmp",
+                     strerror(errno));
+        j->w.dir[0] = '\0';
+        return false;
+    }
+    unsigned n = partitions_for(j->o->file_path, j->o->memory_budget);
+    j->sum->partitions = n;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/breaks", j->w.dir);
+    j->w.breaks = fopen(path, "w+b");
+    snprintf(path, sizeof path, "%s/malformed", j->w.dir);
+    j->w.malformed = fopen(path, "w+b");
+    if (!j->w.breaks || !j->w.malformed) {
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot create work files in %s: %s", j->w.dir, strerror(errno));
+        return false;
+    }
+    return parts_open(&j->w, &j->w.pass1_s, "s1", n, err) && parts_open(&j->w, &j->w.pass1_l, "l1", n, err) &&
+           parts_open(&j->w, &j->w.pass2_s, "s2", n, err) && parts_open(&j->w, &j->w.pass2_l, "l2", n, err);
+}
+
+/* Closes and deletes every work file: nothing of the file outlives the run. */
+static void workspace_close(job *j) {
+    partition_set *sets[4] = {&j->w.pass1_s, &j->w.pass1_l, &j->w.pass2_s, &j->w.pass2_l};
+    const char *names[4] = {"s1", "l1", "s2", "l2"};
+    char path[4200];
+    for (int k = 0; k < 4; k++) {
+        unsigned n = sets[k]->n;
+        parts_close(sets[k]);
+        for (unsigned i = 0; i < n; i++) {
+            part_path(&j->w, names[k], i, path, sizeof path);
+            unlink(path);
+        }
+    }
+    if (j->w.breaks) fclose(j->w.breaks);
+    if (j->w.malformed) fclose(j->w.malformed);
+    if (!j->w.dir[0]) return;
+    snprintf(path, sizeof path, "%s/breaks", j->w.dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/malformed", j->w.dir);
+    unlink(path);
+    rmdir(j->w.dir);
+}
+
+bool gl_recon_run(PGconn *db, const gl_recon_options *o, gl_recon_summary *out, gl_error *err) {
+    memset(out, 0, sizeof *out);
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+        return false;
+    }
+    j->o = o;
+    j->sum = out;
+    uint8_t sha[32] = {0};
+    gl_error failure;
+    gl_error_clear(&failure);
+    bool started = gl_id_new(1, &out->run_id, err);
+    /* The run's id carries the partition's region code like every other row. */
+    PGresult *code = started ? gl_pg_exec(db, "SELECT region_code FROM partition_info", 0, NULL, err) : NULL;
+    if (code && PQntuples(code) == 1) started = gl_id_new((uint8_t)gl_pg_get_i64(code, 0, 0), &out->run_id, err);
+    else started = false;
+    PQclear(code);
+    started = started && insert_run(j, db, err);
+    if (!started) {
+        free(j);
+        return false;
+    }
+    FILE *in = strcmp(o->file_path, "-") == 0 ? stdin : fopen(o->file_path, "rb");
+    bool ok = in != NULL;
+    if (!ok) gl_error_set(&failure, GL_ERR_INVALID, "cannot open %s: %s", o->file_path, strerror(errno));
+    ok = ok && workspace_open(j, &failure) && read_settlement(j, in, sha, &failure) &&
+         read_ledger(j, db, &failure) && match_all(j, &failure) && write_malformed(j, db, &failure) &&
+         write_breaks(j, db, &failure);
+    if (in && in != stdin) fclose(in);
+    workspace_close(j);
+    bool recorded = finish_run(j, db, ok, sha, &failure, err);
+    if (!ok && err) *err = failure;
+    free(j);
+    return ok && recorded;
+}
