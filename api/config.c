@@ -5,6 +5,7 @@
  *     listen = "127.0.0.1"; port = 8080; threads = 4;
  *     body_limit = 1048576; batch_max = 8189; queue_depth = 10000; writers_per_region = 2;
  *     idempotency_ttl_hours = 24; log_level = "info";
+ *     audit_region = "eu";   # where auth failures and admin requests are audited; default: the first region
  *     rate_per_s = 1000; rate_burst = 2000;   # per principal; 0 = no limit
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
  *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
@@ -93,7 +94,8 @@ bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err)
          get_int(g, "idempotency_ttl_hours", 24, 24 * 365, &c->idem_ttl_h, err) &&
          get_int(g, "rate_per_s", 0, 1000000, &c->rate_per_s, err) &&
          get_int(g, "rate_burst", 0, 10000000, &c->rate_burst, err) &&
-         get_str(g, "log_level", c->log_level, sizeof c->log_level, false, err) && load_auth(g, c, err);
+         get_str(g, "log_level", c->log_level, sizeof c->log_level, false, err) &&
+         get_str(g, "audit_region", c->audit_region, sizeof c->audit_region, false, err) && load_auth(g, c, err);
     c->body_limit = (size_t)body;
     config_destroy(&cf);
     return ok;

@@ -18,6 +18,7 @@
 
 #include "../ledger/currency.h"
 #include "../ledger/pg.h"
+#include "../ledger/audit.h"
 #include "mandates.h"
 #include "render.h"
 #include "server.h"
@@ -234,6 +235,7 @@ static gl_job *job_new(gl_req *req, const gl_region *r, size_t n) {
     job->n = n;
     snprintf(job->principal, sizeof job->principal, "%s", req->claims.sub);
     snprintf(job->request_id, sizeof job->request_id, "%s", req->request_id);
+    snprintf(job->source, sizeof job->source, "%s", req->client_ip);
     return job;
 }
 
@@ -884,6 +886,20 @@ static bool respond_mandate(gl_job *job, unsigned status, const gl_mandate *m) {
     return job->resp.body != NULL;
 }
 
+/* A mandate change is audited in the transaction that makes it (PCI DSS
+ * 10.2.1): both commit, or neither. */
+static bool audit_mandate(PGconn *db, const gl_job *job, const char *action, const gl_mandate *m, gl_error *err) {
+    json_t *detail = gl_mandate_json(m);
+    char id[GL_ID_STR_LEN + 1];
+    gl_id_format(&m->id, id);
+    json_object_set_new(detail, "request_id", json_string(job->request_id));
+    gl_audit_event ev = {.actor = job->principal, .action = action, .object = id, .source = job->source,
+                         .outcome = GL_AUDIT_SUCCESS, .detail = detail};
+    bool ok = gl_audit_append(db, &ev, 1, err);
+    json_decref(detail);
+    return ok;
+}
+
 /* Runs in the writer's transaction; reruns of the batch start from the request's copy. */
 static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
     gl_mandate m = *(const gl_mandate *)job->extra;
@@ -892,13 +908,14 @@ static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
     if (rc == 0)
         return respond_error_in_job(job, 409, "mandate_exists",
                                     "a live mandate already covers this wallet, grantee and currency: revoke it first");
-    return respond_mandate(job, 201, &m);
+    return audit_mandate(db, job, "mandate.create", &m, err) && respond_mandate(job, 201, &m);
 }
 
 static bool respond_mandate_revoke(gl_job *job, PGconn *db, gl_error *err) {
     gl_mandate m;
-    if (gl_mandate_revoke(db, (const gl_id *)job->extra, job->principal, &m, err) < 0) return false;
-    return respond_mandate(job, 200, &m);
+    int rc = gl_mandate_revoke(db, (const gl_id *)job->extra, job->principal, &m, err);
+    if (rc < 0) return false;
+    return (rc == 0 || audit_mandate(db, job, "mandate.revoke", &m, err)) && respond_mandate(job, 200, &m);
 }
 
 /* Checks the body of POST /v1/mandates into *m; on failure sets *fail. */

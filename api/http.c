@@ -7,6 +7,7 @@
  * handle it). A write suspends the connection; the writer resumes it after
  * COMMIT and MHD calls on_request once more, when the job's response is sent.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,33 @@ static uint64_t elapsed_us(const gl_req *req) {
     return (uint64_t)((now.tv_sec - req->start.tv_sec) * 1000000LL + (now.tv_nsec - req->start.tv_nsec) / 1000);
 }
 
+/* PCI DSS 10.2.1: failed authentication, refused access and every write by an
+ * admin go to the audit log. State changes that commit (mandates) are audited
+ * in their own transaction instead (handlers.c). */
+static void audit_request(const gl_req *req, const gl_response *r, const char *route, const char *error_code) {
+    bool admin = req->claims.sub[0] && gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN);
+    bool write = strcmp(req->method, "GET") != 0;
+    const char *action = r->status == 401                         ? "auth.failure"
+                         : r->status == 403                       ? "access.denied"
+                         : admin && write                         ? "admin.request"
+                                                                  : NULL;
+    if (!action) return;
+    json_t *d = json_pack("{s:s,s:i,s:s,s:s}", "method", req->method, "status", (int)r->status, "reason",
+                          error_code ? error_code : "", "request_id", req->request_id);
+    char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    gl_audit_event ev = {.actor = req->claims.sub[0] ? req->claims.sub : "unauthenticated",
+                         .action = action,
+                         .object = route,
+                         .source = req->client_ip,
+                         .outcome = r->status == 401 || r->status == 403 ? GL_AUDIT_DENIED
+                                    : r->status < 400                 ? GL_AUDIT_SUCCESS
+                                                                      : GL_AUDIT_FAILURE,
+                         .detail_text = detail};
+    gl_auditq_record(req->srv->audit, &ev);
+    free(detail);
+}
+
 /* The request's log line and metrics. */
 static void record(const gl_req *req, const gl_response *r) {
     uint64_t us = elapsed_us(req);
@@ -96,6 +124,7 @@ static void record(const gl_req *req, const gl_response *r) {
                                (int)r->status, us, req->region_name, req->traceparent[0] ? req->traceparent : NULL,
                                error_code};
     gl_log_request(&f);
+    audit_request(req, r, route, error_code);
     json_decref(body);
     gl_metrics_request(req->srv->metrics, gl_metrics_find_route(req->srv->metrics, route), req->method,
                        (int)r->status, us);
@@ -128,6 +157,19 @@ static void take_traceparent(gl_req *req) {
         req->traceparent[0] = '\0';
 }
 
+static void take_client_ip(gl_req *req) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const char *ok = NULL;
+    if (sa && sa->sa_family == AF_INET)
+        ok = inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->client_ip,
+                       sizeof req->client_ip);
+    else if (sa && sa->sa_family == AF_INET6)
+        ok = inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, req->client_ip,
+                       sizeof req->client_ip);
+    if (!ok) snprintf(req->client_ip, sizeof req->client_ip, "unknown");
+}
+
 static gl_req *req_new(gl_server *srv, struct MHD_Connection *conn, const char *url, const char *method) {
     gl_req *req = calloc(1, sizeof *req);
     if (!req) return NULL;
@@ -138,7 +180,17 @@ static gl_req *req_new(gl_server *srv, struct MHD_Connection *conn, const char *
     snprintf(req->method, sizeof req->method, "%s", method);
     snprintf(req->url, sizeof req->url, "%s", url);
     take_traceparent(req);
+    take_client_ip(req);
     return req;
+}
+
+static bool declared_too_large(const gl_req *req) {
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl) return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return end != cl && errno == 0 && n > req->srv->cfg.body_limit;
 }
 
 static bool append_body(gl_req *req, const char *data, size_t n) {
@@ -164,7 +216,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req) {
         req = req_new(srv, conn, url, method);
         *con_cls = req;
-        return req ? MHD_YES : MHD_NO;
+        if (!req) return MHD_NO;
+        /* A declared length over the limit is refused before a byte of the
+         * body is read (MHD then closes the connection); a chunked body is
+         * counted as it arrives (append_body). */
+        if (declared_too_large(req)) {
+            gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
+            return send_response(req, &r);
+        }
+        return MHD_YES;
     }
     if (req->job) { /* resumed by the writer: the batch committed (or failed) */
         gl_response r = req->job->resp;

@@ -36,7 +36,19 @@ static bool init_auth(gl_server *srv, gl_error *err) {
 static const char *const routes[] = {
     "/v1/accounts", "/v1/accounts/{id}", "/v1/accounts/{id}/balance", "/v1/accounts/{id}/entries",
     "/v1/transfers", "/v1/transfers/batch", "/v1/transfers/{id}", "/v1/transfers/{id}/post",
-    "/v1/transfers/{id}/void", "/v1/transfers/{id}/reverse", "/healthz", "/readyz", "/metrics", "(unmatched)"};
+    "/v1/transfers/{id}/void", "/v1/transfers/{id}/reverse", "/v1/mandates", "/v1/mandates/{id}", "/healthz",
+    "/readyz", "/metrics", "(unmatched)"};
+
+static bool start_audit(gl_server *srv, gl_error *err) {
+    const gl_region *r = srv->cfg.audit_region[0] ? gl_region_by_name(&srv->regions, srv->cfg.audit_region)
+                                                  : &srv->regions.regions[0];
+    if (!r) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd.audit_region \"%s\" is not a configured region", srv->cfg.audit_region);
+        return false;
+    }
+    srv->audit = gl_auditq_start(r, err);
+    return srv->audit != NULL;
+}
 
 static bool init_observability(gl_server *srv, gl_error *err) {
     gl_log_level level;
@@ -103,7 +115,7 @@ int main(int argc, char **argv) {
     if (!init_observability(&srv, &err)) return fail(&err);
     pthread_mutex_init(&srv.inflight_mu, NULL);
     srv.inflight = json_object();
-    if (!gl_writers_start(&srv, &err) || !gl_http_start(&srv, &err)) return fail(&err);
+    if (!start_audit(&srv, &err) || !gl_writers_start(&srv, &err) || !gl_http_start(&srv, &err)) return fail(&err);
     fprintf(stderr, "{\"level\":\"info\",\"event\":\"listening\",\"listen\":\"%s\",\"port\":%d,\"regions\":%d}\n",
             srv.cfg.listen, srv.cfg.port, srv.regions.n_regions);
 
@@ -112,6 +124,7 @@ int main(int argc, char **argv) {
     gl_http_quiesce(&srv);
     gl_writers_stop(&srv); /* every queued job commits and its connection resumes */
     gl_http_stop(&srv);
+    gl_auditq_stop(srv.audit); /* after the last request: its events are queued */
     gl_jwt_verifier_free(&srv.jwt);
     json_decref(srv.inflight);
     gl_metrics_free(srv.metrics);

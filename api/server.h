@@ -21,6 +21,7 @@
 
 #include "../ledger/ledger.h"
 #include "../regions/regions.h"
+#include "auditq.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -41,6 +42,7 @@ typedef struct {
     int rate_per_s; /* per principal; 0 = unlimited */
     int rate_burst;
     char log_level[8];
+    char audit_region[GL_REGION_NAME_MAX + 1]; /* "" = the first region */
     char auth_alg[8];
     char auth_key_file[1024];
     char auth_issuer[128];
@@ -70,6 +72,7 @@ struct gl_job {
     const gl_region *region;
     char principal[LEDGER_OWNER_MAX + 1];
     char request_id[33];
+    char source[64]; /* the client's address, for the audit log */
     /* idempotency (key "" = none) */
     char idem_key[GL_IDEM_KEY_MAX + 1];
     char method[8];
@@ -128,6 +131,7 @@ struct gl_server {
     json_t *inflight; /* "principal\x1fkey" -> true while a request with that key runs */
     gl_metrics *metrics;
     gl_ratelimit *ratelimit; /* NULL: no per-principal limit */
+    gl_auditq *audit;        /* auth failures, denials, admin requests */
 };
 
 /* One HTTP request, from its first byte to its response. */
@@ -136,6 +140,7 @@ typedef struct {
     struct MHD_Connection *conn;
     char request_id[33];
     char traceparent[56];
+    char client_ip[64]; /* where from (audit) */
     char method[8];
     char url[GL_PATH_MAX];
     char route[64]; /* the matched route template, for logs and metrics */

@@ -449,6 +449,13 @@ bad "bad input: currency mismatch -> 422" "$(jq -c '.currency = "USD"' <<<"$GOOD
     printf '"}}'
 } >"$W/big.json"
 bad "bad input: body over 1 MiB -> 413" "@$W/big.json" 413
+post /v1/transfers "$TA" "@$W/big.json" "$(newkey)" -H "Transfer-Encoding: chunked"
+expect "bad input: chunked body over 1 MiB (no Content-Length) -> 413" 413 body_too_large
+unchanged "bad input: chunked body over 1 MiB"
+# Declared too large: refused from the headers, before the body is sent (Expect: 100-continue is answered with 413).
+ST=$(curl -s -o "$W/body" -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TA" -H 'Content-Type: application/json' \
+    -H "Idempotency-Key: $(newkey)" -H 'Expect: 100-continue' --data-binary "@$W/big.json" "$BASE/v1/transfers" || true)
+expect "bad input: declared Content-Length over the limit -> 413 before the body" 413 body_too_large
 head -c 10000 /dev/zero | tr '\0' '[' >"$W/deep.json"
 bad "bad input: 10000 nested [ -> 400" "@$W/deep.json" 400
 {
@@ -838,6 +845,32 @@ req POST /v1/mandates "$TU" "$(mandate "$UW2" "$APP" 10 10)"
 expect "mandates: a new mandate after the revocation" 201
 req DELETE "/v1/mandates/00000000-0000-7000-8001-000000000000" "$TU"
 expect "mandates: unknown id -> 404" 404 mandate_not_found
+
+# ---------------------------------------------------------------- audit log
+
+req GET "/v1/accounts/$A1" "not.a.token"
+expect "audit: a garbled token is refused" 401
+# auth failures and denials reach the audit log asynchronously (auditq.c): wait for them
+AUDIT=""
+for _ in $(seq 50); do
+    AUDIT=$("$BUILD/bin/ledgerctl" --config "$CONF" --json audit show --region eu --limit 10000 2>/dev/null || true)
+    if jq -e --arg a "$APP" '.rows | any(.action == "access.denied" and .actor == $a)' >/dev/null 2>&1 <<<"$AUDIT" &&
+        jq -e '.rows | any(.action == "auth.failure")' >/dev/null 2>&1 <<<"$AUDIT"; then break; fi
+    sleep 0.1
+done
+check "audit: mandate create and revoke recorded with who, what and where from" "$(head -c 300 <<<"$AUDIT")" \
+    eq "$(jq -r --arg u "$USER" --arg m "$M2" '[.rows[] | select(.actor == $u and .object == $m and .outcome == "success")
+        | .action + ":" + .source] | sort | join(",")' <<<"$AUDIT")" "mandate.create:127.0.0.1,mandate.revoke:127.0.0.1"
+jqt() { jq -e "$@" >/dev/null; } # a jq test as a command for check
+check "audit: a refused charge is recorded as denied, with its reason" "$(head -c 300 <<<"$AUDIT")" \
+    jqt --arg a "$APP" '.rows | any(.action == "access.denied" and .actor == $a and .outcome == "denied"
+        and .detail.reason == "mandate_limit_exceeded" and .object == "/v1/transfers")' <<<"$AUDIT"
+check "audit: authentication failures are recorded" "$(head -c 300 <<<"$AUDIT")" \
+    jqt '.rows | any(.action == "auth.failure" and .actor == "unauthenticated" and .outcome == "denied")' <<<"$AUDIT"
+check "audit: no token, body or secret in the audit log" "$(head -c 300 <<<"$AUDIT")" \
+    bash -c "! grep -qF -- '$TA' <<<'$AUDIT' && ! grep -qF -- '$KEY' <<<'$AUDIT'"
+"$BUILD/bin/ledgerctl" --config "$CONF" audit verify >"$W/audit_verify" 2>&1 && AV=0 || AV=$?
+check "audit: ledgerctl audit verify finds the chain intact" "exit $AV: $(head -c 300 "$W/audit_verify")" eq "$AV" 0
 
 # ---------------------------------------------------------------- entries, as_of
 
