@@ -38,7 +38,7 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
-BENCH_BIN := $(BUILD)/bin/ledger-bench
+BENCH_BIN := $(BUILD)/bin/ledger-bench $(BUILD)/bin/recon-seed
 
 .PHONY: all deps build run stop test unit asan bench lint install clean help
 # Keep object files of test programs (otherwise make deletes them as intermediates).
@@ -95,7 +95,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
-$(BENCH_BIN): $(BUILD)/obj/bench/ledger_bench.o $(LIB)
+$(BUILD)/bin/ledger-bench: $(BUILD)/obj/bench/ledger_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/bin/recon-seed: $(BUILD)/obj/bench/recon_seed.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 

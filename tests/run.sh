@@ -7,8 +7,9 @@
 # 2. a throwaway 3-region PostgreSQL cluster (eu, us, sg) in a temp dir,
 #    its ledger.conf, and `ledgerctl migrate`;
 # 3. every integration test (one binary per tests/integration/test_*.c);
-# 4. tests/api.sh (ledgerd over HTTP), then tests/stress.sh, if present and executable;
-# 5. `ledgerctl verify` on everything the tests left behind.
+# 4. tests/api.sh (ledgerd over HTTP), the OpenAPI lint, tests/report.sh
+#    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh;
+# 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind.
 #
 # A failing step does not stop the run: the report is complete, and the last
 # line is "N passed, N failed". Exit status 1 if anything failed. The cluster
@@ -135,6 +136,8 @@ if ((cluster_ok)); then
 
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
     run_step "api: OpenAPI lint (@redocly/cli)" api/lint-openapi.sh
+    run_step "report: compliance report, HTML in headless Chromium" env TEST_DIR="$DIR" tests/report.sh
+    run_step "recon: settlement files end to end (breaks, PCI, sealed reports)" env TEST_DIR="$DIR" tests/recon.sh
     if [[ -x tests/stress.sh ]]; then
         run_step "stress" env TEST_DIR="$DIR" tests/stress.sh
     elif [[ -e tests/stress.sh ]]; then
@@ -144,6 +147,8 @@ if ((cluster_ok)); then
 
     run_step "verify: ledgerctl verify" \
         "$BUILD/bin/ledgerctl" verify
+    run_step "verify: ledgerctl audit verify" \
+        "$BUILD/bin/ledgerctl" audit verify
 else
     for t in "${ITESTS[@]}"; do fail "integration $t" "not run: no cluster"; done
     [[ ! -x tests/stress.sh ]] || fail "stress" "not run: no cluster"
