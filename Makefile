@@ -116,6 +116,7 @@ run: build
 	@scripts/cluster.sh conf $(RUN_DIR)/pg $(RUN_DIR)/ledger.conf $(REGIONS)
 	@scripts/ledgerd-conf.sh $(RUN_DIR)/ledger.conf $(RUN_DIR)/dev-hs256.key $(API_PORT)
 	@$(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
+	@scripts/dev-keys.sh $(RUN_DIR)
 	@scripts/ledgerd-run.sh start $(RUN_DIR) $(LEDGERD) $(API_PORT)
 	@scripts/usage.sh $(RUN_DIR)/ledger.conf $(LEDGERCTL) $(API_PORT)
 

@@ -129,9 +129,7 @@ json_t *gl_mandate_json(const gl_mandate *m) {
     json_object_set_new(o, "expires_at", time_json(m->expires_at_us));
     json_object_set_new(o, "created_by", json_string(m->created_by));
     json_object_set_new(o, "created_at", time_json(m->created_at_us));
-    if (m->revoked_at_us) {
-        json_object_set_new(o, "revoked_at", time_json(m->revoked_at_us));
-        json_object_set_new(o, "revoked_by", json_string(m->revoked_by));
-    }
+    json_object_set_new(o, "revoked_at", m->revoked_at_us ? time_json(m->revoked_at_us) : json_null());
+    json_object_set_new(o, "revoked_by", m->revoked_at_us ? json_string(m->revoked_by) : json_null());
     return o;
 }

@@ -59,7 +59,7 @@ int gl_mandate_revoke(PGconn *db, const gl_id *id, const char *by, gl_mandate *m
 
 /* {id, wallet_account_id, grantee, currency, max_amount_per_charge,
  *  max_amount_per_day, spent_today, status: active|revoked|expired,
- *  expires_at, created_by, created_at, revoked_at?, revoked_by?} */
+ *  expires_at, created_by, created_at, revoked_at, revoked_by (null while live)} */
 json_t *gl_mandate_json(const gl_mandate *m);
 
 #endif

@@ -22,6 +22,9 @@ scripts/cluster.sh start "$DIR" bench:$PORT >/dev/null
 scripts/cluster.sh conf "$DIR" "$DIR/ledger.conf" bench:$PORT:1 >/dev/null
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" migrate >/dev/null
 
+# BENCH_ONLY=recon runs the reconciliation scenario alone (it needs no pgbench).
+only=${BENCH_ONLY:-}
+if [[ "$only" != recon ]]; then
 echo "== pgbench tpcb-like: scale 10, 8 clients, ${SECONDS_PER_RUN} s"
 "$PG_BIN/createdb" -h "$DIR/bench" -p $PORT -U postgres pgbench
 "$PG_BIN/pgbench" -h "$DIR/bench" -p $PORT -U postgres -i -s 10 -q pgbench >/dev/null 2>&1
@@ -61,7 +64,56 @@ non2xx=$(sed -n 's/^http_non_2xx=\([0-9]*\)/\1/p' <<<"$wrk_out")
 [[ "${non2xx:-0}" == 0 ]] || echo "bench: WARNING: $non2xx non-2xx responses (see $DIR/ledgerd.log)"
 
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" verify >/dev/null || { echo "bench: verify failed" >&2; exit 1; }
+fi
 
+# ---- recon: a settlement file against the ledger, vs COPY + FULL OUTER JOIN in PostgreSQL alone
+RECON_LINES=${BENCH_RECON_LINES:-1000000}
+echo "== recon: $RECON_LINES settlement lines against $RECON_LINES ledger transfers, seeded breaks"
+(umask 077 && printf 'bench %s\n' "$(openssl rand -hex 32)" >"$DIR/pan.keys" &&
+    printf 'bench %s\n' "$(openssl rand -hex 32)" >"$DIR/seal.keys")
+mkdir -p "$DIR/reports"
+seed() { # LINES FILE -> the clearing account id
+    "$BUILD/bin/recon-seed" --config "$DIR/ledger.conf" --region bench --transfers "$1" --file "$2" |
+        sed -n 's/.*clearing_account=\([^ ]*\).*/\1/p'
+}
+recon_run() { # LINES FILE ACCOUNT: prints "elapsed_s rss_kb" and the summary
+    /usr/bin/time -f "%e %M" -o "$DIR/time.out" "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" --json recon run \
+        --region bench --source generic --file "$2" --account "$3" --from "$(date -u +%Y-%m-%d)" \
+        --to "$(date -u -d tomorrow +%Y-%m-%d)" --pan-keys "$DIR/pan.keys" --seal-keys "$DIR/seal.keys" \
+        --out "$DIR/reports" >"$DIR/recon.json" || [[ $? == 4 ]] # exit 4: the seeded breaks
+}
+small_account=$(seed $((RECON_LINES / 4)) "$DIR/small.csv")
+big_account=$(seed "$RECON_LINES" "$DIR/big.csv")
+"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc "VACUUM ANALYZE transfers" -c CHECKPOINT geoledger
+recon_run $((RECON_LINES / 4)) "$DIR/small.csv" "$small_account"
+# (GNU time's last line; a line before it notes the exit status 4)
+small_rss_kb=$(tail -n 1 "$DIR/time.out" | awk '{print $2}')
+recon_run "$RECON_LINES" "$DIR/big.csv" "$big_account"
+read -r recon_s recon_rss_kb < <(tail -n 1 "$DIR/time.out")
+jq -c '{lines, ledger_transfers, matched, breaks, by_class}' "$DIR/recon.json"
+recon_lps=$(echo "$RECON_LINES / $recon_s" | bc -l)
+# The baseline: what a team without a recon tool would run: load the file into a
+# table and let PostgreSQL join it to the clearing account's transfers.
+cat >"$DIR/baseline.sql" <<SQL
+\\set ON_ERROR_STOP 1
+CREATE TABLE settlement (reference text, psp_id text, type text, currency text, gross numeric, fee numeric,
+                         net numeric, created_at timestamptz, settled_at timestamptz);
+\\copy settlement FROM '$DIR/big.csv' CSV HEADER
+SELECT count(*) AS breaks FROM settlement s FULL OUTER JOIN
+       (SELECT reference, amount, currency FROM transfers
+         WHERE debit_account_id = '$big_account' OR credit_account_id = '$big_account') t
+       ON s.reference = t.reference
+ WHERE s.reference IS NULL OR t.reference IS NULL OR s.gross * 100 <> t.amount OR s.currency <> t.currency;
+DROP TABLE settlement;
+SQL
+t0=$(date +%s%N)
+"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -q -f "$DIR/baseline.sql" geoledger >/dev/null
+t1=$(date +%s%N)
+baseline_lps=$(echo "$RECON_LINES * 1000000000 / ($t1 - $t0)" | bc -l)
+printf 'recon %.2f s (peak RSS %d MB; %d lines: %d MB), baseline %.2f s\n' "$recon_s" $((recon_rss_kb / 1024)) \
+    $((RECON_LINES / 4)) $((small_rss_kb / 1024)) "$(echo "($t1 - $t0) / 1000000000" | bc -l)"
+
+if [[ "$only" != recon ]]; then
 echo
 printf '%-10s %18s %14s %8s\n' scenario transfers_per_s pgbench_tps ratio
 for scenario in uniform hot; do
@@ -77,3 +129,6 @@ for scenario in uniform hot; do
 done
 printf 'bench: http transfers_per_s=%s p99_ms=%.2f pgbench_tps=%.0f ratio=%.2f\n' "$http_rps" "$p99" "$pgbench_tps" \
     "$(echo "$http_rps / $pgbench_tps" | bc -l)"
+fi
+printf 'bench: recon lines_per_s=%.0f baseline_lines_per_s=%.0f ratio=%.2f peak_rss_mb=%d\n' "$recon_lps" \
+    "$baseline_lps" "$(echo "$recon_lps / $baseline_lps" | bc -l)" $((recon_rss_kb / 1024))

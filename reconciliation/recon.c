@@ -1013,9 +1013,10 @@ static bool finish_run(job *j, PGconn *db, bool ok, const uint8_t sha[32], const
 static unsigned partitions_for(const char *path, size_t budget) {
     struct stat st;
     if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 64; /* size unknown */
-    /* A record in memory is about the size of its line; keep one partition at
-     * half the budget (the hash table and the ledger side take the rest). */
-    uint64_t per = budget / 2 ? budget / 2 : 1;
+    /* A partition in memory holds its settlement records (about 1.3 bytes per
+     * byte of file), as many ledger records and the hash table: about 3 bytes
+     * per byte of file must fit in the budget. */
+    uint64_t per = budget / 3 ? budget / 3 : 1;
     uint64_t n = ((uint64_t)st.st_size + per - 1) / per;
     return n < 1 ? 1 : n > PARTITIONS_MAX ? PARTITIONS_MAX : (unsigned)n;
 }

@@ -33,6 +33,21 @@ The HTTP API (ledgerd) listens on 127.0.0.1:$port:
        http://127.0.0.1:$port/v1/transfers
   curl -s http://127.0.0.1:$port/readyz
 
+  # mandates: let another principal (a mini-app) charge a wallet within caps
+  curl -s -H "Authorization: Bearer \$TOKEN" -d '{"wallet_account_id":"<id>","grantee":"app.shop","currency":"EUR",
+       "max_amount_per_charge":5000,"max_amount_per_day":20000,"expires_at":"2027-01-01T00:00:00Z"}' \
+       http://127.0.0.1:$port/v1/mandates
+
+Reconciliation, compliance report and audit log (keys for dev in $(dirname "$conf")):
+
+  export GEOLEDGER_PAN_KEYS=$(dirname "$conf")/pan.keys GEOLEDGER_SEAL_KEYS=$(dirname "$conf")/seal.keys
+  C=\$(\$L --json account create --region eu --currency EUR --owner psp --kind psp_clearing | jq -r .id)
+  \$L recon run --region eu --source generic --file tests/data/recon/generic_small.csv --account \$C \
+      --from 2026-11-01 --to 2026-12-01 --out /tmp      # exit 4: the sample's lines have no ledger transfers
+  \$L recon decrypt /tmp/recon-<run id>.json.sealed | jq "del(.breaks)"
+  \$L report regional --region eu --from \$(date -u +%F) --to \$(date -u -d tomorrow +%F) --format html --out /tmp/eu.html
+  \$L audit verify                   # the hash-chained audit log of every region
+
   make stop                         # stop ledgerd and the cluster (data stays in ./var)
 
 (jq is optional: without it, copy the ids from the output.)
