@@ -82,11 +82,16 @@ typedef struct {
     char *buf[PARTITIONS_MAX];
 } partition_set;
 
+/* Matching runs on MATCHERS threads; each owns its breaks file and its pass-2
+ * partitions, so no output is shared while they run. */
+#define MATCHERS 2
+
 typedef struct {
     char dir[4096];
-    partition_set pass1_s, pass1_l, pass2_s, pass2_l;
-    FILE *breaks;    /* break records: class byte + up to two records */
-    FILE *malformed; /* "line\treason\n" */
+    partition_set pass1_s, pass1_l;
+    partition_set pass2_s[MATCHERS], pass2_l[MATCHERS];
+    FILE *breaks[MATCHERS]; /* break records: an 8-byte head + up to two records */
+    FILE *malformed;        /* "line\treason\n" */
 } workspace;
 
 static void part_path(const workspace *w, const char *name, unsigned i, char *out, size_t cap) {
@@ -173,25 +178,36 @@ typedef struct {
     const gl_recon_options *o;
     gl_recon_summary *sum;
     workspace w;
-    uint64_t break_no;
     _Alignas(8) char scratch[REC_SCRATCH];
 } job;
+
+/* One matching thread: partitions first, first + MATCHERS, ...; its outputs
+ * and counters are its own until they are merged after the join. */
+typedef struct {
+    job *j;
+    unsigned first;
+    FILE *breaks;
+    partition_set *p2s, *p2l;
+    uint64_t breaks_n, unexplained, matched, matched_by_amount, by_class[GL_BREAK_CLASSES];
+    bool ok;
+    gl_error err;
+} matcher;
 
 static bool in_period(const job *j, int64_t at_us) { return at_us >= j->o->from_us && at_us < j->o->to_us; }
 
 /* A break: its class and the records on each side (either may be NULL). */
-static bool emit_break(job *j, gl_break_class c, const rec *s, const rec *l, gl_error *err) {
+static bool emit_break(matcher *m, gl_break_class c, const rec *s, const rec *l) {
     /* 8 bytes, so the records after it stay 8-aligned when loaded back */
     uint8_t head[8] = {(uint8_t)c, (uint8_t)((s ? 1 : 0) | (l ? 2 : 0))};
-    if (fwrite(head, sizeof head, 1, j->w.breaks) != 1 || (s && !rec_write(j->w.breaks, s, err)) ||
-        (l && !rec_write(j->w.breaks, l, err))) {
-        if (err && err->kind == GL_ERR_NONE)
-            gl_error_set(err, GL_ERR_INTERNAL, "cannot write the breaks file: %s", strerror(errno));
+    if (fwrite(head, sizeof head, 1, m->breaks) != 1 || (s && !rec_write(m->breaks, s, &m->err)) ||
+        (l && !rec_write(m->breaks, l, &m->err))) {
+        if (m->err.kind == GL_ERR_NONE)
+            gl_error_set(&m->err, GL_ERR_INTERNAL, "cannot write the breaks file: %s", strerror(errno));
         return false;
     }
-    j->sum->breaks++;
-    j->sum->by_class[c]++;
-    if (c != GL_BREAK_TIMING) j->sum->unexplained++;
+    m->breaks_n++;
+    m->by_class[c]++;
+    if (c != GL_BREAK_TIMING) m->unexplained++;
     return true;
 }
 
@@ -525,12 +541,12 @@ static rec *probe_amount(const rec_table *t, const rec *l, int64_t window_us) {
 }
 
 /* Compares a pair found by key; the most serious difference names the break. */
-static bool judge_pair(job *j, const rec *s, const rec *l, gl_error *err) {
-    if (memcmp(s->currency, l->currency, 3) != 0) return emit_break(j, GL_BREAK_CURRENCY_MISMATCH, s, l, err);
-    if (s->amount != l->amount) return emit_break(j, GL_BREAK_AMOUNT_MISMATCH, s, l, err);
-    if (l->has_fee && s->fee != l->fee) return emit_break(j, GL_BREAK_FEE_MISMATCH, s, l, err);
-    if (s->in_period != l->in_period) return emit_break(j, GL_BREAK_TIMING, s, l, err);
-    if (l->in_period) j->sum->matched++;
+static bool judge_pair(matcher *m, const rec *s, const rec *l) {
+    if (memcmp(s->currency, l->currency, 3) != 0) return emit_break(m, GL_BREAK_CURRENCY_MISMATCH, s, l);
+    if (s->amount != l->amount) return emit_break(m, GL_BREAK_AMOUNT_MISMATCH, s, l);
+    if (l->has_fee && s->fee != l->fee) return emit_break(m, GL_BREAK_FEE_MISMATCH, s, l);
+    if (s->in_period != l->in_period) return emit_break(m, GL_BREAK_TIMING, s, l);
+    if (l->in_period) m->matched++;
     return true;
 }
 
@@ -539,25 +555,26 @@ static bool to_pass2(partition_set *ps, const rec *r, gl_error *err) {
     return rec_write(ps->f[amount_hash(r) % ps->n], r, err);
 }
 
-static bool match_partition_by_key(job *j, unsigned i, gl_error *err) {
+static bool match_partition_by_key(matcher *m, unsigned i) {
+    job *j = m->j;
     size_t slen = 0, llen = 0;
-    char *sdata = part_load(j->w.pass1_s.f[i], &slen, err);
-    char *ldata = sdata ? part_load(j->w.pass1_l.f[i], &llen, err) : NULL;
+    char *sdata = part_load(j->w.pass1_s.f[i], &slen, &m->err);
+    char *ldata = sdata ? part_load(j->w.pass1_l.f[i], &llen, &m->err) : NULL;
     rec_table t = {0};
     bool ok = ldata && table_build(&t, sdata, slen, false);
-    if (ldata && !ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+    if (ldata && !ok) gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
     for (size_t off = 0; ok && off < llen;) {
         rec *l = (rec *)(void *)(ldata + off);
         off += l->size;
-        bool seen;
-        rec *s = l->key_len ? probe_key(&t, l, &seen) : (seen = false, NULL);
+        bool seen = false;
+        rec *s = l->key_len ? probe_key(&t, l, &seen) : NULL;
         if (s) {
             s->matched = 1;
-            ok = judge_pair(j, s, l, err);
+            ok = judge_pair(m, s, l);
         } else if (seen) {
-            ok = emit_break(j, GL_BREAK_DUPLICATE, NULL, l, err); /* a second transfer with the same reference */
+            ok = emit_break(m, GL_BREAK_DUPLICATE, NULL, l); /* a second transfer with the same reference */
         } else if (l->in_period) {
-            ok = to_pass2(&j->w.pass2_l, l, err);
+            ok = to_pass2(m->p2l, l, &m->err);
         }
     }
     /* Settlement lines left: a repeat of a matched key is a duplicate, the rest try pass 2. */
@@ -568,7 +585,7 @@ static bool match_partition_by_key(job *j, unsigned i, gl_error *err) {
         bool seen = false;
         for (size_t k = s->hash & (t.cap - 1); t.slots[k] && t.slots[k] != s; k = (k + 1) & (t.cap - 1))
             if (same_key(t.slots[k], s)) seen = true;
-        ok = seen && s->key_len ? emit_break(j, GL_BREAK_DUPLICATE, s, NULL, err) : to_pass2(&j->w.pass2_s, s, err);
+        ok = seen && s->key_len ? emit_break(m, GL_BREAK_DUPLICATE, s, NULL) : to_pass2(m->p2s, s, &m->err);
     }
     free(t.slots);
     free(sdata);
@@ -576,28 +593,51 @@ static bool match_partition_by_key(job *j, unsigned i, gl_error *err) {
     return ok;
 }
 
-static bool match_partition_by_amount(job *j, unsigned i, gl_error *err) {
+/* File i of every matcher's set, concatenated (pass 2's partition i; the breaks). */
+static char *parts_load_all(partition_set *sets, unsigned i, size_t *len, gl_error *err) {
+    char *all = NULL;
+    *len = 0;
+    for (int k = 0; k < MATCHERS; k++) {
+        size_t n = 0;
+        char *part = part_load(sets[k].f[i], &n, err);
+        char *grown = part ? realloc(all, *len + n + 1) : NULL;
+        if (!grown) {
+            if (part) gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a partition");
+            free(part);
+            free(all);
+            return NULL;
+        }
+        all = grown;
+        memcpy(all + *len, part, n);
+        *len += n;
+        free(part);
+    }
+    return all;
+}
+
+static bool match_partition_by_amount(matcher *m, unsigned i) {
+    job *j = m->j;
     size_t slen = 0, llen = 0;
-    char *sdata = part_load(j->w.pass2_s.f[i], &slen, err);
-    char *ldata = sdata ? part_load(j->w.pass2_l.f[i], &llen, err) : NULL;
+    char *sdata = parts_load_all(j->w.pass2_s, i, &slen, &m->err);
+    char *ldata = sdata ? parts_load_all(j->w.pass2_l, i, &llen, &m->err) : NULL;
     rec_table t = {0};
     bool ok = ldata && table_build(&t, sdata, slen, true);
-    if (ldata && !ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+    if (ldata && !ok) gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
     for (size_t off = 0; ok && off < llen;) {
         rec *l = (rec *)(void *)(ldata + off);
         off += l->size;
         rec *s = probe_amount(&t, l, j->o->window_us);
         if (s) {
             s->matched = 1;
-            j->sum->matched_by_amount++;
+            m->matched_by_amount++;
         } else {
-            ok = emit_break(j, GL_BREAK_MISSING_IN_SETTLEMENT, NULL, l, err);
+            ok = emit_break(m, GL_BREAK_MISSING_IN_SETTLEMENT, NULL, l);
         }
     }
     for (size_t off = 0; ok && off < slen;) {
         rec *s = (rec *)(void *)(sdata + off);
         off += s->size;
-        if (!s->matched) ok = emit_break(j, GL_BREAK_MISSING_IN_LEDGER, s, NULL, err);
+        if (!s->matched) ok = emit_break(m, GL_BREAK_MISSING_IN_LEDGER, s, NULL);
     }
     free(t.slots);
     free(sdata);
@@ -605,12 +645,56 @@ static bool match_partition_by_amount(job *j, unsigned i, gl_error *err) {
     return ok;
 }
 
+static void *pass1_main(void *arg) {
+    matcher *m = arg;
+    for (unsigned i = m->first; m->ok && i < m->j->w.pass1_s.n; i += MATCHERS) m->ok = match_partition_by_key(m, i);
+    return NULL;
+}
+
+static void *pass2_main(void *arg) {
+    matcher *m = arg;
+    for (unsigned i = m->first; m->ok && i < m->j->w.pass1_s.n; i += MATCHERS) m->ok = match_partition_by_amount(m, i);
+    return NULL;
+}
+
+/* Runs `fn` on every matcher, on its own thread (inline if none can start). */
+static void run_matchers(matcher *ms, void *(*fn)(void *)) {
+    pthread_t t[MATCHERS];
+    bool started[MATCHERS];
+    for (int k = 0; k < MATCHERS; k++) {
+        started[k] = pthread_create(&t[k], NULL, fn, &ms[k]) == 0;
+        if (!started[k]) fn(&ms[k]);
+    }
+    for (int k = 0; k < MATCHERS; k++)
+        if (started[k]) pthread_join(t[k], NULL);
+}
+
+/* Partitions are independent: both passes run on MATCHERS threads. Pass 2
+ * starts when every pass-1 leftover is written. */
 static bool match_all(job *j, gl_error *err) {
-    for (unsigned i = 0; i < j->w.pass1_s.n; i++)
-        if (!match_partition_by_key(j, i, err)) return false;
-    for (unsigned i = 0; i < j->w.pass2_s.n; i++)
-        if (!match_partition_by_amount(j, i, err)) return false;
-    return true;
+    matcher ms[MATCHERS];
+    memset(ms, 0, sizeof ms);
+    for (int k = 0; k < MATCHERS; k++)
+        ms[k] = (matcher){.j = j, .first = (unsigned)k, .breaks = j->w.breaks[k], .p2s = &j->w.pass2_s[k],
+                          .p2l = &j->w.pass2_l[k], .ok = true};
+    run_matchers(ms, pass1_main);
+    bool ok = true;
+    for (int k = 0; k < MATCHERS; k++) ok = ok && ms[k].ok;
+    if (ok) run_matchers(ms, pass2_main);
+    gl_recon_summary *sum = j->sum;
+    for (int k = 0; k < MATCHERS; k++) {
+        if (ok && !ms[k].ok) *err = ms[k].err;
+        ok = ok && ms[k].ok;
+        sum->breaks += ms[k].breaks_n;
+        sum->unexplained += ms[k].unexplained;
+        sum->matched += ms[k].matched;
+        sum->matched_by_amount += ms[k].matched_by_amount;
+        for (int c = 0; c < GL_BREAK_CLASSES; c++) sum->by_class[c] += ms[k].by_class[c];
+    }
+    if (!ok && err->kind == GL_ERR_NONE)
+        for (int k = 0; k < MATCHERS; k++)
+            if (!ms[k].ok) *err = ms[k].err; /* pass 1 failed: pass 2 did not run */
+    return ok;
 }
 
 /* ---------- outputs ---------- */
@@ -880,7 +964,9 @@ static bool copy_begin(PGconn *db, const char *sql, gl_error *err) {
 /* One pass over the breaks: the table, the sealed JSON and the sealed CSV. */
 static bool write_breaks(job *j, PGconn *db, gl_error *err) {
     breaks_reader br = {0};
-    br.data = part_load(j->w.breaks, &br.len, err);
+    partition_set files[MATCHERS]; /* one "partition" per matcher: its breaks file */
+    for (int k = 0; k < MATCHERS; k++) files[k] = (partition_set){.n = 1, .f = {j->w.breaks[k]}};
+    br.data = parts_load_all(files, 0, &br.len, err);
     if (!br.data) return false;
     char run[GL_ID_STR_LEN + 1];
     gl_id_format(&j->sum->run_id, run);
@@ -1015,8 +1101,8 @@ static unsigned partitions_for(const char *path, size_t budget) {
     if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 64; /* size unknown */
     /* A partition in memory holds its settlement records (about 1.3 bytes per
      * byte of file), as many ledger records and the hash table: about 3 bytes
-     * per byte of file must fit in the budget. */
-    uint64_t per = budget / 3 ? budget / 3 : 1;
+     * per byte of file must fit in the budget, for each matcher. */
+    uint64_t per = budget / (3 * MATCHERS) ? budget / (3 * MATCHERS) : 1; /* MATCHERS partitions at once */
     uint64_t n = ((uint64_t)st.st_size + per - 1) / per;
     return n < 1 ? 1 : n > PARTITIONS_MAX ? PARTITIONS_MAX : (unsigned)n;
 }
@@ -1033,39 +1119,58 @@ static bool workspace_open(job *j, gl_error *err) {
     unsigned n = partitions_for(j->o->file_path, j->o->memory_budget);
     j->sum->partitions = n;
     char path[4200];
-    snprintf(path, sizeof path, "%s/breaks", j->w.dir);
-    j->w.breaks = fopen(path, "w+b");
+    bool ok = true;
+    for (int k = 0; k < MATCHERS; k++) {
+        snprintf(path, sizeof path, "%s/breaks.%d", j->w.dir, k);
+        ok = (j->w.breaks[k] = fopen(path, "w+b")) != NULL && ok;
+    }
     snprintf(path, sizeof path, "%s/malformed", j->w.dir);
     j->w.malformed = fopen(path, "w+b");
-    if (!j->w.breaks || !j->w.malformed) {
+    if (!ok || !j->w.malformed) {
         gl_error_set(err, GL_ERR_INTERNAL, "cannot create work files in %s: %s", j->w.dir, strerror(errno));
         return false;
     }
-    return parts_open(&j->w, &j->w.pass1_s, "s1", n, err) && parts_open(&j->w, &j->w.pass1_l, "l1", n, err) &&
-           parts_open(&j->w, &j->w.pass2_s, "s2", n, err) && parts_open(&j->w, &j->w.pass2_l, "l2", n, err);
+    ok = parts_open(&j->w, &j->w.pass1_s, "s1", n, err) && parts_open(&j->w, &j->w.pass1_l, "l1", n, err);
+    for (int k = 0; ok && k < MATCHERS; k++) {
+        char s2[8], l2[8];
+        snprintf(s2, sizeof s2, "s2.%d", k);
+        snprintf(l2, sizeof l2, "l2.%d", k);
+        ok = parts_open(&j->w, &j->w.pass2_s[k], s2, n, err) && parts_open(&j->w, &j->w.pass2_l[k], l2, n, err);
+    }
+    return ok;
+}
+
+static void parts_remove(workspace *w, partition_set *ps, const char *name) {
+    unsigned n = ps->n;
+    parts_close(ps);
+    for (unsigned i = 0; i < n; i++) {
+        char path[4200];
+        part_path(w, name, i, path, sizeof path);
+        unlink(path);
+    }
 }
 
 /* Closes and deletes every work file: nothing of the file outlives the run. */
 static void workspace_close(job *j) {
-    partition_set *sets[4] = {&j->w.pass1_s, &j->w.pass1_l, &j->w.pass2_s, &j->w.pass2_l};
-    const char *names[4] = {"s1", "l1", "s2", "l2"};
+    workspace *w = &j->w;
+    parts_remove(w, &w->pass1_s, "s1");
+    parts_remove(w, &w->pass1_l, "l1");
     char path[4200];
-    for (int k = 0; k < 4; k++) {
-        unsigned n = sets[k]->n;
-        parts_close(sets[k]);
-        for (unsigned i = 0; i < n; i++) {
-            part_path(&j->w, names[k], i, path, sizeof path);
-            unlink(path);
-        }
+    for (int k = 0; k < MATCHERS; k++) {
+        snprintf(path, sizeof path, "s2.%d", k);
+        parts_remove(w, &w->pass2_s[k], path);
+        snprintf(path, sizeof path, "l2.%d", k);
+        parts_remove(w, &w->pass2_l[k], path);
+        if (w->breaks[k]) fclose(w->breaks[k]);
+        if (!w->dir[0]) continue;
+        snprintf(path, sizeof path, "%s/breaks.%d", w->dir, k);
+        unlink(path);
     }
-    if (j->w.breaks) fclose(j->w.breaks);
-    if (j->w.malformed) fclose(j->w.malformed);
-    if (!j->w.dir[0]) return;
-    snprintf(path, sizeof path, "%s/breaks", j->w.dir);
+    if (w->malformed) fclose(w->malformed);
+    if (!w->dir[0]) return;
+    snprintf(path, sizeof path, "%s/malformed", w->dir);
     unlink(path);
-    snprintf(path, sizeof path, "%s/malformed", j->w.dir);
-    unlink(path);
-    rmdir(j->w.dir);
+    rmdir(w->dir);
 }
 
 bool gl_recon_run(PGconn *db, const gl_recon_options *o, gl_recon_summary *out, gl_error *err) {
