@@ -114,6 +114,8 @@ static void *drain_main(void *arg) {
         bool stopping = q->stopping;
         size_t n = q->count < GL_AUDIT_BATCH_MAX ? q->count : GL_AUDIT_BATCH_MAX;
         pthread_mutex_unlock(&q->mu);
+        /* q->count is changed by other threads: cppcheck cannot see that. */
+        // cppcheck-suppress knownConditionTrueFalse
         if (n == 0 && stopping) break;
         if (!flush_some(q, n)) {
             if (stopping) break; /* one last try only: the rest is reported below */

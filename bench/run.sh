@@ -48,6 +48,7 @@ API_PORT=$((18500 + $$ % 400))
 LEDGERD_RATE_PER_S=0 LEDGERD_LOG_LEVEL=warn scripts/ledgerd-conf.sh "$DIR/ledger.conf" "$DIR/bench.key" "$API_PORT"
 "$BUILD/bin/ledger-bench" --config "$DIR/ledger.conf" --region bench --scenario uniform --accounts 10000 \
     --seconds 0 --accounts-out "$DIR/accounts.txt" 2>/dev/null
+"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc CHECKPOINT geoledger # as before each engine run
 "$BUILD/bin/ledgerd" --config "$DIR/ledger.conf" 2>"$DIR/ledgerd.log" &
 ledgerd_pid=$!
 trap 'kill $ledgerd_pid 2>/dev/null || true; cleanup' EXIT INT TERM

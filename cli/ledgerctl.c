@@ -197,7 +197,7 @@ static void migrate_log(void *arg, const char *version, const char *name, bool a
 
 static int cmd_migrate(cli *c, int argc, char **argv) {
     opts o;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     json_t *out = json_array();
     for (int i = 0; i < c->cfg.n_regions; i++) {
@@ -223,7 +223,7 @@ static int cmd_migrate(cli *c, int argc, char **argv) {
 
 static int cmd_account_create(cli *c, int argc, char **argv) {
     opts o;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     if (!o.region || !o.currency) return cli_fail_usage("account create needs --region and --currency%s", "");
     const gl_region *r = cli_region_named(c, o.region);
@@ -262,7 +262,7 @@ static int show_account(cli *c, const gl_id *id, const char *as_of) {
 static int cmd_account_show(cli *c, int argc, char **argv) {
     opts o;
     gl_id id;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     return show_account(c, &id, NULL);
 }
@@ -270,7 +270,7 @@ static int cmd_account_show(cli *c, int argc, char **argv) {
 static int cmd_balance(cli *c, int argc, char **argv) {
     opts o;
     gl_id id;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     return show_account(c, &id, o.as_of);
 }
@@ -278,7 +278,7 @@ static int cmd_balance(cli *c, int argc, char **argv) {
 static int cmd_account_close(cli *c, int argc, char **argv) {
     opts o;
     gl_id id;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     const gl_region *r = cli_region_of(c, &id);
     if (!r) return EXIT_USAGE;
@@ -299,7 +299,7 @@ static int cmd_account(cli *c, int argc, char **argv) {
 
 static int cmd_transfer(cli *c, int argc, char **argv) {
     opts o;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     if (pos < argc) return cli_fail_usage("unexpected argument '%s'", argv[pos]);
     ledger_cmd cmd;
@@ -323,7 +323,7 @@ static int cmd_on_transfer(cli *c, int argc, char **argv, ledger_cmd_kind kind) 
     opts o;
     ledger_cmd cmd;
     ledger_cmd_init(&cmd, kind);
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &cmd.target_id)) || (rc = set_common(&cmd, &o))) return rc;
     if (o.amount && (kind == LEDGER_CMD_VOID || !parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0))
         return cli_fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
@@ -338,7 +338,7 @@ static int cmd_reverse(cli *c, int argc, char **argv) { return cmd_on_transfer(c
 static int cmd_transfer_show(cli *c, int argc, char **argv) {
     opts o;
     gl_id id;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     const gl_region *r = cli_region_of(c, &id);
     if (!r) return EXIT_USAGE;
@@ -359,7 +359,7 @@ static int cmd_transfer_show(cli *c, int argc, char **argv) {
 
 static int cmd_expire(cli *c, int argc, char **argv) {
     opts o;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     int64_t limit = LEDGER_BATCH_MAX;
     if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > LEDGER_BATCH_MAX))
@@ -404,7 +404,7 @@ static void print_entry(const cli *c, const ledger_entry *e) {
 static int cmd_statement(cli *c, int argc, char **argv) {
     opts o;
     gl_id id;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     int64_t after = 0, limit = 100;
     if (o.after && (!parse_i64(o.after, &after) || after < 0)) return cli_fail_usage("bad --after-version '%s'", o.after);
@@ -441,7 +441,7 @@ static void verify_report(void *arg, int invariant, const char *what) {
 
 static int cmd_verify(cli *c, int argc, char **argv) {
     opts o;
-    int pos, rc = parse_opts(argc, argv, &o, &pos);
+    int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     int total = 0;
     for (int i = 0; i < c->cfg.n_regions; i++) {

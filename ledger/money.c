@@ -67,7 +67,19 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
  *   - "-0" and "+0" are 0.
  */
 bool gl_money_parse_decimal(const char *s, size_t len, int exponent, int64_t *out) {
-    if (s == NULL || out == NULL || !exponent_ok(exponent)) return false;
+    return exponent_ok(exponent) && gl_money_parse_decimal_status(s, len, exponent, out) == GL_MONEY_PARSED;
+}
+
+/* Counts the digits of s[from, len). */
+static size_t count_digits(const char *s, size_t from, size_t len) {
+    size_t i = from;
+    while (i < len && is_digit(s[i])) i++;
+    return i - from;
+}
+
+/* Three steps: the syntax, the precision, then the value (push_digit). */
+gl_money_parse_status gl_money_parse_decimal_status(const char *s, size_t len, int exponent, int64_t *out) {
+    if (s == NULL || out == NULL || exponent < 0 || exponent > GL_MONEY_PARSE_EXPONENT_MAX) return GL_MONEY_MALFORMED;
 
     size_t i = 0;
     bool negative = false;
@@ -75,35 +87,31 @@ bool gl_money_parse_decimal(const char *s, size_t len, int exponent, int64_t *ou
         negative = (s[i] == '-');
         i++;
     }
+    const char *int_digits = s + i;
+    size_t n_int = count_digits(s, i, len);
+    if (n_int == 0) return GL_MONEY_MALFORMED; /* "", "-", ".5", "abc" */
+    i += n_int;
+    const char *frac_digits = s + i;
+    size_t n_frac = 0;
+    if (i < len && s[i] == '.') {
+        frac_digits = s + ++i;
+        n_frac = count_digits(s, i, len);
+        if (n_frac == 0) return GL_MONEY_MALFORMED; /* "1." */
+        i += n_frac;
+    }
+    if (i != len) return GL_MONEY_MALFORMED; /* trailing junk: " ", "e3", "x10", ",000", NUL */
+
+    if (n_frac > (size_t)exponent) return GL_MONEY_TOO_PRECISE; /* never round */
 
     int64_t acc = 0; /* always <= 0, see push_digit */
-    size_t int_digits = 0;
-    for (; i < len && is_digit(s[i]); i++, int_digits++) {
-        if (!push_digit(&acc, s[i] - '0')) return false;
-    }
-    if (int_digits == 0) return false; /* "", "-", ".5", "abc" */
-
-    int frac_digits = 0;
-    if (i < len && s[i] == '.') {
-        i++;
-        for (; i < len && is_digit(s[i]); i++, frac_digits++) {
-            if (frac_digits == exponent) return false; /* too precise: never round */
-            if (!push_digit(&acc, s[i] - '0')) return false;
-        }
-        if (frac_digits == 0) return false; /* "1." */
-    }
-    if (i != len) return false; /* trailing junk: " ", "e3", "x10", ",000", NUL */
-
-    for (; frac_digits < exponent; frac_digits++) { /* "12.5" -> 1250 for exp 2 */
-        if (!push_digit(&acc, 0)) return false;
-    }
-
-    if (!negative) {
-        /* acc == INT64_MIN here means the positive value is INT64_MAX + 1. */
-        if (__builtin_sub_overflow((int64_t)0, acc, &acc)) return false;
-    }
+    for (size_t k = 0; k < n_int; k++)
+        if (!push_digit(&acc, int_digits[k] - '0')) return GL_MONEY_OUT_OF_RANGE;
+    for (size_t k = 0; k < (size_t)exponent; k++) /* "12.5" -> 1250 for exp 2 */
+        if (!push_digit(&acc, k < n_frac ? frac_digits[k] - '0' : 0)) return GL_MONEY_OUT_OF_RANGE;
+    /* acc == INT64_MIN here means the positive value is INT64_MAX + 1. */
+    if (!negative && __builtin_sub_overflow((int64_t)0, acc, &acc)) return GL_MONEY_OUT_OF_RANGE;
     *out = acc;
-    return true;
+    return GL_MONEY_PARSED;
 }
 
 /*

@@ -26,6 +26,22 @@ bool gl_money_sub(int64_t a, int64_t b, int64_t *out);
 bool gl_money_parse_decimal(const char *s, size_t len, int exponent, int64_t *out);
 
 /*
+ * The parser behind gl_money_parse_decimal, for callers that must say why an
+ * amount was refused (reconciliation/decimal.c, settlement files): the same
+ * grammar and arithmetic, checked in this order (so "99999999999999999999x"
+ * is malformed, not too large), and `exponent` may be 0..9. *out is set only
+ * on GL_MONEY_PARSED. NULL arguments or a bad exponent: GL_MONEY_MALFORMED.
+ */
+#define GL_MONEY_PARSE_EXPONENT_MAX 9
+typedef enum {
+    GL_MONEY_PARSED,
+    GL_MONEY_MALFORMED,    /* not [+-]? digit+ ('.' digit+)? */
+    GL_MONEY_TOO_PRECISE,  /* more than `exponent` fraction digits */
+    GL_MONEY_OUT_OF_RANGE, /* the minor units do not fit in int64 */
+} gl_money_parse_status;
+gl_money_parse_status gl_money_parse_decimal_status(const char *s, size_t len, int exponent, int64_t *out);
+
+/*
  * Formats minor units as a decimal string with `exponent` fraction digits
  * ("-12.50" for -1250, exp 2; "1250" for exp 0). Returns the length written
  * (excluding NUL), or -1 if `cap` is too small. INT64_MIN is handled.

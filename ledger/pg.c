@@ -270,51 +270,76 @@ void gl_format_rfc3339_us(int64_t us, char *buf, size_t cap) {
     snprintf(buf, cap, "%sZ", ts);
 }
 
-/* Reads exactly `n` digits; -1 if any is not a digit. */
-static int fixed_digits(const char *s, int n) {
+/* Reads exactly `n` digits into *out; false at the first non-digit (a NUL
+ * included, so nothing past the end of the string is read). */
+static bool fixed_digits(const char *s, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
+        if (s[i] < '0' || s[i] > '9') return false;
         v = v * 10 + (s[i] - '0');
     }
-    return v;
+    *out = v;
+    return true;
 }
 
-bool gl_parse_rfc3339_us(const char *s, int64_t *out_us) {
-    if (strnlen(s, 41) > 40 || strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':')
-        return false;
-    int year = fixed_digits(s, 4), mon = fixed_digits(s + 5, 2), day = fixed_digits(s + 8, 2);
-    int hour = fixed_digits(s + 11, 2), min = fixed_digits(s + 14, 2), sec = fixed_digits(s + 17, 2);
-    if (year < 1970 || mon < 1 || mon > 12 || day < 1 || hour < 0 || hour > 23 || min < 0 || min > 59 || sec < 0 ||
-        sec > 59)
-        return false;
-    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+static int days_in_month(int year, int mon) {
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    if (day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap)) return false;
-    const char *p = s + 19;
-    int64_t frac_us = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6) frac_us = frac_us * 10 + (*p - '0');
-        if (digits == 0 || digits > 9) return false;
-        for (; digits < 6; digits++) frac_us *= 10;
+    return mon == 2 && leap ? 29 : mdays[mon - 1];
+}
+
+/* ".f{1,n}" (or nothing) at *p: the fraction in µs; moves *p past it. */
+static const char *parse_fraction(const char **p, bool allow_ns, int64_t *frac_us) {
+    *frac_us = 0;
+    if (**p != '.') return NULL;
+    int max_digits = allow_ns ? 9 : 6, digits = 0;
+    const char *q = *p + 1;
+    for (; *q >= '0' && *q <= '9'; q++, digits++) {
+        if (digits == max_digits) return allow_ns ? "more than 9 fraction digits" : "more than 6 fraction digits";
+        if (digits < 6) *frac_us = *frac_us * 10 + (*q - '0');
     }
+    if (digits == 0) return "no digits after '.'";
+    for (; digits < 6; digits++) *frac_us *= 10;
+    *p = q;
+    return NULL;
+}
+
+const char *gl_rfc3339_parse(const char *s, bool allow_ns, int64_t *out_us) {
+    if (s == NULL) return "missing";
+    int year, mon, day, hour, min, sec;
+    if (!fixed_digits(s, 4, &year) || s[4] != '-' || !fixed_digits(s + 5, 2, &mon) || s[7] != '-' ||
+        !fixed_digits(s + 8, 2, &day))
+        return "expected YYYY-MM-DD";
+    if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon))
+        return "no such date (years 1970..9999)";
+    const char *p = s + 10;
+    if ((*p != 'T' && *p != 't') || !fixed_digits(p + 1, 2, &hour) || p[3] != ':' || !fixed_digits(p + 4, 2, &min) ||
+        p[6] != ':' || !fixed_digits(p + 7, 2, &sec))
+        return "expected THH:MM:SS after the date";
+    if (hour > 23 || min > 59 || sec > 59) return "hour, minute or second out of range";
+    p += 9;
+    int64_t frac_us;
+    const char *why = parse_fraction(&p, allow_ns, &frac_us);
+    if (why) return why;
     int64_t offset_s = 0;
     if (*p == 'Z' || *p == 'z') {
-        if (p[1] != '\0') return false;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        int oh = fixed_digits(p + 1, 2), om = fixed_digits(p + 4, 2);
-        if (oh < 0 || oh > 23 || om < 0 || om > 59) return false;
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!fixed_digits(p + 1, 2, &oh) || p[3] != ':' || !fixed_digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return "bad UTC offset (want +HH:MM)";
         offset_s = (*p == '-' ? -1 : 1) * (int64_t)(oh * 3600 + om * 60);
+        p += 6;
     } else {
-        return false;
+        return "a time needs a zone: Z or +HH:MM";
     }
+    if (*p) return "trailing characters";
     struct tm tm = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day, .tm_hour = hour, .tm_min = min,
                     .tm_sec = sec};
     int64_t t = (int64_t)timegm(&tm) - offset_s;
-    if (t < 0) return false;
+    if (t < 0) return "before 1970-01-01T00:00:00Z";
     *out_us = t * 1000000 + frac_us;
-    return true;
+    return NULL;
 }
+
+bool gl_parse_rfc3339_us(const char *s, int64_t *out_us) { return gl_rfc3339_parse(s, true, out_us) == NULL; }

@@ -36,6 +36,14 @@ void gl_format_rfc3339_us(int64_t us, char *buf, size_t cap);
 /* Parses RFC 3339 "YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM)" (fraction
  * truncated to µs); false when malformed or before 1970. */
 bool gl_parse_rfc3339_us(const char *s, int64_t *out_us);
+/* The grammar behind gl_parse_rfc3339_us, for callers that say why: NULL when
+ * `s` is a valid instant (then *out_us is set), else a short reason that never
+ * quotes `s` ("expected YYYY-MM-DD", "bad UTC offset (want +HH:MM)"...).
+ * 'T'/'t' and 'Z'/'z' are both accepted; dates are years 1970..9999 and the
+ * instant must not be before 1970-01-01T00:00:00Z; no leap second (:60).
+ * With allow_ns up to 9 fraction digits are accepted (truncated to µs);
+ * without, more than 6 are refused (nothing is silently dropped). */
+const char *gl_rfc3339_parse(const char *s, bool allow_ns, int64_t *out_us);
 
 /* ---- binary wire formats (COPY BINARY and binary array parameters) ----
  * Text parsing of uuids, integers and timestamps is most of PostgreSQL's CPU

@@ -1,75 +1,35 @@
 /*
  * decimal.c — see decimal.h.
  *
- * Two steps: first the syntax is checked and the parts located (so that
- * "99999999999999999999x" is reported as malformed, not as too large), then
- * the value is accumulated with the overflow builtins. The accumulator runs
- * downwards (<= 0) so INT64_MIN, whose magnitude has no positive int64, parses.
+ * The grammar and the arithmetic are gl_money_parse_decimal_status's
+ * (ledger/money.c): syntax first (so that "99999999999999999999x" is reported
+ * as malformed, not as too large), then precision, then the value, with the
+ * overflow builtins. This file adds what settlement files need: fraction
+ * zeros beyond the exponent are dropped before parsing, exponents up to 9,
+ * and error messages that name the problem without quoting the input.
  */
 #include "decimal.h"
 
-typedef struct {
-    bool negative;
-    const char *int_digits;
-    size_t n_int;
-    const char *frac_digits;
-    size_t n_frac;
-} decimal_parts;
+#include <string.h>
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+#include "../ledger/money.h"
 
-static size_t count_digits(const char *s, size_t from, size_t len) {
-    size_t i = from;
-    while (i < len && is_digit(s[i])) i++;
-    return i - from;
-}
+_Static_assert(GL_DECIMAL_EXPONENT_MAX <= GL_MONEY_PARSE_EXPONENT_MAX, "money.c parses every exponent allowed here");
 
-/* [+-]? digit+ ('.' digit+)? — false on anything else. */
-static bool split_decimal(const char *s, size_t len, bool allow_fraction, decimal_parts *p) {
-    size_t i = 0;
-    p->negative = false;
-    if (i < len && (s[i] == '+' || s[i] == '-')) {
-        p->negative = s[i] == '-';
-        i++;
-    }
-    p->int_digits = s + i;
-    p->n_int = count_digits(s, i, len);
-    if (p->n_int == 0) return false;
-    i += p->n_int;
-    p->frac_digits = s + i;
-    p->n_frac = 0;
-    if (allow_fraction && i < len && s[i] == '.') {
-        i++;
-        p->frac_digits = s + i;
-        p->n_frac = count_digits(s, i, len);
-        if (p->n_frac == 0) return false;
-        i += p->n_frac;
-    }
-    return i == len;
-}
-
-/* acc = acc * 10 - digit, on a non-positive accumulator; false on overflow. */
-static bool push_digit(int64_t *acc, int digit) {
-    int64_t r;
-    if (__builtin_mul_overflow(*acc, 10, &r)) return false;
-    if (__builtin_sub_overflow(r, digit, &r)) return false;
-    *acc = r;
-    return true;
-}
-
-/* Accumulates the parts, the fraction padded or cut to `exponent` digits
- * (split_decimal and the precision check ran before: what is cut is zeros). */
-static bool accumulate(const decimal_parts *p, int exponent, int64_t *out) {
-    int64_t acc = 0;
-    for (size_t k = 0; k < p->n_int; k++)
-        if (!push_digit(&acc, p->int_digits[k] - '0')) return false;
-    for (size_t k = 0; k < (size_t)exponent; k++) {
-        int digit = k < p->n_frac ? p->frac_digits[k] - '0' : 0;
-        if (!push_digit(&acc, digit)) return false;
-    }
-    if (!p->negative && __builtin_sub_overflow((int64_t)0, acc, &acc)) return false;
-    *out = acc;
-    return true;
+/*
+ * The length of s[0, len) without the fraction's zeros beyond `exponent`
+ * ("12.340" exp 2 -> "12.34", "100.00" exp 0 -> "100"): padding that loses
+ * nothing. A '.' is dropped only with the zeros after it, so "5." stays
+ * malformed; cutting trailing zeros never makes a malformed string valid.
+ */
+static size_t without_padding(const char *s, size_t len, int exponent) {
+    const char *dot = memchr(s, '.', len);
+    if (dot == NULL) return len;
+    size_t dot_at = (size_t)(dot - s);
+    size_t n = len;
+    while (n > dot_at + 1 + (size_t)exponent && s[n - 1] == '0') n--;
+    if (n < len && n == dot_at + 1) n = dot_at; /* every fraction digit was padding */
+    return n;
 }
 
 bool gl_decimal_to_minor(const char *s, size_t len, int exponent, int64_t *out_minor, gl_error *err) {
@@ -81,26 +41,22 @@ bool gl_decimal_to_minor(const char *s, size_t len, int exponent, int64_t *out_m
         gl_error_set(err, GL_ERR_INVALID, "empty amount");
         return false;
     }
-    decimal_parts p;
-    if (!split_decimal(s, len, true, &p)) {
+    switch (gl_money_parse_decimal_status(s, without_padding(s, len, exponent), exponent, out_minor)) {
+    case GL_MONEY_PARSED:
+        return true;
+    case GL_MONEY_MALFORMED:
         gl_error_set(err, GL_ERR_INVALID, "not a decimal amount");
         gl_error_hint(err, "expected [+-]digits[.digits], no spaces, separators or exponents");
         return false;
-    }
-    for (size_t k = (size_t)exponent; k < p.n_frac; k++) {
-        if (p.frac_digits[k] != '0') {
-            gl_error_set(err, GL_ERR_INVALID, "more than %d decimal places: precision would be lost", exponent);
-            return false;
-        }
-    }
-    int64_t v;
-    if (!accumulate(&p, exponent, &v)) {
-        gl_error_set(err, GL_ERR_INVALID, "amount out of range");
-        gl_error_detail(err, "minor units must fit in a signed 64-bit integer");
+    case GL_MONEY_TOO_PRECISE:
+        gl_error_set(err, GL_ERR_INVALID, "more than %d decimal places: precision would be lost", exponent);
         return false;
+    case GL_MONEY_OUT_OF_RANGE:
+        break;
     }
-    *out_minor = v;
-    return true;
+    gl_error_set(err, GL_ERR_INVALID, "amount out of range");
+    gl_error_detail(err, "minor units must fit in a signed 64-bit integer");
+    return false;
 }
 
 bool gl_decimal_parse_int64(const char *s, size_t len, int64_t *out, gl_error *err) {
@@ -108,16 +64,13 @@ bool gl_decimal_parse_int64(const char *s, size_t len, int64_t *out, gl_error *e
         gl_error_set(err, GL_ERR_INVALID, "decimal: bad arguments");
         return false;
     }
-    decimal_parts p;
-    if (len == 0 || !split_decimal(s, len, false, &p)) {
-        gl_error_set(err, GL_ERR_INVALID, len == 0 ? "empty amount" : "not an integer amount");
+    if (len == 0) {
+        gl_error_set(err, GL_ERR_INVALID, "empty amount");
         return false;
     }
-    int64_t v;
-    if (!accumulate(&p, 0, &v)) {
-        gl_error_set(err, GL_ERR_INVALID, "amount out of range");
-        return false;
-    }
-    *out = v;
-    return true;
+    /* Exponent 0: any '.' is too precise, which here means "not an integer". */
+    gl_money_parse_status st = gl_money_parse_decimal_status(s, len, 0, out);
+    if (st == GL_MONEY_PARSED) return true;
+    gl_error_set(err, GL_ERR_INVALID, st == GL_MONEY_OUT_OF_RANGE ? "amount out of range" : "not an integer amount");
+    return false;
 }

@@ -2,7 +2,7 @@
  * pan.c — the PAN guard: see pan.h for what counts as a PAN and how it is masked.
  *
  * Reading order: digit runs and Luhn (pure functions), masking, tokens, the
- * key ring loader.
+ * key ring (loaded by keyring.c).
  *
  * Speed matters: every field of every settlement row goes through
  * gl_pan_mask_buf. Text shorter than 13 bytes cannot hold a PAN and is
@@ -14,12 +14,8 @@
  */
 #include "pan.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -29,8 +25,6 @@
 #define PAN_DIGITS_MAX GL_PAN_DIGITS_MAX
 #define BIN_DIGITS 6
 #define LAST_DIGITS 4
-#define KEY_BYTES 32
-#define KEY_FILE_BYTES_MAX (16 * 1024)
 
 /* ---------- digit runs ---------- */
 
@@ -128,15 +122,42 @@ bool gl_pan_luhn_ok(const char *digits, size_t len) {
 }
 
 /*
+ * A card written in groups next to other digits ("exp 4242 4242 4242 4242 12",
+ * "qty 2 5105105105105100"): does a sequence of whole groups of 13..19 digits
+ * pass Luhn? Only group boundaries are tried, so an unseparated number is
+ * judged whole and ids do not turn into cards by chance.
+ */
+static bool groups_hold_pan(const char *text, const digit_run *run, char card[PAN_DIGITS_MAX], size_t *card_len) {
+    for (size_t g = run->start; g < run->end; g++) {
+        if (g > run->start && !is_separator(text[g - 1])) continue; /* not the start of a group */
+        if (!is_digit(text[g])) continue;
+        size_t n = 0;
+        for (size_t i = g; i <= run->end && n <= PAN_DIGITS_MAX; i++) {
+            bool group_end = i == run->end || is_separator(text[i]);
+            if (group_end && n >= PAN_DIGITS_MIN && !(g == run->start && i == run->end) &&
+                gl_pan_luhn_ok(card, n)) {
+                *card_len = n;
+                return true;
+            }
+            if (i < run->end && is_digit(text[i])) {
+                if (n == PAN_DIGITS_MAX) break;
+                card[n++] = text[i];
+            }
+        }
+    }
+    return false;
+}
+
+/*
  * Does the run hold a card number? If so its digits go to card[] (*card_len).
- * 13..19 digits: the run itself must pass Luhn. Longer: every window of
+ * 13..19 digits: the run itself, or whole groups of it, must pass Luhn. Longer: every window of
  * 13..19 digits is tried, leftmost first, common card lengths first.
  */
 static bool run_holds_pan(const char *text, const digit_run *run, char card[PAN_DIGITS_MAX], size_t *card_len) {
     if (run->n_digits < PAN_DIGITS_MIN) return false;
     if (run->n_digits <= PAN_DIGITS_MAX) {
         *card_len = collect_digits(text, run->start, run->end, card, PAN_DIGITS_MAX);
-        return gl_pan_luhn_ok(card, *card_len);
+        return gl_pan_luhn_ok(card, *card_len) || groups_hold_pan(text, run, card, card_len);
     }
     static const size_t lengths[] = {16, 15, 19, 14, 13, 17, 18};
     for (size_t p = run->start; p < run->end; p++) {
@@ -180,7 +201,7 @@ static bool hmac_token(const gl_pan_key *key, const char *digits, size_t n, char
     uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned mac_len = 0;
     out[0] = '\0';
-    if (HMAC(EVP_sha256(), key->key, KEY_BYTES, (const unsigned char *)digits, n, mac, &mac_len) == NULL ||
+    if (HMAC(EVP_sha256(), key->key, GL_KEY_BYTES, (const unsigned char *)digits, n, mac, &mac_len) == NULL ||
         mac_len != GL_PAN_TOKEN_HEX / 2)
         return false;
     to_hex(mac, mac_len, out);
@@ -254,9 +275,7 @@ bool gl_pan_token_with(const gl_pan_keyring *ring, const char *key_id, const cha
         gl_error_set(err, GL_ERR_INVALID, "PAN token: bad arguments");
         return false;
     }
-    const gl_pan_key *key = NULL;
-    for (int i = 0; i < ring->n_keys && i < GL_PAN_KEYS_MAX; i++)
-        if (strcmp(ring->keys[i].id, key_id) == 0) key = &ring->keys[i];
+    const gl_pan_key *key = gl_keyring_find(ring, key_id);
     if (key == NULL) {
         gl_error_set(err, GL_ERR_NOT_FOUND, "PAN key \"%.32s\" is not in the key ring", key_id);
         return false;
@@ -279,136 +298,9 @@ bool gl_pan_token_with(const gl_pan_keyring *ring, const char *key_id, const cha
 
 /* ---------- key ring ---------- */
 
-void gl_pan_keyring_clear(gl_pan_keyring *ring) {
-    if (!ring) return;
-    OPENSSL_cleanse(ring, sizeof *ring);
-    ring->n_keys = 0;
-}
-
-static bool key_id_char_ok(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '-';
-}
-
-static int hex_nibble(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-/*
- * Reads the whole file into buf (cap bytes). The permission check is done with
- * fstat on the open descriptor, so it applies to the file actually read.
- */
-static bool read_key_file(const char *path, char *buf, size_t cap, size_t *len, gl_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        gl_error_set(err, GL_ERR_CONFIG, "cannot open PAN key ring \"%s\"", path);
-        gl_error_detail(err, "%s", strerror(e));
-        return false;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        gl_error_set(err, GL_ERR_CONFIG, "PAN key ring \"%s\" is not a regular file", path);
-        return false;
-    }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        close(fd);
-        gl_error_set(err, GL_ERR_CONFIG, "PAN key ring \"%s\" is accessible to group or others (mode %04o)", path,
-                     (unsigned)(st.st_mode & 07777));
-        gl_error_detail(err, "card token keys must be readable by their owner only (PCI DSS 3.5.1, 3.6.1)");
-        gl_error_hint(err, "chmod 600 %s", path);
-        return false;
-    }
-    size_t n = 0;
-    bool ok = true;
-    while (n < cap) { /* cap - 1 is the limit: one byte more means "too large" */
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) ok = false;
-        if (got <= 0) break;
-        n += (size_t)got;
-    }
-    close(fd);
-    *len = n;
-    if (!ok || n >= cap) {
-        OPENSSL_cleanse(buf, cap);
-        gl_error_set(err, GL_ERR_CONFIG, "PAN key ring \"%s\" %s", path, ok ? "is too large" : "cannot be read");
-        return false;
-    }
-    return true;
-}
-
-/* One line: "<key_id> <64 hex>" [# comment]; blank and comment lines add
- * nothing. Returns why the line is malformed, or NULL. Never quotes the line. */
-static const char *parse_key_line(const char *line, size_t len, gl_pan_keyring *ring) {
-    size_t i = 0;
-    while (i < len && is_blank(line[i])) i++;
-    if (i == len || line[i] == '#') return NULL;
-    size_t id_start = i;
-    while (i < len && !is_blank(line[i])) i++;
-    size_t id_len = i - id_start;
-    if (id_len == 0 || id_len > GL_PAN_KEY_ID_MAX) return "the key id must be 1-32 of [A-Za-z0-9_-]";
-    for (size_t k = id_start; k < i; k++)
-        if (!key_id_char_ok(line[k])) return "the key id must be 1-32 of [A-Za-z0-9_-]";
-    while (i < len && is_blank(line[i])) i++;
-    size_t hex_start = i;
-    while (i < len && !is_blank(line[i])) i++;
-    if (i - hex_start != (size_t)2 * KEY_BYTES) return "expected \"<key_id> <64 hex chars>\"";
-    while (i < len && is_blank(line[i])) i++;
-    if (i < len && line[i] != '#') return "unexpected text after the key";
-    for (int k = 0; k < ring->n_keys; k++)
-        if (strlen(ring->keys[k].id) == id_len && memcmp(ring->keys[k].id, line + id_start, id_len) == 0)
-            return "duplicate key id";
-    if (ring->n_keys == GL_PAN_KEYS_MAX) return "too many keys (at most 16)";
-    gl_pan_key *key = &ring->keys[ring->n_keys];
-    for (size_t b = 0; b < KEY_BYTES; b++) {
-        int hi = hex_nibble(line[hex_start + 2 * b]);
-        int lo = hex_nibble(line[hex_start + 2 * b + 1]);
-        if (hi < 0 || lo < 0) {
-            OPENSSL_cleanse(key, sizeof *key);
-            return "the key must be 64 hex characters";
-        }
-        key->key[b] = (uint8_t)(hi << 4 | lo);
-    }
-    memcpy(key->id, line + id_start, id_len);
-    key->id[id_len] = '\0';
-    ring->n_keys++;
-    return NULL;
-}
-
 bool gl_pan_keyring_load(const char *path, gl_pan_keyring *ring, gl_error *err) {
-    if (path == NULL || ring == NULL) {
-        gl_error_set(err, GL_ERR_INVALID, "PAN key ring: bad arguments");
-        return false;
-    }
-    gl_pan_keyring_clear(ring);
-    char text[KEY_FILE_BYTES_MAX + 1];
-    size_t len = 0;
-    if (!read_key_file(path, text, sizeof text, &len, err)) return false;
-    const char *problem = NULL;
-    int line_no = 0;
-    for (size_t start = 0; start < len && !problem;) {
-        const char *nl = memchr(text + start, '\n', len - start);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        line_no++;
-        problem = parse_key_line(text + start, end - start, ring);
-        start = end + 1;
-    }
-    OPENSSL_cleanse(text, sizeof text);
-    if (problem) {
-        gl_pan_keyring_clear(ring);
-        gl_error_set(err, GL_ERR_CONFIG, "PAN key ring \"%s\" line %d: %s", path, line_no, problem);
-        return false;
-    }
-    if (ring->n_keys == 0) {
-        gl_error_set(err, GL_ERR_CONFIG, "PAN key ring \"%s\" holds no key", path);
-        gl_error_hint(err, "one line per key: <key_id> <64 hex chars>; the first is the active key");
-        return false;
-    }
-    return true;
+    return gl_keyring_load(path, "PAN key ring",
+                           "card token keys must be readable by their owner only (PCI DSS 3.5.1, 3.6.1)", ring, err);
 }
+
+void gl_pan_keyring_clear(gl_pan_keyring *ring) { gl_keyring_clear(ring); }

@@ -6,7 +6,7 @@
  * to BIN (first 6) + last 4 and a keyed HMAC-SHA256 token, so that equal cards
  * can still be matched without the number being kept.
  *
- * Key ring file (one key per line, '#' comments allowed):
+ * Key ring file (keyring.h; one key per line, '#' comments allowed):
  *     <key_id> <64 hex chars = 32-byte key>
  * The first key is the active one (new tokens); the others are kept so tokens
  * made before a rotation can still be recognised (gl_pan_token_with).
@@ -33,22 +33,16 @@
 #include <stdint.h>
 
 #include "../ledger/error.h"
+#include "keyring.h"
 
-#define GL_PAN_KEY_ID_MAX 32
-#define GL_PAN_KEYS_MAX 16
+#define GL_PAN_KEY_ID_MAX GL_KEY_ID_MAX
+#define GL_PAN_KEYS_MAX GL_KEYRING_MAX
 #define GL_PAN_TOKEN_HEX 64
 #define GL_PAN_DIGITS_MIN 13 /* shortest card number: shorter text holds none */
 #define GL_PAN_DIGITS_MAX 19
 
-typedef struct {
-    char id[GL_PAN_KEY_ID_MAX + 1];
-    uint8_t key[32];
-} gl_pan_key;
-
-typedef struct {
-    int n_keys; /* keys[0] is active */
-    gl_pan_key keys[GL_PAN_KEYS_MAX];
-} gl_pan_keyring;
+typedef gl_key gl_pan_key;
+typedef gl_keyring gl_pan_keyring; /* keys[0] is active */
 
 /* What is kept of a card: never the full number. */
 typedef struct {
@@ -59,8 +53,9 @@ typedef struct {
     char token[GL_PAN_TOKEN_HEX + 1];   /* hex HMAC-SHA256(key, digits) */
 } gl_pan_masked;
 
+/* gl_keyring_load, messages naming the "PAN key ring". */
 bool gl_pan_keyring_load(const char *path, gl_pan_keyring *ring, gl_error *err);
-/* Wipes the key material. */
+/* Wipes the key material (gl_keyring_clear). */
 void gl_pan_keyring_clear(gl_pan_keyring *ring);
 
 /* Luhn check of a digit string. */

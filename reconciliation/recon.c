@@ -170,7 +170,7 @@ static rec *rec_build(void *scratch, const char *key, const char *psp, const cha
     return r;
 }
 
-#define REC_SCRATCH (sizeof(rec) + 4 * (GL_SETTLEMENT_KEY_MAX + 1) + CARD_TEXT_MAX + 16)
+#define REC_SCRATCH (sizeof(rec) + (size_t)4 * (GL_SETTLEMENT_KEY_MAX + 1) + CARD_TEXT_MAX + 16)
 
 /* ---------- the job's state ---------- */
 
@@ -364,6 +364,10 @@ static bool ledger_row(job *j, const copy_tuple *t, void *scratch, gl_error *err
         return false;
     }
     str_of(ref, sizeof ref, t->p[0], (size_t)t->len[0]);
+    /* The settlement side's keys went through the PAN guard: a card-like
+     * reference must be masked the same way to match (FORMATS.md), and must
+     * not reach recon_breaks or the reports in full. */
+    gl_pan_mask_text(ref, NULL, NULL);
     rec *x = rec_build(scratch, ref, "", "", "");
     x->side = 'L';
     memcpy(x->transfer_id.b, t->p[1], 16);
@@ -493,7 +497,7 @@ static bool table_build(rec_table *t, char *data, size_t len, bool by_amount) {
     for (size_t off = 0; off < len; off += ((rec *)(void *)(data + off))->size) n++;
     t->cap = 16;
     while (t->cap < 2 * n) t->cap *= 2;
-    t->slots = calloc(t->cap, sizeof *t->slots);
+    t->slots = calloc(t->cap, sizeof(rec *));
     if (!t->slots) return false;
     /* Insert in file order: a later line with the same key lands later in
      * probe order, so the first line is the one matched and later ones are
@@ -979,7 +983,7 @@ static bool write_breaks(job *j, PGconn *db, gl_error *err) {
         char *s = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(sum);
         s[strlen(s) - 1] = '\0'; /* drop the closing brace: the breaks array follows */
-        gl_buf_printf(&jb, "%s,\"breaks\":[", s);
+        gl_buf_printf(&jb, "%s,\"items\":[", s); /* "breaks" is the count */
         free(s);
         gl_buf_printf(&cb, "n,class,explained,reference,psp_id,transfer_id,line,ledger_amount,settlement_amount,"
                            "ledger_fee,settlement_fee,ledger_currency,settlement_currency,ledger_at,settlement_at,"
@@ -1068,7 +1072,7 @@ static bool finish_run(job *j, PGconn *db, bool ok, const uint8_t sha[32], const
     const gl_recon_summary *s = j->sum;
     char id[GL_ID_STR_LEN + 1], hex[65], v[9][24];
     gl_id_format(&s->run_id, id);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    for (size_t i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sha[i]);
     uint64_t vals[9] = {s->lines, s->malformed, s->ledger_transfers, s->matched, s->matched_by_amount,
                         s->breaks, s->unexplained, s->pans_masked, 0};
     for (int i = 0; i < 9; i++) snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)vals[i]);
@@ -1102,7 +1106,8 @@ static unsigned partitions_for(const char *path, size_t budget) {
     /* A partition in memory holds its settlement records (about 1.3 bytes per
      * byte of file), as many ledger records and the hash table: about 3 bytes
      * per byte of file must fit in the budget, for each matcher. */
-    uint64_t per = budget / (3 * MATCHERS) ? budget / (3 * MATCHERS) : 1; /* MATCHERS partitions at once */
+    uint64_t per = budget / ((uint64_t)3 * MATCHERS); /* MATCHERS partitions are in memory at once */
+    if (per == 0) per = 1;
     uint64_t n = ((uint64_t)st.st_size + per - 1) / per;
     return n < 1 ? 1 : n > PARTITIONS_MAX ? PARTITIONS_MAX : (unsigned)n;
 }
@@ -1132,7 +1137,7 @@ static bool workspace_open(job *j, gl_error *err) {
     }
     ok = parts_open(&j->w, &j->w.pass1_s, "s1", n, err) && parts_open(&j->w, &j->w.pass1_l, "l1", n, err);
     for (int k = 0; ok && k < MATCHERS; k++) {
-        char s2[8], l2[8];
+        char s2[16], l2[16]; /* "s2.<int>": 8 bytes are too few for -Wformat-truncation at -O1 (make asan) */
         snprintf(s2, sizeof s2, "s2.%d", k);
         snprintf(l2, sizeof l2, "l2.%d", k);
         ok = parts_open(&j->w, &j->w.pass2_s[k], s2, n, err) && parts_open(&j->w, &j->w.pass2_l[k], l2, n, err);

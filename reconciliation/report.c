@@ -44,34 +44,8 @@ static const char *const residency_tables[GL_REPORT_RESIDENCY_TABLES] = {
 
 /* ---------------------------------------------------------------- time */
 
-static bool parse_digits(const char *s, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static bool is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-static int days_in_month(int y, int m) {
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The inverse: the date of a day number. */
+/* The date of a day number: days since 1970-01-01, proleptic Gregorian
+ * (H. Hinnant's civil_from_days). */
 static void civil_from_days(int64_t z, int *y, int *m, int *d) {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -109,54 +83,21 @@ static bool bad_time(const char *s, const char *why, gl_error *err) {
     return false;
 }
 
-/* "THH:MM:SS[.ffffff](Z|±HH:MM)" after the date; fills seconds of the day, micros and the offset. */
-static bool parse_clock(const char *s, const char *p, int *secs, int64_t *frac_us, int *offset_s, gl_error *err) {
-    int h, mi, sec;
-    if ((*p != 'T' && *p != 't') || !parse_digits(p + 1, 2, &h) || p[3] != ':' || !parse_digits(p + 4, 2, &mi) ||
-        p[6] != ':' || !parse_digits(p + 7, 2, &sec))
-        return bad_time(s, "expected THH:MM:SS after the date", err);
-    if (h > 23 || mi > 59 || sec > 59) return bad_time(s, "hour, minute or second out of range", err);
-    p += 9;
-    *frac_us = 0;
-    if (*p == '.') {
-        int nd = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, nd++) {
-            if (nd == 6) return bad_time(s, "more than 6 fraction digits", err);
-            *frac_us = *frac_us * 10 + (*p - '0');
-        }
-        if (nd == 0) return bad_time(s, "no digits after '.'", err);
-        for (; nd < 6; nd++) *frac_us *= 10;
-    }
-    *offset_s = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (!parse_digits(p + 1, 2, &oh) || p[3] != ':' || !parse_digits(p + 4, 2, &om) || oh > 23 || om > 59)
-            return bad_time(s, "bad UTC offset (want +HH:MM)", err);
-        *offset_s = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return bad_time(s, "a time needs a zone: Z or +HH:MM", err);
-    }
-    if (*p) return bad_time(s, "trailing characters", err);
-    *secs = h * 3600 + mi * 60 + sec;
-    return true;
-}
-
+/* The grammar is gl_rfc3339_parse's (ledger/pg.c), at most 6 fraction digits:
+ * a period boundary is never silently truncated. A bare date is midnight UTC,
+ * i.e. the same date followed by "T00:00:00Z". */
 bool gl_report_parse_time(const char *s, int64_t *out_us, gl_error *err) {
     if (!s) return bad_time("", "missing", err);
-    int y, mo, d;
-    if (!parse_digits(s, 4, &y) || s[4] != '-' || !parse_digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !parse_digits(s + 8, 2, &d))
-        return bad_time(s, "expected YYYY-MM-DD", err);
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
-        return bad_time(s, "no such date (years 1970..9999)", err);
-    int secs = 0, offset_s = 0;
-    int64_t frac_us = 0;
-    if (s[10] && !parse_clock(s, s + 10, &secs, &frac_us, &offset_s, err)) return false;
-    int64_t t = days_from_civil(y, mo, d) * 86400 + secs - offset_s;
-    *out_us = t * US_PER_S + frac_us;
+    static const char midnight_utc[] = "T00:00:00Z";
+    char with_clock[10 + sizeof midnight_utc];
+    const char *text = s;
+    if (strlen(s) == 10) { /* a bare date (or something malformed the parser will name) */
+        memcpy(with_clock, s, 10);
+        memcpy(with_clock + 10, midnight_utc, sizeof midnight_utc);
+        text = with_clock;
+    }
+    const char *why = gl_rfc3339_parse(text, false, out_us);
+    if (why) return bad_time(s, why, err);
     return true;
 }
 

@@ -151,7 +151,8 @@ void gl_report_params_init(gl_report_params *p);
 bool gl_report_params_check(const gl_report_params *p, gl_error *err);
 
 /* Parses "YYYY-MM-DD" (00:00 UTC) or RFC 3339 "YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)"
- * (years 1970..9999, at most 6 fraction digits, no leap second). */
+ * (years 1970..9999 and not before 1970-01-01T00:00:00Z, at most 6 fraction
+ * digits, no leap second). The grammar is gl_rfc3339_parse's (ledger/pg.h). */
 bool gl_report_parse_time(const char *s, int64_t *out_us, gl_error *err);
 /* The UTC day of an instant, "YYYY-MM-DD". */
 void gl_report_format_day(int64_t us, char out[GL_REPORT_DAY_LEN]);

@@ -1,18 +1,15 @@
 /*
  * sealed.c — see sealed.h for the file format and what it detects.
  *
- * Reading order: the key ring loader, then the header (shared by both sides),
- * then seal_chunk/open_chunk (the only places that touch AES-GCM), then the
- * writer and the reader built on them.
+ * Reading order: the key ring (loaded by keyring.c), then the header (shared
+ * by both sides), then seal_chunk/open_chunk (the only places that touch
+ * AES-GCM), then the writer and the reader built on them.
  */
 #include "sealed.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -25,7 +22,6 @@
 #define HEADER_MAX (HEADER_FIXED_BYTES + GL_SEAL_KEY_ID_MAX + 4 + GL_SEAL_NONCE_BYTES)
 #define AAD_SUFFIX_BYTES 9 /* uint64 chunk index, uint8 final flag */
 #define CHUNKS_MAX ((uint64_t)UINT32_MAX + 1) /* the IV holds a 32-bit chunk counter */
-#define KEY_FILE_BYTES_MAX ((size_t)64 * 1024)
 
 /* ---------- small helpers ---------- */
 
@@ -41,152 +37,14 @@ static uint64_t get_be(const uint8_t *p, int bytes) {
     return v;
 }
 
-static bool key_id_char_ok(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-static bool key_id_ok(const char *s, size_t n) {
-    if (n == 0 || n > GL_SEAL_KEY_ID_MAX) return false;
-    for (size_t i = 0; i < n; i++)
-        if (!key_id_char_ok(s[i])) return false;
-    return true;
-}
-
-static int hex_nibble(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
 /* ---------- key ring ---------- */
 
-void gl_seal_keyring_clear(gl_seal_keyring *ring) {
-    if (!ring) return;
-    OPENSSL_cleanse(ring, sizeof *ring);
-}
-
-/* Reads the whole key file; fstat on the open descriptor, so the permission
- * check applies to the file actually read. The caller wipes and frees *out. */
-static bool read_key_file(const char *path, char **out, size_t *out_len, gl_error *err) {
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        gl_error_set(err, GL_ERR_CONFIG, "cannot open key file \"%s\"", path);
-        gl_error_detail(err, "%s", strerror(e));
-        return false;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        gl_error_set(err, GL_ERR_CONFIG, "key file \"%s\" is not a regular file", path);
-        return false;
-    }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        close(fd);
-        gl_error_set(err, GL_ERR_CONFIG, "key file \"%s\" is accessible to group or others (mode %04o)", path,
-                     (unsigned)(st.st_mode & 07777));
-        gl_error_detail(err, "report encryption keys must be readable by their owner only (PCI DSS 3.6.1)");
-        gl_error_hint(err, "chmod 600 %s", path);
-        return false;
-    }
-    char *buf = malloc(KEY_FILE_BYTES_MAX + 1);
-    size_t n = 0;
-    bool ok = buf != NULL;
-    /* Read one byte past the limit: the file may have grown since fstat. */
-    while (ok && n <= KEY_FILE_BYTES_MAX) {
-        ssize_t got = read(fd, buf + n, KEY_FILE_BYTES_MAX + 1 - n);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) ok = false;
-        if (got <= 0) break;
-        n += (size_t)got;
-    }
-    close(fd);
-    if (!ok || n > KEY_FILE_BYTES_MAX) {
-        if (buf) OPENSSL_cleanse(buf, KEY_FILE_BYTES_MAX + 1);
-        free(buf);
-        gl_error_set(err, GL_ERR_CONFIG, "key file \"%s\" %s", path, ok ? "is too large" : "cannot be read");
-        return false;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
-    return true;
-}
-
-/* Parses one line "<key_id> <64 hex>" [# comment] into the ring (blank and
- * comment lines add nothing). Returns a reason on a malformed line, else NULL. */
-static const char *parse_key_line(const char *line, size_t len, gl_seal_keyring *ring) {
-    size_t i = 0;
-    while (i < len && is_blank(line[i])) i++;
-    if (i == len || line[i] == '#') return NULL;
-    size_t id_start = i;
-    while (i < len && !is_blank(line[i])) i++;
-    size_t id_len = i - id_start;
-    if (!key_id_ok(line + id_start, id_len)) return "the key id must be 1-32 of [A-Za-z0-9_-]";
-    while (i < len && is_blank(line[i])) i++;
-    size_t hex_start = i;
-    while (i < len && !is_blank(line[i])) i++;
-    if (i - hex_start != (size_t)2 * GL_SEAL_KEY_BYTES) return "expected \"<key_id> <64 hex chars>\"";
-    while (i < len && is_blank(line[i])) i++;
-    if (i < len && line[i] != '#') return "unexpected text after the key";
-    for (int k = 0; k < ring->n_keys; k++)
-        if (strlen(ring->keys[k].id) == id_len && memcmp(ring->keys[k].id, line + id_start, id_len) == 0)
-            return "duplicate key id";
-    if (ring->n_keys == GL_SEAL_KEYS_MAX) return "too many keys (at most 16)";
-    gl_seal_key *key = &ring->keys[ring->n_keys];
-    for (size_t b = 0; b < GL_SEAL_KEY_BYTES; b++) {
-        int hi = hex_nibble(line[hex_start + 2 * b]), lo = hex_nibble(line[hex_start + 2 * b + 1]);
-        if (hi < 0 || lo < 0) {
-            OPENSSL_cleanse(key, sizeof *key);
-            return "the key must be 64 hex characters";
-        }
-        key->key[b] = (uint8_t)(hi << 4 | lo);
-    }
-    memcpy(key->id, line + id_start, id_len);
-    key->id[id_len] = '\0';
-    ring->n_keys++;
-    return NULL;
-}
-
 bool gl_seal_keyring_load(const char *path, gl_seal_keyring *ring, gl_error *err) {
-    memset(ring, 0, sizeof *ring);
-    char *text;
-    size_t len;
-    if (!read_key_file(path, &text, &len, err)) return false;
-    const char *problem = NULL;
-    int line_no = 0;
-    for (size_t start = 0; start < len && !problem;) {
-        const char *nl = memchr(text + start, '\n', len - start);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        line_no++;
-        problem = parse_key_line(text + start, end - start, ring);
-        start = end + 1;
-    }
-    OPENSSL_cleanse(text, len);
-    free(text);
-    if (problem) {
-        gl_seal_keyring_clear(ring);
-        gl_error_set(err, GL_ERR_CONFIG, "key file \"%s\" line %d: %s", path, line_no, problem);
-        return false;
-    }
-    if (ring->n_keys == 0) {
-        gl_error_set(err, GL_ERR_CONFIG, "key file \"%s\" holds no key", path);
-        gl_error_hint(err, "one line per key: <key_id> <64 hex chars>; the first is the active key");
-        return false;
-    }
-    return true;
+    return gl_keyring_load(path, "key file",
+                           "report encryption keys must be readable by their owner only (PCI DSS 3.6.1)", ring, err);
 }
 
-static const gl_seal_key *find_key(const gl_seal_keyring *ring, const char *id) {
-    for (int i = 0; i < ring->n_keys; i++)
-        if (strcmp(ring->keys[i].id, id) == 0) return &ring->keys[i];
-    return NULL;
-}
+void gl_seal_keyring_clear(gl_seal_keyring *ring) { gl_keyring_clear(ring); }
 
 /* ---------- header ---------- */
 
@@ -200,7 +58,7 @@ typedef struct {
 
 static bool header_build(header *h, const char *key_id, gl_error *err) {
     size_t id_len = strlen(key_id);
-    if (!key_id_ok(key_id, id_len)) {
+    if (!gl_keyring_id_ok(key_id, id_len)) {
         gl_error_set(err, GL_ERR_INVALID, "key id \"%s\" is not 1-32 of [A-Za-z0-9_-]", key_id);
         return false;
     }
@@ -263,7 +121,7 @@ static bool header_read(FILE *in, header *h, gl_error *err) {
     if (!read_exact(in, p + HEADER_FIXED_BYTES, rest, err, &cut)) return false;
     if (cut) return damaged(err, "header", "the file ends inside its header");
     const char *id = (const char *)p + HEADER_FIXED_BYTES;
-    if (!key_id_ok(id, id_len)) return damaged(err, "header", "the key id holds characters outside [A-Za-z0-9_-]");
+    if (!gl_keyring_id_ok(id, id_len)) return damaged(err, "header", "the key id holds characters outside [A-Za-z0-9_-]");
     memcpy(h->key_id, id, id_len);
     h->key_id[id_len] = '\0';
     h->chunk_bytes = (uint32_t)get_be(p + HEADER_FIXED_BYTES + id_len, 4);
@@ -476,7 +334,7 @@ static void reader_free(reader *r) {
 
 static bool reader_open(FILE *in, const gl_seal_keyring *ring, reader *r, gl_error *err) {
     if (!header_read(in, &r->h, err)) return false;
-    r->key = find_key(ring, r->h.key_id);
+    r->key = gl_keyring_find(ring, r->h.key_id);
     if (!r->key) {
         gl_error_set(err, GL_ERR_NOT_FOUND, "report file is sealed with key \"%s\", which is not in the key ring",
                      r->h.key_id);

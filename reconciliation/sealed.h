@@ -24,7 +24,7 @@
  * reordered, dropped or duplicated, a file cut at any byte (even exactly at a
  * chunk boundary) and bytes appended after the end all fail a tag check.
  *
- * Key ring file: the same format as the PAN key ring (pan.h):
+ * Key ring file: the same format as the PAN key ring (keyring.h):
  *     # comment
  *     <key_id> <64 hex chars = 32-byte key>
  * The first key is the active one (new files); the others only decrypt files
@@ -43,29 +43,23 @@
 #include <stdio.h>
 
 #include "../ledger/error.h"
+#include "keyring.h"
 
-#define GL_SEAL_KEY_ID_MAX 32
-#define GL_SEAL_KEYS_MAX 16
-#define GL_SEAL_KEY_BYTES 32
+#define GL_SEAL_KEY_ID_MAX GL_KEY_ID_MAX
+#define GL_SEAL_KEYS_MAX GL_KEYRING_MAX
+#define GL_SEAL_KEY_BYTES GL_KEY_BYTES
 #define GL_SEAL_CHUNK_BYTES 65536         /* plaintext per chunk written */
 #define GL_SEAL_CHUNK_BYTES_MAX (1 << 20) /* largest chunk size a reader accepts */
 #define GL_SEAL_TAG_BYTES 16
 #define GL_SEAL_NONCE_BYTES 8
 #define GL_SEAL_VERSION 1
 
-typedef struct {
-    char id[GL_SEAL_KEY_ID_MAX + 1];
-    uint8_t key[GL_SEAL_KEY_BYTES];
-} gl_seal_key;
+typedef gl_key gl_seal_key;
+typedef gl_keyring gl_seal_keyring; /* keys[0] is active */
 
-typedef struct {
-    int n_keys; /* keys[0] is active */
-    gl_seal_key keys[GL_SEAL_KEYS_MAX];
-} gl_seal_keyring;
-
-/* Loads a key ring file; refuses a file that group or others may access, a
- * malformed line (reported as file:line, never echoing key material), a
- * duplicate key id and a file with no key. */
+/* gl_keyring_load, messages naming the "key file": refuses a file that group
+ * or others may access, a malformed line (reported as file:line, never echoing
+ * key material), a duplicate key id and a file with no key. */
 bool gl_seal_keyring_load(const char *path, gl_seal_keyring *ring, gl_error *err);
 /* Wipes the key material (OPENSSL_cleanse). */
 void gl_seal_keyring_clear(gl_seal_keyring *ring);

@@ -44,7 +44,7 @@ Reconciliation, compliance report and audit log (keys for dev in $(dirname "$con
   C=\$(\$L --json account create --region eu --currency EUR --owner psp --kind psp_clearing | jq -r .id)
   \$L recon run --region eu --source generic --file tests/data/recon/generic_small.csv --account \$C \
       --from 2026-11-01 --to 2026-12-01 --out /tmp      # exit 4: the sample's lines have no ledger transfers
-  \$L recon decrypt /tmp/recon-<run id>.json.sealed | jq "del(.breaks)"
+  \$L recon decrypt /tmp/recon-<run id>.json.sealed | jq "del(.items)"
   \$L report regional --region eu --from \$(date -u +%F) --to \$(date -u -d tomorrow +%F) --format html --out /tmp/eu.html
   \$L audit verify                   # the hash-chained audit log of every region
 

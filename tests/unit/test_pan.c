@@ -154,6 +154,24 @@ START_TEST(test_long_runs) {
 }
 END_TEST
 
+/* A grouped card with other digits next to it: 13..19 digits in all, so the
+ * run as a whole fails Luhn, but whole groups of it hold the card. */
+START_TEST(test_card_next_to_other_digits) {
+    assert_masks("exp 4242 4242 4242 4242 12/26", "exp 4242 42** **** **42 12/26", 1);
+    assert_masks("qty 2 5105105105105100", "qty 2 51051*******5100", 1);
+    assert_masks("12 4111-1111-1111-1111", "12 4111-****-****-1111", 1); /* the run keeps its first 6 digits */
+    char buf[64];
+    gl_pan_masked m;
+    snprintf(buf, sizeof buf, "qty 2 5105105105105100");
+    ck_assert_int_eq(gl_pan_mask_text(buf, NULL, &m), 1);
+    ck_assert_str_eq(m.bin, "510510");
+    ck_assert_str_eq(m.last4, "5100");
+    /* Group boundaries only: an unseparated 17..19-digit id is judged whole. */
+    assert_untouched("id 123456789012345678");
+    assert_untouched("order 1234 5678 9012 3456 78");
+}
+END_TEST
+
 START_TEST(test_first_card_and_token) {
     gl_pan_keyring ring;
     memset(&ring, 0, sizeof ring);
@@ -341,6 +359,7 @@ static Suite *pan_suite(void) {
     tcase_add_test(scan, test_mask_forms);
     tcase_add_test(scan, test_not_pans);
     tcase_add_test(scan, test_long_runs);
+    tcase_add_test(scan, test_card_next_to_other_digits);
     tcase_add_test(scan, test_first_card_and_token);
     tcase_add_test(scan, test_mask_buf_respects_len);
     suite_add_tcase(s, scan);
