@@ -292,6 +292,7 @@ static void transfer_from_cmd(const ledger_cmd *c, const ledger_result *r, ledge
     gl_format_rfc3339_us(r->created_at_us, t->created_at, sizeof t->created_at);
     if (c->pending && c->timeout_s > 0)
         gl_format_rfc3339_us(r->created_at_us + c->timeout_s * 1000000, t->expires_at, sizeof t->expires_at);
+    if (c->metadata) snprintf(t->metadata, sizeof t->metadata, "%s", c->metadata);
 }
 
 /* Reads what the batch wrote (same transaction) to build a transfer response. */
@@ -703,6 +704,25 @@ static gl_response create_transfer(gl_req *req) {
     return submit_keyed(req, job, true);
 }
 
+/* The items' metadata texts in one allocation (the job owns it), each
+ * command pointing at its own: one free() however many items carry metadata. */
+static bool batch_metadata(gl_job *job, char **metas) {
+    size_t total = 0;
+    for (size_t i = 0; i < job->n; i++) total += metas[i] ? strlen(metas[i]) + 1 : 0;
+    if (total == 0) return true;
+    char *arena = malloc(total), *p = arena;
+    if (!arena) return false;
+    for (size_t i = 0; i < job->n; i++) {
+        if (!metas[i]) continue;
+        size_t len = strlen(metas[i]) + 1;
+        memcpy(p, metas[i], len);
+        job->cmds[i].metadata = p;
+        p += len;
+    }
+    job->metadata = arena;
+    return true;
+}
+
 static gl_response create_batch(gl_req *req) {
     static const field_spec spec[] = {{"atomic", JSON_TRUE, true}, {"transfers", JSON_ARRAY, true},
                                       {NULL, JSON_NULL, false}};
@@ -718,41 +738,48 @@ static gl_response create_batch(gl_req *req) {
     bool atomic = json_is_true(json_object_get(o, "atomic"));
     gl_job *job = NULL;
     const gl_region *region = NULL;
-    for (size_t i = 0; i < n; i++) {
-        req->body_too_large = false;
+    char **metas = calloc(n, sizeof *metas);
+    bool ok = metas != NULL;
+    if (!ok) fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    for (size_t i = 0; ok && i < n; i++) {
         gl_req item_req = *req;
-        json_t *it = json_array_get(items, i);
-        char *txt = json_dumps(it, JSON_COMPACT);
+        char *txt = json_dumps(json_array_get(items, i), JSON_COMPACT);
         item_req.body = txt;
         item_req.body_len = txt ? strlen(txt) : 0;
         json_t *io = parse_body(&item_req, transfer_spec, &fail);
         free(txt);
         ledger_cmd c;
         const gl_region *r = NULL;
-        bool ok = io && json_object_get(io, "metadata") == NULL && transfer_cmd(req, io, &c, &r, &fail);
-        if (io && json_object_get(io, "metadata"))
-            fail = gl_respond_error(req, 400, "invalid_value", "metadata is accepted on single transfers, not in batches",
-                                    "metadata");
+        ok = io && transfer_cmd(req, io, &c, &r, &fail);
+        json_t *meta = ok ? json_object_get(io, "metadata") : NULL;
+        if (meta && !json_is_null(meta)) metas[i] = json_dumps(meta, JSON_COMPACT);
         json_decref(io);
-        if (ok && region && r != region) {
+        if (ok && meta && !json_is_null(meta) && (!metas[i] || strlen(metas[i]) > LEDGER_METADATA_MAX)) {
+            ok = false;
+            fail = gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
+        } else if (ok && region && r != region) {
             ok = false;
             fail = gl_respond_error(req, 400, "invalid_value", "a batch runs in one region: split it", "transfers");
-        }
-        if (ok && !job && !(job = job_new(req, r, n))) {
+        } else if (ok && !job && !(job = job_new(req, r, n))) {
             ok = false;
             fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
         }
-        if (!ok) {
-            json_decref(o);
-            job_free(job);
-            return fail;
-        }
+        if (!ok) break;
         region = r;
         c.linked = atomic && i + 1 < n;
         job->cmds[i] = c;
     }
     json_decref(o);
-    if (!job) return gl_respond_error(req, 500, "internal", "empty batch", NULL); /* n >= 1: not reached */
+    if (ok && !batch_metadata(job, metas)) {
+        ok = false;
+        fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    }
+    for (size_t i = 0; metas && i < n; i++) free(metas[i]);
+    free(metas);
+    if (!ok) {
+        job_free(job);
+        return fail;
+    }
     job->atomic = atomic;
     job->respond = respond_batch;
     return submit_keyed(req, job, true);

@@ -9,6 +9,12 @@ json_t *gl_id_json(const gl_id *id) {
 
 /* posted = credits - debits and available = posted - debits_pending, as API.md
  * defines them for credit-normal accounts (user wallets). */
+/* Stored metadata as JSON (null when none, or if it somehow does not parse). */
+static json_t *metadata_json(const char *text) {
+    json_t *m = text && text[0] ? json_loads(text, 0, NULL) : NULL;
+    return m ? m : json_null();
+}
+
 json_t *gl_account_json(const gl_config *cfg, const ledger_account *a) {
     const gl_region *r = gl_region_of_id(cfg, &a->id);
     json_t *flags = json_pack("{s:b,s:b,s:b}", "debits_must_not_exceed_credits",
@@ -21,9 +27,10 @@ json_t *gl_account_json(const gl_config *cfg, const ledger_account *a) {
                             (json_int_t)a->debits_pending, "credits_pending", (json_int_t)a->credits_pending, "posted",
                             (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, 0), "available",
                             (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, a->debits_pending));
-    return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s}", "id", gl_id_json(&a->id), "region",
+    return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s,s:o}", "id", gl_id_json(&a->id), "region",
                      r ? r->name : "?", "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags,
-                     "balances", bal, "version", (json_int_t)a->version, "created_at", a->created_at);
+                     "balances", bal, "version", (json_int_t)a->version, "created_at", a->created_at, "metadata",
+                     metadata_json(a->metadata));
 }
 
 json_t *gl_transfer_json(const ledger_transfer *t) {
@@ -37,6 +44,7 @@ json_t *gl_transfer_json(const ledger_transfer *t) {
     json_object_set_new(o, "amount_reversed", json_integer(t->amount_reversed));
     if (t->expires_at[0]) json_object_set_new(o, "expires_at", json_string(t->expires_at));
     json_object_set_new(o, "created_at", json_string(t->created_at));
+    json_object_set_new(o, "metadata", metadata_json(t->metadata));
     return o;
 }
 

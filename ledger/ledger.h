@@ -170,6 +170,9 @@ typedef struct {
     int64_t debits_pending, debits_posted, credits_pending, credits_posted;
     int64_t version;
     char created_at[40]; /* RFC 3339 UTC */
+    /* JSON object text as PostgreSQL renders the stored jsonb ("" = none);
+     * jsonb text can be longer than what was written, hence twice the limit. */
+    char metadata[2 * LEDGER_METADATA_MAX + 1];
 } ledger_account;
 
 typedef struct {
@@ -186,6 +189,7 @@ typedef struct {
     int64_t amount_reversed;       /* sum of reversals of this transfer */
     char expires_at[40];           /* "" when none */
     char created_at[40];
+    char metadata[2 * LEDGER_METADATA_MAX + 1]; /* JSON object text ("" = none) */
 } ledger_transfer;
 
 typedef struct {

@@ -21,6 +21,7 @@ static void fill_account(const PGresult *r, int row, ledger_account *a) {
     a->credits_posted = gl_pg_get_i64(r, row, 8);
     a->version = gl_pg_get_i64(r, row, 9);
     gl_pg_get_text(r, row, 10, a->created_at, sizeof a->created_at);
+    gl_pg_get_text(r, row, 11, a->metadata, sizeof a->metadata);
 }
 
 int ledger_account_get(PGconn *db, const gl_id *id, ledger_account *out, gl_error *err) {
@@ -30,7 +31,7 @@ int ledger_account_get(PGconn *db, const gl_id *id, ledger_account *out, gl_erro
     PGresult *r = gl_pg_exec(db,
                              "SELECT id, currency, owner, kind, flags, debits_pending, debits_posted, "
                              "credits_pending, credits_posted, version, " TS_SQL("created_at")
-                             " FROM accounts WHERE id = $1::uuid",
+                             ", coalesce(metadata::text, '') FROM accounts WHERE id = $1::uuid",
                              1, p, err);
     if (!r) return -1;
     int found = PQntuples(r) == 1;
@@ -48,7 +49,7 @@ int ledger_account_get_as_of(PGconn *db, const gl_id *id, const char *as_of, led
                              "SELECT a.id, a.currency, a.owner, a.kind, a.flags, "
                              "coalesce(e.debits_pending, 0), coalesce(e.debits_posted, 0), "
                              "coalesce(e.credits_pending, 0), coalesce(e.credits_posted, 0), "
-                             "coalesce(e.version, 0), " TS_SQL("a.created_at")
+                             "coalesce(e.version, 0), " TS_SQL("a.created_at") ", coalesce(a.metadata::text, '')"
                              " FROM accounts a LEFT JOIN LATERAL ("
                              "  SELECT * FROM entries WHERE account_id = a.id AND created_at <= $2::timestamptz"
                              "  ORDER BY version DESC LIMIT 1) e ON true "
@@ -76,7 +77,7 @@ int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_er
         "     WHEN p.state = 'pending' AND p.expires_at <= clock_timestamp() THEN 'expired' ELSE p.state END, "
         "coalesce(p.amount_posted, 0), "
         "coalesce((SELECT sum(r.amount) FROM transfers r WHERE r.reverses_id = t.id), 0)::int8, "
-        "coalesce(" TS_SQL("t.expires_at") ", ''), " TS_SQL("t.created_at")
+        "coalesce(" TS_SQL("t.expires_at") ", ''), " TS_SQL("t.created_at") ", coalesce(t.metadata::text, '')"
         " FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = $1::uuid",
         1, p, err);
     if (!r) return -1;
@@ -98,6 +99,7 @@ int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_er
         out->amount_reversed = gl_pg_get_i64(r, 0, 12);
         gl_pg_get_text(r, 0, 13, out->expires_at, sizeof out->expires_at);
         gl_pg_get_text(r, 0, 14, out->created_at, sizeof out->created_at);
+        gl_pg_get_text(r, 0, 15, out->metadata, sizeof out->metadata);
     }
     PQclear(r);
     return found;

@@ -277,6 +277,7 @@ req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu","flags":{"debits_mu
 expect "create flagged account" 201
 A1=$(j .id)
 check "flag debits_must_not_exceed_credits set" "body: $(snippet)" eq "$(j .flags.debits_must_not_exceed_credits)" true
+check "account metadata returned" "body: $(snippet)" eq "$(j -c .metadata)" '{"name":"w1"}'
 
 K=$(newkey)
 post /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}' "$K"
@@ -722,6 +723,17 @@ post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":$ITEMS}" "$(newke
 expect "batch atomic, all good -> 201" 201
 check "batch atomic: both ok with transfers" "body: $(snippet)" \
     eq "$(j '[.results[] | .result + ":" + (.transfer.amount | tostring)] | join(",")')" "ok:5,ok:6"
+ITEMS="[$(transfer "$FUND" "$A2" 7 "$RUN-bm1" '{"metadata":{"ride":"r-1","n":1}}'),$(transfer "$FUND" "$A2" 8 "$RUN-bm2"),$(transfer "$FUND" "$A2" 9 "$RUN-bm3" '{"metadata":{"ride":"r-3"}}')]"
+post /v1/transfers/batch "$TA" "{\"atomic\":false,\"transfers\":$ITEMS}" "$(newkey)"
+expect "batch: items with and without metadata -> 200" 200
+check "batch: each item keeps its own metadata" "body: $(snippet)" \
+    eq "$(j -c '[.results[].transfer.metadata]')" '[{"n":1,"ride":"r-1"},null,{"ride":"r-3"}]'
+BM3=$(j -r '.results[2].transfer.id')
+req GET "/v1/transfers/$BM3" "$TA"
+check "batch: an item's metadata is stored" "body: $(snippet)" eq "$(j -c .metadata)" '{"ride":"r-3"}'
+BIG_META=$(jq -cn '{x: ("a" * 5000)}')
+post /v1/transfers/batch "$TA" "{\"atomic\":false,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-bm4" "{\"metadata\":$BIG_META}")]}" "$(newkey)"
+expect "batch: item metadata over 4096 bytes -> 400" 400 invalid_value
 post /v1/transfers/batch "$TA" '{"atomic":true,"transfers":[]}' "$(newkey)"
 expect "batch: empty -> 400" 400 invalid_value
 post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-b7"),$(transfer "$AUS" "$AUS" 1 "$RUN-b8")]}" "$(newkey)"
