@@ -267,6 +267,13 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
     }
     bool down = !k->db || PQstatus(k->db) != CONNECTION_OK;
     if (down) atomic_store(&w->up, false);
+    if (!down && n > 1) {
+        /* One job's failure must not fail the others that shared its batch:
+         * nothing committed, so each runs again alone and only the bad one fails. */
+        gl_log(GL_LOG_WARN, "batch_split", "batch of %zu jobs failed (%s): running them one by one", n, err.message);
+        for (size_t j = 0; j < n; j++) run_batch(k, jobs + j, 1);
+        return;
+    }
     for (size_t j = 0; j < n; j++) {
         if (down) job_fail(jobs[j], 503, "unavailable", "region_unavailable", "the account's region is unavailable");
         else job_fail(jobs[j], 500, "internal", "internal", "the batch could not be committed");
