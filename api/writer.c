@@ -244,7 +244,7 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
         ledger_result *res = malloc((total + 1) * sizeof *res);
         bool ok = cmds && res;
         for (size_t j = 0, off = 0; ok && j < n; off += jobs[j]->n, j++)
-            memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds);
+            if (jobs[j]->n) memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds); /* mandates: none */
         batch_ctx ctx = {w->srv, jobs, n};
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
