@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -178,6 +179,7 @@ typedef struct {
     const gl_recon_options *o;
     gl_recon_summary *sum;
     workspace w;
+    char currency[4]; /* the clearing account's */
     _Alignas(8) char scratch[REC_SCRATCH];
 } job;
 
@@ -312,7 +314,7 @@ static bool parse_fee(const char *s, int len, int64_t *out) {
 }
 
 /* The fields of one binary COPY tuple: (pointer, length), length -1 for NULL. */
-#define LEDGER_COLS 7
+#define LEDGER_COLS 6
 typedef struct {
     const char *p[LEDGER_COLS];
     int32_t len[LEDGER_COLS];
@@ -355,11 +357,11 @@ static int copy_tuple_parse(const char *buf, int n, bool first, copy_tuple *t) {
     return 1;
 }
 
-/* One transfer (reference, id, debits the account?, amount, currency,
- * psp_fee text, created_at) into the ledger partitions. */
+/* One transfer (reference, id, debits the account?, amount, psp_fee text,
+ * created_at) into the ledger partitions. */
 static bool ledger_row(job *j, const copy_tuple *t, void *scratch, gl_error *err) {
     char ref[GL_SETTLEMENT_KEY_MAX + 1];
-    if (t->len[0] < 0 || t->len[1] != 16 || t->len[2] != 1 || t->len[3] != 8 || t->len[4] != 3 || t->len[6] != 8) {
+    if (t->len[0] < 0 || t->len[1] != 16 || t->len[2] != 1 || t->len[3] != 8 || t->len[5] != 8) {
         gl_error_set(err, GL_ERR_DB, "reading the ledger: unexpected row shape");
         return false;
     }
@@ -373,9 +375,9 @@ static bool ledger_row(job *j, const copy_tuple *t, void *scratch, gl_error *err
     memcpy(x->transfer_id.b, t->p[1], 16);
     int64_t amount = (int64_t)be64(t->p[3]);
     x->amount = t->p[2][0] ? amount : -amount;
-    memcpy(x->currency, t->p[4], 3);
-    x->has_fee = t->len[5] > 0 && parse_fee(t->p[5], t->len[5], &x->fee);
-    x->at_us = (int64_t)be64(t->p[6]) + PG_EPOCH_OFFSET_US;
+    memcpy(x->currency, j->currency, sizeof x->currency); /* the engine keeps every transfer in its accounts' currency */
+    x->has_fee = t->len[4] > 0 && parse_fee(t->p[4], t->len[4], &x->fee);
+    x->at_us = (int64_t)be64(t->p[5]) + PG_EPOCH_OFFSET_US;
     x->settled_us = x->at_us;
     x->in_period = in_period(j, x->at_us);
     j->sum->ledger_transfers += x->in_period;
@@ -420,6 +422,7 @@ static bool ledger_copy_rows(job *j, PGconn *db, void *scratch, gl_error *err) {
 #define RECON_FROM "(SELECT current_setting('geoledger.recon_from')::timestamptz)"
 #define RECON_TO "(SELECT current_setting('geoledger.recon_to')::timestamptz)"
 
+
 static bool read_ledger(job *j, PGconn *db, void *scratch, gl_error *err) {
     const gl_recon_options *o = j->o;
     char acct[GL_ID_STR_LEN + 1], lo[48], hi[48];
@@ -432,8 +435,10 @@ static bool read_ledger(job *j, PGconn *db, void *scratch, gl_error *err) {
                         "SELECT set_config('geoledger.recon_account', $1, true), "
                         "set_config('geoledger.recon_from', $2, true), set_config('geoledger.recon_to', $3, true)",
                         3, p, err);
+    /* A sequential scan of transfers (there is no index by account or by
+     * time: each would cost every transfer an insert). */
     PGresult *r = ok ? PQexec(db, "COPY (SELECT reference, id, debit_account_id = " RECON_ACCOUNT ", amount, "
-                                  "currency::text, metadata->>'psp_fee', created_at FROM transfers "
+                                  "metadata->>'psp_fee', created_at FROM transfers "
                                   "WHERE (debit_account_id = " RECON_ACCOUNT " OR credit_account_id = " RECON_ACCOUNT ") "
                                   "AND created_at >= " RECON_FROM " AND created_at < " RECON_TO " "
                                   "AND reference IS NOT NULL AND flags & 21 = 0) TO STDOUT (FORMAT binary)")
@@ -457,9 +462,17 @@ typedef struct {
     _Alignas(8) char scratch[REC_SCRATCH];
 } ledger_reader;
 
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void *ledger_reader_main(void *arg) {
     ledger_reader *lr = arg;
+    int64_t t0 = now_ms();
     lr->ok = read_ledger(lr->j, lr->db, lr->scratch, &lr->err);
+    lr->j->sum->ledger_ms = now_ms() - t0;
     return NULL;
 }
 
@@ -476,7 +489,9 @@ static bool read_inputs(job *j, PGconn *db, FILE *in, uint8_t sha[32], gl_error 
     lr->db = db;
     bool threaded = pthread_create(&t, NULL, ledger_reader_main, lr) == 0;
     if (!threaded) ledger_reader_main(lr);
+    int64_t t0 = now_ms();
     bool ok = read_settlement(j, in, sha, err);
+    j->sum->file_ms = now_ms() - t0;
     if (threaded) pthread_join(t, NULL);
     if (ok && !lr->ok && err) *err = lr->err;
     ok = ok && lr->ok;
@@ -1053,6 +1068,20 @@ static bool write_malformed(job *j, PGconn *db, gl_error *err) {
 
 /* ---------- the run record and the audit trail ---------- */
 
+/* The clearing account must exist here; its currency is every one of its transfers'. */
+static bool load_clearing_account(job *j, PGconn *db, gl_error *err) {
+    char acct[GL_ID_STR_LEN + 1];
+    gl_id_format(&j->o->clearing_account, acct);
+    const char *p[1] = {acct};
+    PGresult *r = gl_pg_exec(db, "SELECT currency FROM accounts WHERE id = $1::uuid", 1, p, err);
+    if (!r) return false;
+    bool found = PQntuples(r) == 1;
+    if (found) gl_pg_get_text(r, 0, 0, j->currency, sizeof j->currency);
+    else gl_error_set(err, GL_ERR_NOT_FOUND, "clearing account %s not found in this region", acct);
+    PQclear(r);
+    return found;
+}
+
 static bool insert_run(job *j, PGconn *db, gl_error *err) {
     const gl_recon_options *o = j->o;
     char id[GL_ID_STR_LEN + 1], acct[GL_ID_STR_LEN + 1], from[48], to[48];
@@ -1196,7 +1225,7 @@ bool gl_recon_run(PGconn *db, const gl_recon_options *o, gl_recon_summary *out, 
     if (code && PQntuples(code) == 1) started = gl_id_new((uint8_t)gl_pg_get_i64(code, 0, 0), &out->run_id, err);
     else started = false;
     PQclear(code);
-    started = started && insert_run(j, db, err);
+    started = started && load_clearing_account(j, db, err) && insert_run(j, db, err);
     if (!started) {
         free(j);
         return false;
@@ -1204,8 +1233,13 @@ bool gl_recon_run(PGconn *db, const gl_recon_options *o, gl_recon_summary *out, 
     FILE *in = strcmp(o->file_path, "-") == 0 ? stdin : fopen(o->file_path, "rb");
     bool ok = in != NULL;
     if (!ok) gl_error_set(&failure, GL_ERR_INVALID, "cannot open %s: %s", o->file_path, strerror(errno));
-    ok = ok && workspace_open(j, &failure) && read_inputs(j, db, in, sha, &failure) && match_all(j, &failure) &&
-         write_malformed(j, db, &failure) && write_breaks(j, db, &failure);
+    ok = ok && workspace_open(j, &failure) && read_inputs(j, db, in, sha, &failure);
+    int64_t t0 = now_ms();
+    ok = ok && match_all(j, &failure);
+    int64_t t1 = now_ms();
+    ok = ok && write_malformed(j, db, &failure) && write_breaks(j, db, &failure);
+    out->match_ms = t1 - t0;
+    out->output_ms = now_ms() - t1;
     if (in && in != stdin) fclose(in);
     workspace_close(j);
     bool recorded = finish_run(j, db, ok, sha, &failure, err);

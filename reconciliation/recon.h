@@ -78,6 +78,8 @@ typedef struct {
     uint64_t breaks, unexplained;
     uint64_t by_class[GL_BREAK_CLASSES];
     unsigned partitions;
+    /* where the time went (wall clock, ms): the two inputs overlap */
+    int64_t file_ms, ledger_ms, match_ms, output_ms;
     char json_path[4096], csv_path[4096];
 } gl_recon_summary;
 
