@@ -795,89 +795,75 @@ static json_t *brk_json(uint64_t n, const break_item *b, const brk_text *t) {
     return o;
 }
 
-/* CSV field: quoted, quotes doubled (keys come from the PSP file). */
-static void csv_field(gl_buf *out, const char *s) {
-    gl_buf_append(out, "\"", 1);
-    for (const char *p = s; *p; p++) gl_buf_append(out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
-    gl_buf_append(out, "\"", 1);
+/* A break as the columns of recon_breaks (after run_id) and of the CSV
+ * report, in that order; NULL when a side does not have the value. */
+enum { BREAK_COLS = 18, COL_REFERENCE = 3, COL_PSP_ID = 4 };
+static const char *const break_col_names[BREAK_COLS] = {
+    "n",          "class",          "explained",         "reference",       "psp_id",
+    "transfer_id", "line",          "ledger_amount",     "settlement_amount", "ledger_fee",
+    "settlement_fee", "ledger_currency", "settlement_currency", "ledger_at",   "settlement_at",
+    "card_bin",   "card_last4",     "card_token"};
+
+typedef struct {
+    const char *v[BREAK_COLS];
+    char n[24], line[24], num[4][24], lcur[4], scur[4], lat[40], sat[40];
+} break_row;
+
+static const char *opt_i64(bool present, int64_t v, char buf[24]) {
+    if (!present) return NULL;
+    snprintf(buf, 24, "%lld", (long long)v);
+    return buf;
 }
 
-static void csv_int(gl_buf *out, bool present, int64_t v) {
-    if (present) gl_buf_printf(out, "%lld", (long long)v);
+static const char *opt_str(const char *s) { return s[0] ? s : NULL; }
+
+static void break_row_fill(break_row *r, uint64_t n, const break_item *b, const brk_text *t) {
+    memset(r, 0, sizeof *r);
+    const rec *s = b->s, *l = b->l;
+    r->v[0] = opt_i64(true, (int64_t)n, r->n);
+    r->v[1] = gl_break_class_name(b->cls);
+    r->v[2] = b->cls == GL_BREAK_TIMING ? "true" : "false";
+    r->v[COL_REFERENCE] = opt_str(t->key);
+    r->v[COL_PSP_ID] = opt_str(t->psp);
+    r->v[5] = l ? t->transfer_id : NULL;
+    r->v[6] = opt_i64(s, s ? (int64_t)s->line_no : 0, r->line);
+    r->v[7] = opt_i64(l, l ? l->amount : 0, r->num[0]);
+    r->v[8] = opt_i64(s, s ? s->amount : 0, r->num[1]);
+    r->v[9] = opt_i64(l && l->has_fee, l ? l->fee : 0, r->num[2]);
+    r->v[10] = opt_i64(s, s ? s->fee : 0, r->num[3]);
+    if (l) memcpy(r->lcur, l->currency, 3), r->v[11] = r->lcur;
+    if (s) memcpy(r->scur, s->currency, 3), r->v[12] = r->scur;
+    if (l) gl_format_rfc3339_us(l->at_us, r->lat, sizeof r->lat), r->v[13] = r->lat;
+    if (s) gl_format_rfc3339_us(s->settled_us, r->sat, sizeof r->sat), r->v[14] = r->sat;
+    r->v[15] = opt_str(t->bin);
+    r->v[16] = opt_str(t->last4);
+    r->v[17] = opt_str(t->token);
 }
 
-static void brk_csv(gl_buf *out, uint64_t n, const break_item *b, const brk_text *t) {
-    char sat[40] = "", lat[40] = "";
-    if (b->s) gl_format_rfc3339_us(b->s->settled_us, sat, sizeof sat);
-    if (b->l) gl_format_rfc3339_us(b->l->at_us, lat, sizeof lat);
-    gl_buf_printf(out, "%llu,%s,%s,", (unsigned long long)n, gl_break_class_name(b->cls),
-                  b->cls == GL_BREAK_TIMING ? "true" : "false");
-    csv_field(out, t->key);
-    gl_buf_append(out, ",", 1);
-    csv_field(out, t->psp);
-    gl_buf_printf(out, ",%s,", t->transfer_id);
-    if (b->s) gl_buf_printf(out, "%llu", (unsigned long long)b->s->line_no);
-    gl_buf_append(out, ",", 1);
-    csv_int(out, b->l, b->l ? b->l->amount : 0);
-    gl_buf_append(out, ",", 1);
-    csv_int(out, b->s, b->s ? b->s->amount : 0);
-    gl_buf_append(out, ",", 1);
-    csv_int(out, b->l && b->l->has_fee, b->l ? b->l->fee : 0);
-    gl_buf_append(out, ",", 1);
-    csv_int(out, b->s, b->s ? b->s->fee : 0);
-    gl_buf_printf(out, ",%.3s,%.3s,%s,%s,%s,%s,%s\n", b->l ? b->l->currency : "", b->s ? b->s->currency : "", lat, sat,
-                  t->bin, t->last4, t->token);
+/* CSV: absent is empty; the PSP's own strings are quoted, quotes doubled. */
+static void break_row_csv(gl_buf *out, const break_row *r) {
+    for (int c = 0; c < BREAK_COLS; c++) {
+        if (c) gl_buf_append(out, ",", 1);
+        const char *v = r->v[c] ? r->v[c] : "";
+        if (c != COL_REFERENCE && c != COL_PSP_ID) {
+            gl_buf_puts(out, v);
+            continue;
+        }
+        gl_buf_append(out, "\"", 1);
+        for (const char *p = v; *p; p++) gl_buf_append(out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+        gl_buf_append(out, "\"", 1);
+    }
+    gl_buf_append(out, "\n", 1);
 }
 
-/* COPY text format field; \N when absent. */
-static void copy_text(gl_buf *out, const char *s, bool present) {
-    if (present) gl_buf_copy_text(out, s);
-    else gl_buf_append(out, "\\N", 2);
-}
-
-static void copy_i64(gl_buf *out, bool present, int64_t v) {
-    if (present) gl_buf_printf(out, "%lld", (long long)v);
-    else gl_buf_append(out, "\\N", 2);
-}
-
-static void brk_copy_row(gl_buf *out, const char *run, uint64_t n, const break_item *b, const brk_text *t) {
-    char ts[48];
-    gl_buf_printf(out, "%s\t%llu\t%s\t%s\t", run, (unsigned long long)n, gl_break_class_name(b->cls),
-                  b->cls == GL_BREAK_TIMING ? "t" : "f");
-    copy_text(out, t->key, t->key[0] != '\0');
-    gl_buf_append(out, "\t", 1);
-    copy_text(out, t->psp, t->psp[0] != '\0');
-    gl_buf_append(out, "\t", 1);
-    copy_text(out, t->transfer_id, b->l != NULL);
-    gl_buf_append(out, "\t", 1);
-    copy_i64(out, b->s, b->s ? (int64_t)b->s->line_no : 0);
-    gl_buf_append(out, "\t", 1);
-    copy_i64(out, b->l, b->l ? b->l->amount : 0);
-    gl_buf_append(out, "\t", 1);
-    copy_i64(out, b->s, b->s ? b->s->amount : 0);
-    gl_buf_append(out, "\t", 1);
-    copy_i64(out, b->l && b->l->has_fee, b->l ? b->l->fee : 0);
-    gl_buf_append(out, "\t", 1);
-    copy_i64(out, b->s, b->s ? b->s->fee : 0);
-    gl_buf_append(out, "\t", 1);
-    char cur[4] = "";
-    if (b->l) memcpy(cur, b->l->currency, 4);
-    copy_text(out, cur, b->l != NULL);
-    gl_buf_append(out, "\t", 1);
-    if (b->s) memcpy(cur, b->s->currency, 4);
-    copy_text(out, cur, b->s != NULL);
-    gl_buf_append(out, "\t", 1);
-    if (b->l) gl_format_ts_us(b->l->at_us, ts, sizeof ts);
-    copy_text(out, ts, b->l != NULL);
-    gl_buf_append(out, "\t", 1);
-    if (b->s) gl_format_ts_us(b->s->settled_us, ts, sizeof ts);
-    copy_text(out, ts, b->s != NULL);
-    gl_buf_append(out, "\t", 1);
-    copy_text(out, t->bin, t->bin[0] != '\0');
-    gl_buf_append(out, "\t", 1);
-    copy_text(out, t->last4, t->last4[0] != '\0');
-    gl_buf_append(out, "\t", 1);
-    copy_text(out, t->token, t->token[0] != '\0');
+/* COPY text format: absent is \N, the rest escaped. */
+static void break_row_copy(gl_buf *out, const char *run, const break_row *r) {
+    gl_buf_puts(out, run);
+    for (int c = 0; c < BREAK_COLS; c++) {
+        gl_buf_append(out, "\t", 1);
+        if (r->v[c]) gl_buf_copy_text(out, r->v[c]);
+        else gl_buf_append(out, "\\N", 2);
+    }
     gl_buf_append(out, "\n", 1);
 }
 
@@ -1000,9 +986,8 @@ static bool write_breaks(job *j, PGconn *db, gl_error *err) {
         s[strlen(s) - 1] = '\0'; /* drop the closing brace: the breaks array follows */
         gl_buf_printf(&jb, "%s,\"items\":[", s); /* "breaks" is the count */
         free(s);
-        gl_buf_printf(&cb, "n,class,explained,reference,psp_id,transfer_id,line,ledger_amount,settlement_amount,"
-                           "ledger_fee,settlement_fee,ledger_currency,settlement_currency,ledger_at,settlement_at,"
-                           "card_bin,card_last4,card_token\n");
+        for (int c = 0; c < BREAK_COLS; c++) gl_buf_printf(&cb, "%s%s", c ? "," : "", break_col_names[c]);
+        gl_buf_append(&cb, "\n", 1);
     }
     ok = ok && gl_pg_run(db, "BEGIN", 0, NULL, err) &&
          copy_begin(db,
@@ -1015,13 +1000,15 @@ static bool write_breaks(job *j, PGconn *db, gl_error *err) {
     for (uint64_t n = 1; ok && breaks_next(&br, &b); n++) {
         brk_text t;
         brk_texts(&b, &t);
-        brk_copy_row(&row, run, n, &b, &t);
+        break_row cols;
+        break_row_fill(&cols, n, &b, &t);
+        break_row_copy(&row, run, &cols);
         json_t *o = brk_json(n, &b, &t);
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);
         gl_buf_printf(&jb, "%s%s", n > 1 ? "," : "", s ? s : "null");
         free(s);
-        brk_csv(&cb, n, &b, &t);
+        break_row_csv(&cb, &cols);
         if (row.len >= COPY_FLUSH_BYTES) ok = copy_flush(db, &row, err);
         if (ok && jb.len >= COPY_FLUSH_BYTES) ok = sealed_put(&js, &jb, err), gl_buf_reset(&jb);
         if (ok && cb.len >= COPY_FLUSH_BYTES) ok = sealed_put(&cs, &cb, err), gl_buf_reset(&cb);
