@@ -752,9 +752,10 @@ static gl_response create_batch(gl_req *req) {
         const gl_region *r = NULL;
         ok = io && transfer_cmd(req, io, &c, &r, &fail);
         json_t *meta = ok ? json_object_get(io, "metadata") : NULL;
-        if (meta && !json_is_null(meta)) metas[i] = json_dumps(meta, JSON_COMPACT);
-        json_decref(io);
-        if (ok && meta && !json_is_null(meta) && (!metas[i] || strlen(metas[i]) > LEDGER_METADATA_MAX)) {
+        bool has_meta = meta && !json_is_null(meta);
+        if (has_meta) metas[i] = json_dumps(meta, JSON_COMPACT);
+        json_decref(io); /* meta was borrowed from io: not used past here */
+        if (has_meta && (!metas[i] || strlen(metas[i]) > LEDGER_METADATA_MAX)) {
             ok = false;
             fail = gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
         } else if (ok && region && r != region) {
