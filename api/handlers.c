@@ -909,8 +909,10 @@ static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
 }
 
 static bool respond_mandate(gl_job *job, unsigned status, const gl_mandate *m) {
+    json_t *o = gl_mandate_json(m);
     job->resp.status = status;
-    job->resp.body = json_dumps(gl_mandate_json(m), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
     return job->resp.body != NULL;
 }
 
