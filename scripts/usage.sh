@@ -35,14 +35,14 @@ The HTTP API (ledgerd) listens on 127.0.0.1:$port:
 
   # mandates: let another principal (a mini-app) charge a wallet within caps
   curl -s -H "Authorization: Bearer \$TOKEN" -d '{"wallet_account_id":"<id>","grantee":"app.shop","currency":"EUR",
-       "max_amount_per_charge":5000,"max_amount_per_day":20000,"expires_at":"2027-01-01T00:00:00Z"}' \
+       "max_amount_per_charge":5000,"max_amount_per_day":20000,"expires_at":"2027-01-01T00:00:00Z"}' \\
        http://127.0.0.1:$port/v1/mandates
 
 Reconciliation, compliance report and audit log (keys for dev in $(dirname "$conf")):
 
   export GEOLEDGER_PAN_KEYS=$(dirname "$conf")/pan.keys GEOLEDGER_SEAL_KEYS=$(dirname "$conf")/seal.keys
   C=\$(\$L --json account create --region eu --currency EUR --owner psp --kind psp_clearing | jq -r .id)
-  \$L recon run --region eu --source generic --file tests/data/recon/generic_small.csv --account \$C \
+  \$L recon run --region eu --source generic --file tests/data/recon/generic_small.csv --account \$C \\
       --from 2026-11-01 --to 2026-12-01 --out /tmp      # exit 4: the sample's lines have no ledger transfers
   \$L recon decrypt /tmp/recon-<run id>.json.sealed | jq "del(.items)"
   \$L report regional --region eu --from \$(date -u +%F) --to \$(date -u -d tomorrow +%F) --format html --out /tmp/eu.html
