@@ -1380,6 +1380,19 @@ START_TEST(test_ledgerctl_end_to_end) {
              itest_id(payee), owner);
     rc = itest_run_ledgerctl(args, &out, &err);
     ck_assert_msg(rc == 1, "insufficient transfer exited %d (stderr: %s)", rc, err);
+    /* Operator commands are audited with their outcome, in their own transaction. */
+    const char *ap[2] = {owner, itest_id(payer)};
+    ck_assert_int_eq(itest_sql_i64(EU,
+                                   "SELECT count(*) FROM audit_log WHERE action = 'admin.account.create' "
+                                   "AND outcome = 'success' AND detail::jsonb->>'owner' = $1 AND object = $2",
+                                   2, ap),
+                     1);
+    ck_assert_int_eq(itest_sql_i64(EU,
+                                   "SELECT count(*) FROM audit_log WHERE action = 'admin.transfer.create' "
+                                   "AND outcome = 'failure' AND detail::jsonb->>'result' = 'insufficient_funds' "
+                                   "AND detail::jsonb->>'owner' = $1",
+                                   1, ap),
+                     1);
     ck_assert_msg(strstr(err, "insufficient_funds") != NULL, "stderr: %s", err);
     free(out);
     free(err);
