@@ -91,7 +91,7 @@ recon_run $((RECON_LINES / 4)) "$DIR/small.csv" "$small_account"
 small_rss_kb=$(tail -n 1 "$DIR/time.out" | awk '{print $2}')
 recon_run "$RECON_LINES" "$DIR/big.csv" "$big_account"
 read -r recon_s recon_rss_kb < <(tail -n 1 "$DIR/time.out")
-jq -c '{lines, ledger_transfers, matched, breaks, by_class}' "$DIR/recon.json"
+jq -c "{lines, ledger_transfers, matched, breaks, by_class, timings}" "$DIR/recon.json"
 recon_lps=$(echo "$RECON_LINES / $recon_s" | bc -l)
 # The baseline: what a team without a recon tool would run: load the file into a
 # table and let PostgreSQL join it to the clearing account's transfers.
