@@ -2,6 +2,7 @@
  * common.c — what every ledgerctl command shares: error output, JSON output,
  * and finding and connecting to a region.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -64,3 +65,13 @@ PGconn *cli_connect_region(const cli *c, const gl_region *r, gl_db_role role) {
     return db;
 }
 
+
+bool cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) return false;
+    *out = v;
+    return true;
+}

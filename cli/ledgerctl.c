@@ -9,7 +9,6 @@
  * printed); 2 usage error; 3 configuration or database error; 4 verify found
  * violations.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,16 +78,6 @@ static int print_result(const cli *c, const char *what, const ledger_result *r) 
 }
 
 /* ---------- argument parsing ---------- */
-
-static bool parse_i64(const char *s, int64_t *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s) return false;
-    *out = v;
-    return true;
-}
 
 static bool copy_arg(char *dst, size_t cap, const char *src) {
     size_t n = strlen(src);
@@ -364,12 +353,12 @@ static int cmd_transfer(cli *c, int argc, char **argv) {
     if ((rc = set_common(&cmd, &o))) return rc;
     if (!o.from || !gl_id_parse(o.from, &cmd.debit_account_id)) return cli_fail_usage("--from must be an account id%s", "");
     if (!o.to || !gl_id_parse(o.to, &cmd.credit_account_id)) return cli_fail_usage("--to must be an account id%s", "");
-    if (!parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0)
+    if (!cli_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount))
         return cli_fail_usage("--amount must be a positive integer of minor units, got '%s'", o.amount);
     if (!o.currency || !copy_arg(cmd.currency, sizeof cmd.currency, o.currency))
         return cli_fail_usage("--currency is required%s", "");
     cmd.pending = o.pending;
-    if (o.timeout && (!o.pending || !parse_i64(o.timeout, &cmd.timeout_s) || cmd.timeout_s <= 0))
+    if (o.timeout && (!o.pending || !cli_parse_i64(o.timeout, 1, INT64_MAX, &cmd.timeout_s)))
         return cli_fail_usage("--timeout needs --pending and a positive number of seconds, got '%s'", o.timeout);
     const gl_region *r = cli_region_of(c, &cmd.debit_account_id);
     return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
@@ -382,7 +371,7 @@ static int cmd_on_transfer(cli *c, int argc, char **argv, ledger_cmd_kind kind) 
     ledger_cmd_init(&cmd, kind);
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &cmd.target_id)) || (rc = set_common(&cmd, &o))) return rc;
-    if (o.amount && (kind == LEDGER_CMD_VOID || !parse_i64(o.amount, &cmd.amount) || cmd.amount <= 0))
+    if (o.amount && (kind == LEDGER_CMD_VOID || !cli_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount)))
         return cli_fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
     const gl_region *r = cli_region_of(c, &cmd.target_id);
     return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
@@ -419,7 +408,7 @@ static int cmd_expire(cli *c, int argc, char **argv) {
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     int64_t limit = LEDGER_BATCH_MAX;
-    if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > LEDGER_BATCH_MAX))
+    if (o.limit && (!cli_parse_i64(o.limit, 1, LEDGER_BATCH_MAX, &limit)))
         return cli_fail_usage("--limit must be 1..8189, got '%s'", o.limit);
     json_t *out = json_array();
     for (int i = 0; i < c->cfg.n_regions; i++) {
@@ -464,8 +453,8 @@ static int cmd_statement(cli *c, int argc, char **argv) {
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     int64_t after = 0, limit = 100;
-    if (o.after && (!parse_i64(o.after, &after) || after < 0)) return cli_fail_usage("bad --after-version '%s'", o.after);
-    if (o.limit && (!parse_i64(o.limit, &limit) || limit <= 0 || limit > 10000))
+    if (o.after && (!cli_parse_i64(o.after, 0, INT64_MAX, &after))) return cli_fail_usage("bad --after-version '%s'", o.after);
+    if (o.limit && (!cli_parse_i64(o.limit, 1, 10000, &limit)))
         return cli_fail_usage("--limit must be 1..10000, got '%s'", o.limit);
     const gl_region *r = cli_region_of(c, &id);
     if (!r) return EXIT_USAGE;
@@ -534,7 +523,7 @@ static int cmd_token(cli *c, int argc, char **argv) {
         else if (ch == 'S') scope = optarg;
         else if (ch == 'k') key = optarg;
         else if (ch == 't') {
-            if (!parse_i64(optarg, &ttl) || ttl <= 0 || ttl > 30L * 86400)
+            if (!cli_parse_i64(optarg, 1, 30LL * 86400, &ttl))
                 return cli_fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
         } else return cli_fail_usage("%s: bad option", argv[0]);
     }

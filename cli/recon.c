@@ -31,14 +31,6 @@ typedef struct {
     int64_t window_h, memory_mb;
 } recon_opts;
 
-static bool parse_count(const char *s, int64_t min, int64_t max, int64_t *out) {
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
 static int parse_run_opts(int argc, char **argv, recon_opts *o) {
     static const struct option longopts[] = {
         {"region", required_argument, NULL, 'r'},   {"source", required_argument, NULL, 's'},
@@ -68,10 +60,10 @@ static int parse_run_opts(int argc, char **argv, recon_opts *o) {
         case 'k': o->seal_keys = optarg; break;
         case 'W': o->work_dir = optarg; break;
         case 'w':
-            if (!parse_count(optarg, 0, 24LL * 366, &o->window_h)) return cli_fail_usage("--window-hours: 0..8784, not '%s'", optarg);
+            if (!cli_parse_i64(optarg, 0, 24LL * 366, &o->window_h)) return cli_fail_usage("--window-hours: 0..8784, not '%s'", optarg);
             break;
         case 'm':
-            if (!parse_count(optarg, 8, 65536, &o->memory_mb)) return cli_fail_usage("--memory-mb: 8..65536, not '%s'", optarg);
+            if (!cli_parse_i64(optarg, 8, 65536, &o->memory_mb)) return cli_fail_usage("--memory-mb: 8..65536, not '%s'", optarg);
             break;
         default: return cli_fail_usage("%s", "recon run: bad option");
         }

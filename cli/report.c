@@ -29,16 +29,6 @@ typedef struct {
 } report_opts;
 
 /* An integer in [min, max]; false for anything else (no atoi: junk is an error). */
-static bool parse_int_in(const char *s, int64_t min, int64_t max, int64_t *out) {
-    if (!s || !*s) return false;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
 /* A gl_error about the caller's input, printed as a usage error (exit 2). */
 static int fail_invalid(const gl_error *e) {
     int rc = cli_fail_usage("%s", e->message);
@@ -50,21 +40,21 @@ static int parse_number_opt(int ch, const char *arg, report_opts *o) {
     int64_t v;
     switch (ch) {
     case 't':
-        if (!parse_int_in(arg, 1, INT64_MAX, &v))
+        if (!cli_parse_i64(arg, 1, INT64_MAX, &v))
             return cli_fail_usage("--threshold must be a positive integer of minor units, got '%s'", arg);
         o->params.threshold_override = v;
         return 0;
     case 'n':
-        if (!parse_int_in(arg, 2, GL_REPORT_STRUCTURING_COUNT_MAX, &v))
+        if (!cli_parse_i64(arg, 2, GL_REPORT_STRUCTURING_COUNT_MAX, &v))
             return cli_fail_usage("--structuring-count must be 2..1000, got '%s'", arg);
         o->params.structuring_count = (int)v;
         return 0;
     case 'b':
-        if (!parse_int_in(arg, 1, 99, &v)) return cli_fail_usage("--structuring-band-pct must be 1..99, got '%s'", arg);
+        if (!cli_parse_i64(arg, 1, 99, &v)) return cli_fail_usage("--structuring-band-pct must be 1..99, got '%s'", arg);
         o->params.structuring_band_pct = (int)v;
         return 0;
     default:
-        if (!parse_int_in(arg, 1, GL_REPORT_ROWS_MAX, &v))
+        if (!cli_parse_i64(arg, 1, GL_REPORT_ROWS_MAX, &v))
             return cli_fail_usage("--max-rows must be 1..100000, got '%s'", arg);
         o->params.max_rows = (int)v;
         return 0;
