@@ -279,3 +279,23 @@ int itest_run_ledgerctl(const char *args, char **out, char **errout) {
     else free(e);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+Suite *itest_suite(const char *name, const itest_group *groups, size_t n) {
+    Suite *s = suite_create(name);
+    for (size_t g = 0; g < n; g++) {
+        TCase *tc = tcase_create(groups[g].name);
+        tcase_add_checked_fixture(tc, itest_setup, itest_teardown);
+        tcase_set_timeout(tc, groups[g].timeout_s);
+        for (int i = 0; i < ITEST_GROUP_TESTS_MAX && groups[g].tests[i]; i++) tcase_add_test(tc, groups[g].tests[i]);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int itest_run(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

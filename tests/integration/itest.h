@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <libpq-fe.h>
 
 #include "../../ledger/ledger.h"
@@ -89,5 +90,19 @@ const char *itest_ledgerctl(void);
 /* Runs `ledgerctl ARGS` through /bin/sh; stdout and stderr go to heap strings.
  * Returns the exit status (-1 if it did not exit normally). */
 int itest_run_ledgerctl(const char *args, char **out, char **errout);
+
+/* A test case of a suite: its tests (NULL-terminated) share one timeout and
+ * run with itest_setup/itest_teardown as a checked fixture. */
+#define ITEST_GROUP_TESTS_MAX 16
+typedef struct {
+    const char *name;
+    int timeout_s;
+    const TTest *tests[ITEST_GROUP_TESTS_MAX];
+} itest_group;
+
+/* Builds a suite from `n` groups. */
+Suite *itest_suite(const char *name, const itest_group *groups, size_t n);
+/* Runs the suite (CK_ENV: CK_RUN_CASE and friends apply); the exit status for main. */
+int itest_run(Suite *s);
 
 #endif

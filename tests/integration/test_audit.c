@@ -708,12 +708,7 @@ END_TEST
 /* =================================================================== suite */
 
 static Suite *audit_suite(void) {
-    Suite *s = suite_create("audit");
-    struct {
-        const char *name;
-        int timeout_s;
-        const TTest *tests[8];
-    } groups[] = {
+    const itest_group groups[] = {
         {"append",
          120,
          {test_append_one_and_recompute_from_sql, test_append_batch_in_order, test_append_joins_the_callers_transaction,
@@ -726,20 +721,7 @@ static Suite *audit_suite(void) {
           test_verify_detects_deleted_first_rows, test_deleted_last_row_shows_only_in_the_head, NULL}},
         {"ledgerctl", 60, {test_ledgerctl_audit_verify_and_show, NULL}},
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, itest_setup, itest_teardown);
-        tcase_set_timeout(tc, groups[g].timeout_s);
-        for (int i = 0; groups[g].tests[i]; i++) tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
+    return itest_suite("audit", groups, sizeof groups / sizeof groups[0]);
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(audit_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return itest_run(audit_suite()); }

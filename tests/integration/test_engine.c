@@ -1559,12 +1559,7 @@ START_TEST(test_mandate_usage_follows_the_batch) {
 END_TEST
 
 static Suite *engine_suite(void) {
-    Suite *s = suite_create("engine");
-    struct {
-        const char *name;
-        int timeout_s;
-        const TTest *tests[12];
-    } groups[] = {
+    const itest_group groups[] = {
         {"accounts", 30, {test_create_account_ok_and_refusals, test_account_closed, NULL}},
         {"transfers",
          30,
@@ -1592,20 +1587,7 @@ static Suite *engine_suite(void) {
          {test_migrate_again_applies_nothing, test_migrate_refuses_changed_file, test_migrate_refuses_wrong_region,
           NULL}},
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, itest_setup, itest_teardown);
-        tcase_set_timeout(tc, groups[g].timeout_s);
-        for (int i = 0; groups[g].tests[i]; i++) tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
+    return itest_suite("engine", groups, sizeof groups / sizeof groups[0]);
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(engine_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return itest_run(engine_suite()); }

@@ -808,28 +808,15 @@ START_TEST(test_ledgerctl_usage_errors) {
 END_TEST
 
 static Suite *report_suite(void) {
-    Suite *s = suite_create("report");
-    TCase *tc = tcase_create("report");
-    tcase_add_checked_fixture(tc, itest_setup, itest_teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_period_parsing);
-    tcase_add_test(tc, test_daily_volume_counts_money_moving_transfers);
-    tcase_add_test(tc, test_large_transactions_threshold_boundary);
-    tcase_add_test(tc, test_threshold_from_config_or_not_configured);
-    tcase_add_test(tc, test_structuring_alerts);
-    tcase_add_test(tc, test_cross_border_aggregates);
-    tcase_add_test(tc, test_residency_pass_and_exceptions);
-    tcase_add_test(tc, test_residency_wrong_partition);
-    tcase_add_test(tc, test_ledgerctl_formats);
-    tcase_add_test(tc, test_ledgerctl_usage_errors);
-    suite_add_tcase(s, tc);
-    return s;
+    const itest_group groups[] = {
+        {"report",
+         120,
+         {test_period_parsing, test_daily_volume_counts_money_moving_transfers,
+          test_large_transactions_threshold_boundary, test_threshold_from_config_or_not_configured,
+          test_structuring_alerts, test_cross_border_aggregates, test_residency_pass_and_exceptions,
+          test_residency_wrong_partition, test_ledgerctl_formats, test_ledgerctl_usage_errors, NULL}},
+    };
+    return itest_suite("report", groups, sizeof groups / sizeof groups[0]);
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(report_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return itest_run(report_suite()); }
