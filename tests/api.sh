@@ -40,16 +40,8 @@ for bin in ledgerd ledgerctl; do
     fi
 done
 
-PASSED=0
-FAILED=0
-ok() {
-    PASSED=$((PASSED + 1))
-    echo "ok $1"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL $1: $2"
-}
+# shellcheck source=lib.sh
+source tests/lib.sh
 
 W=$(mktemp -d /tmp/geoledger-api.XXXXXX)
 LPID=""

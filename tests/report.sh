@@ -41,16 +41,8 @@ if [[ ! -x "$L" ]]; then
     exit 1
 fi
 
-PASSED=0
-FAILED=0
-ok() {
-    PASSED=$((PASSED + 1))
-    echo "ok $1"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL $1: $2"
-}
+# shellcheck source=lib.sh
+source tests/lib.sh
 check() { # check NAME COMMAND...: ok if the command succeeds
     local name=$1
     shift
