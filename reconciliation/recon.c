@@ -132,25 +132,44 @@ static bool rec_write(FILE *f, const rec *r, gl_error *err) {
     return false;
 }
 
-/* Reads a whole partition back into one allocation (its records, in order). */
-static char *part_load(FILE *f, size_t *len, gl_error *err) {
+/* A growing buffer that work files are read back into. Matchers keep theirs
+ * from one partition to the next: fresh allocations of tens of MB per
+ * partition cost a page fault and a zeroed page for every 4 KiB. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} load_buf;
+
+/* Appends the whole work file f (its records, in order) to b. */
+static bool load_append(load_buf *b, FILE *f, gl_error *err) {
     if (fflush(f) != 0 || fseeko(f, 0, SEEK_END) != 0) goto io;
     off_t n = ftello(f);
     if (n < 0 || fseeko(f, 0, SEEK_SET) != 0) goto io;
-    char *data = malloc((size_t)n + 1);
-    if (!data) {
-        gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a partition of %lld bytes", (long long)n);
-        return NULL;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 20;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) {
+            gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a work file of %lld bytes", (long long)n);
+            return false;
+        }
+        b->data = grown;
+        b->cap = cap;
     }
-    if (n > 0 && fread(data, (size_t)n, 1, f) != 1) {
-        free(data);
-        goto io;
-    }
-    *len = (size_t)n;
-    return data;
+    if (n > 0 && fread(b->data + b->len, (size_t)n, 1, f) != 1) goto io;
+    b->len += (size_t)n;
+    return true;
 io:
     gl_error_set(err, GL_ERR_INTERNAL, "cannot read a work file: %s", strerror(errno));
-    return NULL;
+    return false;
+}
+
+/* File i of every matcher's set, one after the other (pass 2's partition i; the breaks). */
+static bool load_all(load_buf *b, partition_set *sets, unsigned i, gl_error *err) {
+    b->len = 0;
+    for (int k = 0; k < MATCHERS; k++)
+        if (!load_append(b, sets[k].f[i], err)) return false;
+    return true;
 }
 
 /* Builds a record in `scratch` (which must hold sizeof(rec) + strings + 8). */
@@ -191,6 +210,9 @@ typedef struct {
     unsigned first;
     FILE *breaks;
     partition_set *p2s, *p2l;
+    load_buf s, l;     /* the partition being matched, reused for the next one */
+    rec **slots;       /* its hash table's storage, likewise reused */
+    size_t slots_cap;
     uint64_t breaks_n, unexplained, matched, matched_by_amount, by_class[GL_BREAK_CLASSES];
     bool ok;
     gl_error err;
@@ -508,13 +530,24 @@ typedef struct {
     size_t cap;
 } rec_table;
 
-static bool table_build(rec_table *t, char *data, size_t len, bool by_amount) {
-    size_t n = 0;
+/* Builds the table over m's loaded settlement records in m's reused slots. */
+static bool table_build(matcher *m, rec_table *t, bool by_amount) {
+    char *data = m->s.data;
+    size_t len = m->s.len, n = 0;
     for (size_t off = 0; off < len; off += ((rec *)(void *)(data + off))->size) n++;
     t->cap = 16;
     while (t->cap < 2 * n) t->cap *= 2;
-    t->slots = calloc(t->cap, sizeof(rec *));
-    if (!t->slots) return false;
+    if (t->cap > m->slots_cap) {
+        free(m->slots);
+        m->slots = malloc(t->cap * sizeof(rec *));
+        m->slots_cap = m->slots ? t->cap : 0;
+        if (!m->slots) {
+            gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+            return false;
+        }
+    }
+    t->slots = m->slots;
+    memset(t->slots, 0, t->cap * sizeof(rec *));
     /* Insert in file order: a later line with the same key lands later in
      * probe order, so the first line is the one matched and later ones are
      * the duplicates. */
@@ -577,12 +610,12 @@ static bool to_pass2(partition_set *ps, const rec *r, gl_error *err) {
 
 static bool match_partition_by_key(matcher *m, unsigned i) {
     job *j = m->j;
-    size_t slen = 0, llen = 0;
-    char *sdata = part_load(j->w.pass1_s.f[i], &slen, &m->err);
-    char *ldata = sdata ? part_load(j->w.pass1_l.f[i], &llen, &m->err) : NULL;
+    m->s.len = m->l.len = 0;
     rec_table t = {0};
-    bool ok = ldata && table_build(&t, sdata, slen, false);
-    if (ldata && !ok) gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+    bool ok = load_append(&m->s, j->w.pass1_s.f[i], &m->err) && load_append(&m->l, j->w.pass1_l.f[i], &m->err) &&
+              table_build(m, &t, false);
+    char *sdata = m->s.data, *ldata = m->l.data;
+    size_t slen = m->s.len, llen = m->l.len;
     for (size_t off = 0; ok && off < llen;) {
         rec *l = (rec *)(void *)(ldata + off);
         off += l->size;
@@ -607,42 +640,16 @@ static bool match_partition_by_key(matcher *m, unsigned i) {
             if (same_key(t.slots[k], s)) seen = true;
         ok = seen && s->key_len ? emit_break(m, GL_BREAK_DUPLICATE, s, NULL) : to_pass2(m->p2s, s, &m->err);
     }
-    free(t.slots);
-    free(sdata);
-    free(ldata);
     return ok;
-}
-
-/* File i of every matcher's set, concatenated (pass 2's partition i; the breaks). */
-static char *parts_load_all(partition_set *sets, unsigned i, size_t *len, gl_error *err) {
-    char *all = NULL;
-    *len = 0;
-    for (int k = 0; k < MATCHERS; k++) {
-        size_t n = 0;
-        char *part = part_load(sets[k].f[i], &n, err);
-        char *grown = part ? realloc(all, *len + n + 1) : NULL;
-        if (!grown) {
-            if (part) gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a partition");
-            free(part);
-            free(all);
-            return NULL;
-        }
-        all = grown;
-        memcpy(all + *len, part, n);
-        *len += n;
-        free(part);
-    }
-    return all;
 }
 
 static bool match_partition_by_amount(matcher *m, unsigned i) {
     job *j = m->j;
-    size_t slen = 0, llen = 0;
-    char *sdata = parts_load_all(j->w.pass2_s, i, &slen, &m->err);
-    char *ldata = sdata ? parts_load_all(j->w.pass2_l, i, &llen, &m->err) : NULL;
     rec_table t = {0};
-    bool ok = ldata && table_build(&t, sdata, slen, true);
-    if (ldata && !ok) gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+    bool ok = load_all(&m->s, j->w.pass2_s, i, &m->err) && load_all(&m->l, j->w.pass2_l, i, &m->err) &&
+              table_build(m, &t, true);
+    char *sdata = m->s.data, *ldata = m->l.data;
+    size_t slen = m->s.len, llen = m->l.len;
     for (size_t off = 0; ok && off < llen;) {
         rec *l = (rec *)(void *)(ldata + off);
         off += l->size;
@@ -659,9 +666,6 @@ static bool match_partition_by_amount(matcher *m, unsigned i) {
         off += s->size;
         if (!s->matched) ok = emit_break(m, GL_BREAK_MISSING_IN_LEDGER, s, NULL);
     }
-    free(t.slots);
-    free(sdata);
-    free(ldata);
     return ok;
 }
 
@@ -703,6 +707,9 @@ static bool match_all(job *j, gl_error *err) {
     if (ok) run_matchers(ms, pass2_main);
     gl_recon_summary *sum = j->sum;
     for (int k = 0; k < MATCHERS; k++) {
+        free(ms[k].s.data);
+        free(ms[k].l.data);
+        free(ms[k].slots);
         if (ok && !ms[k].ok) *err = ms[k].err;
         ok = ok && ms[k].ok;
         sum->breaks += ms[k].breaks_n;
@@ -969,11 +976,14 @@ static bool copy_begin(PGconn *db, const char *sql, gl_error *err) {
 
 /* One pass over the breaks: the table, the sealed JSON and the sealed CSV. */
 static bool write_breaks(job *j, PGconn *db, gl_error *err) {
-    breaks_reader br = {0};
     partition_set files[MATCHERS]; /* one "partition" per matcher: its breaks file */
     for (int k = 0; k < MATCHERS; k++) files[k] = (partition_set){.n = 1, .f = {j->w.breaks[k]}};
-    br.data = parts_load_all(files, 0, &br.len, err);
-    if (!br.data) return false;
+    load_buf all = {0};
+    if (!load_all(&all, files, 0, err)) {
+        free(all.data);
+        return false;
+    }
+    breaks_reader br = {.data = all.data, .len = all.len};
     char run[GL_ID_STR_LEN + 1];
     gl_id_format(&j->sum->run_id, run);
     sealed_file js = {0}, cs = {0};
@@ -1032,9 +1042,13 @@ static bool write_breaks(job *j, PGconn *db, gl_error *err) {
 
 static bool write_malformed(job *j, PGconn *db, gl_error *err) {
     if (j->sum->malformed == 0) return true;
-    size_t len = 0;
-    char *data = part_load(j->w.malformed, &len, err);
-    if (!data) return false;
+    load_buf all = {0};
+    if (!load_append(&all, j->w.malformed, err)) {
+        free(all.data);
+        return false;
+    }
+    const char *data = all.data;
+    size_t len = all.len;
     char run[GL_ID_STR_LEN + 1];
     gl_id_format(&j->sum->run_id, run);
     gl_buf b = {0};
@@ -1050,7 +1064,7 @@ static bool write_malformed(job *j, PGconn *db, gl_error *err) {
     if (ok) ok = copy_flush(db, &b, err);
     ok = copy_end(db, ok, err) && ok;
     gl_buf_free(&b);
-    free(data);
+    free(all.data);
     return ok;
 }
 
