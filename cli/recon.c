@@ -100,9 +100,11 @@ static void print_summary(const cli *c, const gl_recon_summary *s) {
         json_t *classes = json_object();
         for (int k = 0; k < GL_BREAK_CLASSES; k++)
             json_object_set_new(classes, gl_break_class_name((gl_break_class)k), json_integer((json_int_t)s->by_class[k]));
-        json_t *timings = json_pack("{s:I,s:I,s:I,s:I,s:I}", "partitions", (json_int_t)s->partitions, "file_ms",
-                                    (json_int_t)s->file_ms, "ledger_ms", (json_int_t)s->ledger_ms, "match_ms",
-                                    (json_int_t)s->match_ms, "output_ms", (json_int_t)s->output_ms);
+        json_t *timings = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "partitions", (json_int_t)s->partitions,
+                                    "file_ms", (json_int_t)s->file_ms,
+                                    "file_cpu_ms", (json_int_t)s->file_cpu_ms, "ledger_ms", (json_int_t)s->ledger_ms,
+                                    "ledger_cpu_ms", (json_int_t)s->ledger_cpu_ms, "match_ms", (json_int_t)s->match_ms,
+                                    "output_ms", (json_int_t)s->output_ms);
         cli_emit_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:o}", "run_id", id, "lines",
                                 (json_int_t)s->lines, "malformed_lines", (json_int_t)s->malformed, "pans_masked",
                                 (json_int_t)s->pans_masked, "ledger_transfers", (json_int_t)s->ledger_transfers,

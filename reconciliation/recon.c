@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@ typedef struct {
     uint32_t size; /* whole record, header included */
     uint8_t side;  /* 'S' settlement, 'L' ledger */
     uint8_t has_fee;
-    uint8_t matched; /* in memory only */
+    uint8_t spare;
     uint8_t in_period;
     uint16_t key_len, psp_len, type_len, card_len;
     uint64_t hash;
@@ -56,6 +57,9 @@ typedef struct {
     int64_t amount, fee, at_us, settled_us;
     gl_id transfer_id;
     char currency[4];
+    /* Its index in its partition file. Partitions are matched from read-only
+     * maps, so "matched" is a flag array indexed by this, not a field. */
+    uint32_t ord;
 } rec;
 
 static const char *rec_key(const rec *r) { return (const char *)(r + 1); }
@@ -81,6 +85,7 @@ typedef struct {
     unsigned n;
     FILE *f[PARTITIONS_MAX];
     char *buf[PARTITIONS_MAX];
+    uint32_t count[PARTITIONS_MAX]; /* records written to each */
 } partition_set;
 
 /* Matching runs on MATCHERS threads; each owns its breaks file and its pass-2
@@ -130,6 +135,46 @@ static bool rec_write(FILE *f, const rec *r, gl_error *err) {
     if (fwrite_unlocked(r, r->size, 1, f) == 1) return true;
     gl_error_set(err, GL_ERR_INTERNAL, "cannot write a work file: %s", strerror(errno));
     return false;
+}
+
+/* Writes r as the next record of partition p, numbering it. */
+static bool part_put(partition_set *ps, unsigned p, rec *r, gl_error *err) {
+    r->ord = ps->count[p]++;
+    return rec_write(ps->f[p], r, err);
+}
+
+/* A partition file mapped read-only. MAP_POPULATE maps every page in one
+ * call: the file was just written, so its pages are in the page cache, and
+ * a page fault per 4 KiB (or a copy into a buffer) costs more than the match. */
+typedef struct {
+    const char *data;
+    size_t len;
+} part_map;
+
+static bool part_map_open(FILE *f, part_map *pm, gl_error *err) {
+    struct stat st;
+    pm->data = NULL;
+    pm->len = 0;
+    if (fflush(f) != 0 || fstat(fileno(f), &st) != 0) {
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot read a work file: %s", strerror(errno));
+        return false;
+    }
+    if (st.st_size == 0) return true;
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(f), 0);
+    if (p == MAP_FAILED) {
+        gl_error_set(err, GL_ERR_INTERNAL, "cannot map a work file of %lld bytes: %s", (long long)st.st_size,
+                     strerror(errno));
+        return false;
+    }
+    pm->data = p;
+    pm->len = (size_t)st.st_size;
+    return true;
+}
+
+static void part_map_close(part_map *pm) {
+    if (pm->data) munmap((void *)(uintptr_t)pm->data, pm->len);
+    pm->data = NULL;
+    pm->len = 0;
 }
 
 /* A growing buffer that work files are read back into. Matchers keep theirs
@@ -210,9 +255,11 @@ typedef struct {
     unsigned first;
     FILE *breaks;
     partition_set *p2s, *p2l;
-    load_buf s, l;     /* the partition being matched, reused for the next one */
-    rec **slots;       /* its hash table's storage, likewise reused */
-    size_t slots_cap;
+    load_buf s, l;     /* pass 2's partition being matched, reused for the next one */
+    const rec **slots; /* the hash table's storage, likewise reused */
+    size_t slots_bytes;
+    uint8_t *flags; /* the table's matched flags' storage, likewise reused */
+    size_t flags_cap;
     uint64_t breaks_n, unexplained, matched, matched_by_amount, by_class[GL_BREAK_CLASSES];
     bool ok;
     gl_error err;
@@ -263,7 +310,7 @@ static bool on_line(void *arg, const gl_settlement_line *line, gl_error *err) {
     r->in_period = in_period(j, r->settled_us);
     memcpy(r->currency, line->currency, sizeof r->currency);
     partition_set *ps = &j->w.pass1_s;
-    return rec_write(ps->f[r->hash % ps->n], r, err);
+    return part_put(ps, (unsigned)(r->hash % ps->n), r, err);
 }
 
 static void on_malformed(void *arg, uint64_t line_no, const char *reason) {
@@ -380,12 +427,45 @@ static int copy_tuple_parse(const char *buf, int n, bool first, copy_tuple *t) {
     return 1;
 }
 
+/* The clearing account's money-moving transfers (no holds, voids or expiries)
+ * of the period widened by the timing window, as binary COPY: the cheapest way
+ * to move a million rows out of PostgreSQL. COPY takes no parameters, so the
+ * values travel as transaction-local settings set by a parameterized
+ * set_config(). The columns are the cheapest forms: the sign, the fee and the
+ * time are worked out here. Scalar subqueries, so each setting is read once
+ * (an InitPlan), not per row.
+ *
+ * A sequential scan of transfers: there is no index by account or by time
+ * (each would cost every transfer an insert). The server's side of this scan
+ * is the run's critical path (timings.ledger_ms). Splitting it over two
+ * connections by page range was tried: a TID range scan of the whole table
+ * costs 1.4-2x a sequential scan in PostgreSQL 15, which ate the gain. */
+#define RECON_SETTING(name, type) "(SELECT current_setting('geoledger.recon_" name "')::" type ")"
+#define RECON_ACCOUNT RECON_SETTING("account", "uuid")
+static const char ledger_copy_sql[] =
+    "COPY (SELECT reference, id, debit_account_id = " RECON_ACCOUNT ", amount, metadata->>'psp_fee', created_at "
+    "FROM transfers WHERE (debit_account_id = " RECON_ACCOUNT " OR credit_account_id = " RECON_ACCOUNT ") "
+    "AND created_at >= " RECON_SETTING("from", "timestamptz") " AND created_at < " RECON_SETTING("to", "timestamptz") " "
+    "AND reference IS NOT NULL AND flags & 21 = 0) TO STDOUT (FORMAT binary)";
+
+/* The ledger side: read on its own thread while the file is parsed. */
+typedef struct {
+    job *j;
+    PGconn *db;
+    uint64_t transfers; /* in the period */
+    int64_t cpu_ms;
+    bool ok;
+    gl_error err;
+    _Alignas(8) char scratch[REC_SCRATCH];
+} ledger_stream;
+
 /* One transfer (reference, id, debits the account?, amount, psp_fee text,
- * created_at) into the ledger partitions. */
-static bool ledger_row(job *j, const copy_tuple *t, void *scratch, gl_error *err) {
+ * created_at) into the stream's ledger partitions. */
+static bool ledger_row(ledger_stream *ls, const copy_tuple *t) {
+    job *j = ls->j;
     char ref[GL_SETTLEMENT_KEY_MAX + 1];
     if (t->len[0] < 0 || t->len[1] != 16 || t->len[2] != 1 || t->len[3] != 8 || t->len[5] != 8) {
-        gl_error_set(err, GL_ERR_DB, "reading the ledger: unexpected row shape");
+        gl_error_set(&ls->err, GL_ERR_DB, "reading the ledger: unexpected row shape");
         return false;
     }
     str_of(ref, sizeof ref, t->p[0], (size_t)t->len[0]);
@@ -393,7 +473,7 @@ static bool ledger_row(job *j, const copy_tuple *t, void *scratch, gl_error *err
      * reference must be masked the same way to match (FORMATS.md), and must
      * not reach recon_breaks or the reports in full. */
     gl_pan_mask_text(ref, NULL, NULL);
-    rec *x = rec_build(scratch, ref, "", "", "");
+    rec *x = rec_build(ls->scratch, ref, "", "", "");
     x->side = 'L';
     memcpy(x->transfer_id.b, t->p[1], 16);
     int64_t amount = (int64_t)be64(t->p[3]);
@@ -403,87 +483,59 @@ static bool ledger_row(job *j, const copy_tuple *t, void *scratch, gl_error *err
     x->at_us = (int64_t)be64(t->p[5]) + PG_EPOCH_OFFSET_US;
     x->settled_us = x->at_us;
     x->in_period = in_period(j, x->at_us);
-    j->sum->ledger_transfers += x->in_period;
+    ls->transfers += x->in_period;
     partition_set *ps = &j->w.pass1_l;
-    return rec_write(ps->f[x->hash % ps->n], x, err);
+    return part_put(ps, (unsigned)(x->hash % ps->n), x, &ls->err);
 }
 
-static bool ledger_copy_rows(job *j, PGconn *db, void *scratch, gl_error *err) {
+static bool ledger_copy_rows(ledger_stream *ls) {
     bool ok = true, first = true;
     char *buf = NULL;
     int n;
-    while ((n = PQgetCopyData(db, &buf, 0)) > 0) {
+    while ((n = PQgetCopyData(ls->db, &buf, 0)) > 0) {
         copy_tuple t;
         int rc = ok ? copy_tuple_parse(buf, n, first, &t) : 0;
         first = false;
         if (rc < 0) {
-            gl_error_set(err, GL_ERR_DB, "reading the ledger: malformed COPY data");
+            gl_error_set(&ls->err, GL_ERR_DB, "reading the ledger: malformed COPY data");
             ok = false;
         } else if (rc == 1) {
-            ok = ledger_row(j, &t, scratch, err);
+            ok = ledger_row(ls, &t);
         }
         PQfreemem(buf);
     }
-    PGresult *r = PQgetResult(db);
+    PGresult *r = PQgetResult(ls->db);
     if (n == -2 || PQresultStatus(r) != PGRES_COMMAND_OK) {
-        if (ok) gl_pg_error(err, db, r, "reading the ledger");
+        if (ok) gl_pg_error(&ls->err, ls->db, r, "reading the ledger");
         ok = false;
     }
     PQclear(r);
-    while ((r = PQgetResult(db))) PQclear(r);
+    while ((r = PQgetResult(ls->db))) PQclear(r);
     return ok;
 }
 
-/* The clearing account's money-moving transfers (no holds, voids or expiries)
- * of the period widened by the timing window, as binary COPY: the cheapest way
- * to move a million rows out of PostgreSQL. COPY takes no parameters, so the
- * values travel as transaction-local settings set by a parameterized
- * set_config(). The columns are
- * the cheapest forms: the sign, the fee and the time are worked out here. */
-/* Scalar subqueries, so each setting is read once (an InitPlan), not per row. */
-#define RECON_ACCOUNT "(SELECT current_setting('geoledger.recon_account')::uuid)"
-#define RECON_FROM "(SELECT current_setting('geoledger.recon_from')::timestamptz)"
-#define RECON_TO "(SELECT current_setting('geoledger.recon_to')::timestamptz)"
-
-
-static bool read_ledger(job *j, PGconn *db, void *scratch, gl_error *err) {
-    const gl_recon_options *o = j->o;
-    char acct[GL_ID_STR_LEN + 1], lo[48], hi[48];
+static bool ledger_read(ledger_stream *ls) {
+    const gl_recon_options *o = ls->j->o;
+    char acct[GL_ID_STR_LEN + 1], from[48], to[48];
     gl_id_format(&o->clearing_account, acct);
-    gl_format_ts_us(o->from_us - o->window_us, lo, sizeof lo);
-    gl_format_ts_us(o->to_us + o->window_us, hi, sizeof hi);
-    const char *p[3] = {acct, lo, hi};
-    if (!gl_pg_run(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err)) return false;
-    bool ok = gl_pg_run(db,
+    gl_format_ts_us(o->from_us - o->window_us, from, sizeof from);
+    gl_format_ts_us(o->to_us + o->window_us, to, sizeof to);
+    const char *p[3] = {acct, from, to};
+    if (!gl_pg_run(ls->db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, &ls->err)) return false;
+    bool ok = gl_pg_run(ls->db,
                         "SELECT set_config('geoledger.recon_account', $1, true), "
                         "set_config('geoledger.recon_from', $2, true), set_config('geoledger.recon_to', $3, true)",
-                        3, p, err);
-    /* A sequential scan of transfers (there is no index by account or by
-     * time: each would cost every transfer an insert). */
-    PGresult *r = ok ? PQexec(db, "COPY (SELECT reference, id, debit_account_id = " RECON_ACCOUNT ", amount, "
-                                  "metadata->>'psp_fee', created_at FROM transfers "
-                                  "WHERE (debit_account_id = " RECON_ACCOUNT " OR credit_account_id = " RECON_ACCOUNT ") "
-                                  "AND created_at >= " RECON_FROM " AND created_at < " RECON_TO " "
-                                  "AND reference IS NOT NULL AND flags & 21 = 0) TO STDOUT (FORMAT binary)")
-                     : NULL;
+                        3, p, &ls->err);
+    PGresult *r = ok ? PQexec(ls->db, ledger_copy_sql) : NULL;
     if (ok && PQresultStatus(r) != PGRES_COPY_OUT) {
-        gl_pg_error(err, db, r, "reading the ledger");
+        gl_pg_error(&ls->err, ls->db, r, "reading the ledger");
         ok = false;
     }
-    bool copying = ok;
     PQclear(r);
-    if (copying) ok = ledger_copy_rows(j, db, scratch, err);
-    PQclear(PQexec(db, ok ? "COMMIT" : "ROLLBACK"));
+    ok = ok && ledger_copy_rows(ls);
+    PQclear(PQexec(ls->db, ok ? "COMMIT" : "ROLLBACK"));
     return ok;
 }
-
-typedef struct {
-    job *j;
-    PGconn *db;
-    bool ok;
-    gl_error err;
-    _Alignas(8) char scratch[REC_SCRATCH];
-} ledger_reader;
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -491,68 +543,104 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void *ledger_reader_main(void *arg) {
-    ledger_reader *lr = arg;
-    int64_t t0 = now_ms();
-    lr->ok = read_ledger(lr->j, lr->db, lr->scratch, &lr->err);
-    lr->j->sum->ledger_ms = now_ms() - t0;
+static int64_t thread_cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *ledger_stream_main(void *arg) {
+    ledger_stream *ls = arg;
+    int64_t t0 = now_ms(), c0 = thread_cpu_ms();
+    ls->ok = ledger_read(ls);
+    ls->j->sum->ledger_ms = now_ms() - t0;
+    ls->cpu_ms = thread_cpu_ms() - c0;
     return NULL;
 }
 
 /* The two inputs are independent: the ledger streams in (mostly server work)
  * while this thread parses the file. */
 static bool read_inputs(job *j, PGconn *db, FILE *in, uint8_t sha[32], gl_error *err) {
-    ledger_reader *lr = calloc(1, sizeof *lr);
-    pthread_t t;
-    if (!lr) {
+    ledger_stream *ls = calloc(1, sizeof *ls);
+    if (!ls) {
         gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
         return false;
     }
-    lr->j = j;
-    lr->db = db;
-    bool threaded = pthread_create(&t, NULL, ledger_reader_main, lr) == 0;
-    if (!threaded) ledger_reader_main(lr);
-    int64_t t0 = now_ms();
+    ls->j = j;
+    ls->db = db;
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, ledger_stream_main, ls) == 0;
+    if (!threaded) ledger_stream_main(ls);
+    int64_t t0 = now_ms(), c0 = thread_cpu_ms();
     bool ok = read_settlement(j, in, sha, err);
     j->sum->file_ms = now_ms() - t0;
+    j->sum->file_cpu_ms = thread_cpu_ms() - c0;
     if (threaded) pthread_join(t, NULL);
-    if (ok && !lr->ok && err) *err = lr->err;
-    ok = ok && lr->ok;
-    free(lr);
+    if (ok && !ls->ok) *err = ls->err;
+    ok = ok && ls->ok;
+    j->sum->ledger_transfers = ls->transfers;
+    j->sum->ledger_cpu_ms = ls->cpu_ms;
+    free(ls);
     return ok;
 }
 
 /* ---------- matching ---------- */
 
-/* Open addressing over the records of one loaded partition. */
+/* Open addressing over the settlement records of one partition, with their
+ * matched flags (indexed by rec.ord). */
 typedef struct {
-    rec **slots;
+    const rec **slots;
     size_t cap;
+    uint8_t *matched;
 } rec_table;
 
-/* Builds the table over m's loaded settlement records in m's reused slots. */
-static bool table_build(matcher *m, rec_table *t, bool by_amount) {
-    char *data = m->s.data;
-    size_t len = m->s.len, n = 0;
-    for (size_t off = 0; off < len; off += ((rec *)(void *)(data + off))->size) n++;
+/* Anonymous memory in 2 MiB pages where the kernel allows it: the table is
+ * rebuilt for every partition, and a fault per 4 KiB page is expensive. */
+#define HUGE_PAGE ((size_t)2 << 20)
+static void *huge_alloc(size_t *bytes) {
+    *bytes = (*bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    void *p = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    (void)madvise(p, *bytes, MADV_HUGEPAGE); /* advice only: 4 KiB pages work too */
+    return p;
+}
+
+/* Sizes m's reused table storage for n records and clears it. */
+static bool table_reserve(matcher *m, rec_table *t, size_t n) {
     t->cap = 16;
     while (t->cap < 2 * n) t->cap *= 2;
-    if (t->cap > m->slots_cap) {
-        free(m->slots);
-        m->slots = malloc(t->cap * sizeof(rec *));
-        m->slots_cap = m->slots ? t->cap : 0;
-        if (!m->slots) {
-            gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
-            return false;
-        }
+    if (t->cap * sizeof *t->slots > m->slots_bytes) {
+        if (m->slots) munmap(m->slots, m->slots_bytes);
+        m->slots_bytes = t->cap * sizeof *t->slots;
+        m->slots = huge_alloc(&m->slots_bytes);
+        if (!m->slots) m->slots_bytes = 0;
+    }
+    if (n > m->flags_cap) {
+        free(m->flags);
+        m->flags = malloc(n);
+        m->flags_cap = m->flags ? n : 0;
+    }
+    if (!m->slots || (n > 0 && !m->flags)) {
+        gl_error_set(&m->err, GL_ERR_INTERNAL, "out of memory for a partition's hash table");
+        return false;
     }
     t->slots = m->slots;
-    memset(t->slots, 0, t->cap * sizeof(rec *));
+    t->matched = m->flags;
+    memset(t->slots, 0, t->cap * sizeof *t->slots);
+    if (n > 0) memset(t->matched, 0, n);
+    return true;
+}
+
+/* Builds the table over a partition's settlement records, numbered 0..n-1 by ord. */
+static bool table_build(matcher *m, rec_table *t, const char *data, size_t len, bool by_amount) {
+    size_t n = 0;
+    for (size_t off = 0; off < len; off += ((const rec *)(const void *)(data + off))->size) n++;
+    if (!table_reserve(m, t, n)) return false;
     /* Insert in file order: a later line with the same key lands later in
      * probe order, so the first line is the one matched and later ones are
      * the duplicates. */
     for (size_t off = 0; off < len;) {
-        rec *r = (rec *)(void *)(data + off);
+        const rec *r = (const rec *)(const void *)(data + off);
         uint64_t h = by_amount ? amount_hash(r) : r->hash;
         size_t i = h & (t->cap - 1);
         while (t->slots[i]) i = (i + 1) & (t->cap - 1);
@@ -568,13 +656,13 @@ static bool same_key(const rec *a, const rec *b) {
 
 /* The first unmatched settlement record with l's key; *seen tells whether any
  * record had the key at all (then a miss means l is a duplicate). */
-static rec *probe_key(const rec_table *t, const rec *l, bool *seen) {
+static const rec *probe_key(const rec_table *t, const rec *l, bool *seen) {
     *seen = false;
     for (size_t i = l->hash & (t->cap - 1); t->slots[i]; i = (i + 1) & (t->cap - 1)) {
-        rec *s = t->slots[i];
+        const rec *s = t->slots[i];
         if (!same_key(s, l)) continue;
         *seen = true;
-        if (!s->matched) return s;
+        if (!t->matched[s->ord]) return s;
     }
     return NULL;
 }
@@ -582,11 +670,11 @@ static rec *probe_key(const rec_table *t, const rec *l, bool *seen) {
 static int64_t abs_diff(int64_t a, int64_t b) { return a > b ? a - b : b - a; }
 
 /* The closest unmatched settlement record of l's currency and amount within the window. */
-static rec *probe_amount(const rec_table *t, const rec *l, int64_t window_us) {
-    rec *best = NULL;
+static const rec *probe_amount(const rec_table *t, const rec *l, int64_t window_us) {
+    const rec *best = NULL;
     for (size_t i = amount_hash(l) & (t->cap - 1); t->slots[i]; i = (i + 1) & (t->cap - 1)) {
-        rec *s = t->slots[i];
-        if (s->matched || s->amount != l->amount || memcmp(s->currency, l->currency, 3) != 0) continue;
+        const rec *s = t->slots[i];
+        if (t->matched[s->ord] || s->amount != l->amount || memcmp(s->currency, l->currency, 3) != 0) continue;
         if (abs_diff(s->at_us, l->at_us) > window_us) continue;
         if (!best || abs_diff(s->at_us, l->at_us) < abs_diff(best->at_us, l->at_us)) best = s;
     }
@@ -608,63 +696,74 @@ static bool to_pass2(partition_set *ps, const rec *r, gl_error *err) {
     return rec_write(ps->f[amount_hash(r) % ps->n], r, err);
 }
 
+/* Probes one ledger record against pass 1's table. */
+static bool match_ledger_by_key(matcher *m, rec_table *t, const rec *l) {
+    bool seen = false;
+    const rec *s = l->key_len ? probe_key(t, l, &seen) : NULL;
+    if (s) {
+        t->matched[s->ord] = 1;
+        return judge_pair(m, s, l);
+    }
+    if (seen) return emit_break(m, GL_BREAK_DUPLICATE, NULL, l); /* a second transfer with the same reference */
+    return !l->in_period || to_pass2(m->p2l, l, &m->err);
+}
+
 static bool match_partition_by_key(matcher *m, unsigned i) {
     job *j = m->j;
-    m->s.len = m->l.len = 0;
+    part_map sm = {0}, lm = {0};
     rec_table t = {0};
-    bool ok = load_append(&m->s, j->w.pass1_s.f[i], &m->err) && load_append(&m->l, j->w.pass1_l.f[i], &m->err) &&
-              table_build(m, &t, false);
-    char *sdata = m->s.data, *ldata = m->l.data;
-    size_t slen = m->s.len, llen = m->l.len;
-    for (size_t off = 0; ok && off < llen;) {
-        rec *l = (rec *)(void *)(ldata + off);
+    bool ok = part_map_open(j->w.pass1_s.f[i], &sm, &m->err) && part_map_open(j->w.pass1_l.f[i], &lm, &m->err) &&
+              table_build(m, &t, sm.data, sm.len, false);
+    for (size_t off = 0; ok && off < lm.len;) {
+        const rec *l = (const rec *)(const void *)(lm.data + off);
         off += l->size;
-        bool seen = false;
-        rec *s = l->key_len ? probe_key(&t, l, &seen) : NULL;
-        if (s) {
-            s->matched = 1;
-            ok = judge_pair(m, s, l);
-        } else if (seen) {
-            ok = emit_break(m, GL_BREAK_DUPLICATE, NULL, l); /* a second transfer with the same reference */
-        } else if (l->in_period) {
-            ok = to_pass2(m->p2l, l, &m->err);
-        }
+        ok = match_ledger_by_key(m, &t, l);
     }
     /* Settlement lines left: a repeat of a matched key is a duplicate, the rest try pass 2. */
-    for (size_t off = 0; ok && off < slen;) {
-        rec *s = (rec *)(void *)(sdata + off);
+    for (size_t off = 0; ok && off < sm.len;) {
+        const rec *s = (const rec *)(const void *)(sm.data + off);
         off += s->size;
-        if (s->matched) continue;
+        if (t.matched[s->ord]) continue;
         bool seen = false;
         for (size_t k = s->hash & (t.cap - 1); t.slots[k] && t.slots[k] != s; k = (k + 1) & (t.cap - 1))
             if (same_key(t.slots[k], s)) seen = true;
         ok = seen && s->key_len ? emit_break(m, GL_BREAK_DUPLICATE, s, NULL) : to_pass2(m->p2s, s, &m->err);
     }
+    part_map_close(&sm);
+    part_map_close(&lm);
     return ok;
+}
+
+/* Pass 2's partition i is the matchers' files i one after the other, loaded
+ * into a buffer: its records are renumbered 0..n-1 for the matched flags. */
+static bool load_pass2(load_buf *b, partition_set *sets, unsigned i, gl_error *err) {
+    if (!load_all(b, sets, i, err)) return false;
+    uint32_t ord = 0;
+    for (size_t off = 0; off < b->len; off += ((rec *)(void *)(b->data + off))->size)
+        ((rec *)(void *)(b->data + off))->ord = ord++;
+    return true;
 }
 
 static bool match_partition_by_amount(matcher *m, unsigned i) {
     job *j = m->j;
     rec_table t = {0};
-    bool ok = load_all(&m->s, j->w.pass2_s, i, &m->err) && load_all(&m->l, j->w.pass2_l, i, &m->err) &&
-              table_build(m, &t, true);
-    char *sdata = m->s.data, *ldata = m->l.data;
-    size_t slen = m->s.len, llen = m->l.len;
-    for (size_t off = 0; ok && off < llen;) {
-        rec *l = (rec *)(void *)(ldata + off);
+    bool ok = load_pass2(&m->s, j->w.pass2_s, i, &m->err) && load_pass2(&m->l, j->w.pass2_l, i, &m->err) &&
+              table_build(m, &t, m->s.data, m->s.len, true);
+    for (size_t off = 0; ok && off < m->l.len;) {
+        const rec *l = (const rec *)(const void *)(m->l.data + off);
         off += l->size;
-        rec *s = probe_amount(&t, l, j->o->window_us);
+        const rec *s = probe_amount(&t, l, j->o->window_us);
         if (s) {
-            s->matched = 1;
+            t.matched[s->ord] = 1;
             m->matched_by_amount++;
         } else {
             ok = emit_break(m, GL_BREAK_MISSING_IN_SETTLEMENT, NULL, l);
         }
     }
-    for (size_t off = 0; ok && off < slen;) {
-        rec *s = (rec *)(void *)(sdata + off);
+    for (size_t off = 0; ok && off < m->s.len;) {
+        const rec *s = (const rec *)(const void *)(m->s.data + off);
         off += s->size;
-        if (!s->matched) ok = emit_break(m, GL_BREAK_MISSING_IN_LEDGER, s, NULL);
+        if (!t.matched[s->ord]) ok = emit_break(m, GL_BREAK_MISSING_IN_LEDGER, s, NULL);
     }
     return ok;
 }
@@ -709,7 +808,8 @@ static bool match_all(job *j, gl_error *err) {
     for (int k = 0; k < MATCHERS; k++) {
         free(ms[k].s.data);
         free(ms[k].l.data);
-        free(ms[k].slots);
+        if (ms[k].slots) munmap(ms[k].slots, ms[k].slots_bytes);
+        free(ms[k].flags);
         if (ok && !ms[k].ok) *err = ms[k].err;
         ok = ok && ms[k].ok;
         sum->breaks += ms[k].breaks_n;

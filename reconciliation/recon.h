@@ -78,8 +78,11 @@ typedef struct {
     uint64_t breaks, unexplained;
     uint64_t by_class[GL_BREAK_CLASSES];
     unsigned partitions;
-    /* where the time went (wall clock, ms): the two inputs overlap */
+    /* where the time went (wall clock, ms): the two inputs overlap; and the
+     * CPU time of the threads that read them (the rest of the ledger side is
+     * the server's) */
     int64_t file_ms, ledger_ms, match_ms, output_ms;
+    int64_t file_cpu_ms, ledger_cpu_ms;
     char json_path[4096], csv_path[4096];
 } gl_recon_summary;
 
