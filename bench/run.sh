@@ -68,24 +68,31 @@ non2xx=$(sed -n 's/^http_non_2xx=\([0-9]*\)/\1/p' <<<"$wrk_out")
 fi
 
 # ---- recon: a settlement file against the ledger, vs COPY + FULL OUTER JOIN in PostgreSQL alone
+# It runs in a database of its own on the same server: both it and the baseline
+# scan the transfers table, so the scenarios before it (1-2M transfers of other
+# accounts) would otherwise change its figures. The README gives both.
 RECON_LINES=${BENCH_RECON_LINES:-1000000}
 echo "== recon: $RECON_LINES settlement lines against $RECON_LINES ledger transfers, seeded breaks"
+"$PG_BIN/createdb" -h "$DIR/bench" -p $PORT -U postgres geoledger_recon
+sed 's/dbname=geoledger /dbname=geoledger_recon /' "$DIR/ledger.conf" >"$DIR/recon.conf"
+grep -q 'dbname=geoledger_recon ' "$DIR/recon.conf" || { echo "bench: cannot point recon.conf at geoledger_recon" >&2; exit 1; }
+"$BUILD/bin/ledgerctl" --config "$DIR/recon.conf" migrate >/dev/null
 (umask 077 && printf 'bench %s\n' "$(openssl rand -hex 32)" >"$DIR/pan.keys" &&
     printf 'bench %s\n' "$(openssl rand -hex 32)" >"$DIR/seal.keys")
 mkdir -p "$DIR/reports"
 seed() { # LINES FILE -> the clearing account id
-    "$BUILD/bin/recon-seed" --config "$DIR/ledger.conf" --region bench --transfers "$1" --file "$2" |
+    "$BUILD/bin/recon-seed" --config "$DIR/recon.conf" --region bench --transfers "$1" --file "$2" |
         sed -n 's/.*clearing_account=\([^ ]*\).*/\1/p'
 }
 recon_run() { # LINES FILE ACCOUNT: prints "elapsed_s rss_kb" and the summary
-    /usr/bin/time -f "%e %M" -o "$DIR/time.out" "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" --json recon run \
+    /usr/bin/time -f "%e %M" -o "$DIR/time.out" "$BUILD/bin/ledgerctl" --config "$DIR/recon.conf" --json recon run \
         --region bench --source generic --file "$2" --account "$3" --from "$(date -u +%Y-%m-%d)" \
         --to "$(date -u -d tomorrow +%Y-%m-%d)" --pan-keys "$DIR/pan.keys" --seal-keys "$DIR/seal.keys" \
         --out "$DIR/reports" >"$DIR/recon.json" || [[ $? == 4 ]] # exit 4: the seeded breaks
 }
 small_account=$(seed $((RECON_LINES / 4)) "$DIR/small.csv")
 big_account=$(seed "$RECON_LINES" "$DIR/big.csv")
-"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc "VACUUM ANALYZE transfers" -c CHECKPOINT geoledger
+"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc "VACUUM ANALYZE transfers" -c CHECKPOINT geoledger_recon
 recon_run $((RECON_LINES / 4)) "$DIR/small.csv" "$small_account"
 # (GNU time's last line; a line before it notes the exit status 4)
 small_rss_kb=$(tail -n 1 "$DIR/time.out" | awk '{print $2}')
@@ -108,7 +115,7 @@ SELECT count(*) AS breaks FROM settlement s FULL OUTER JOIN
 DROP TABLE settlement;
 SQL
 t0=$(date +%s%N)
-"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -q -f "$DIR/baseline.sql" geoledger >/dev/null
+"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -q -f "$DIR/baseline.sql" geoledger_recon >/dev/null
 t1=$(date +%s%N)
 baseline_lps=$(echo "$RECON_LINES * 1000000000 / ($t1 - $t0)" | bc -l)
 printf 'recon %.2f s (peak RSS %d MB; %d lines: %d MB), baseline %.2f s\n' "$recon_s" $((recon_rss_kb / 1024)) \
