@@ -147,14 +147,14 @@ static bool part_put(partition_set *ps, unsigned p, rec *r, gl_error *err) {
  * call: the file was just written, so its pages are in the page cache, and
  * a page fault per 4 KiB (or a copy into a buffer) costs more than the match. */
 typedef struct {
+    void *map; /* for munmap */
     const char *data;
     size_t len;
 } part_map;
 
 static bool part_map_open(FILE *f, part_map *pm, gl_error *err) {
     struct stat st;
-    pm->data = NULL;
-    pm->len = 0;
+    *pm = (part_map){0};
     if (fflush(f) != 0 || fstat(fileno(f), &st) != 0) {
         gl_error_set(err, GL_ERR_INTERNAL, "cannot read a work file: %s", strerror(errno));
         return false;
@@ -166,13 +166,15 @@ static bool part_map_open(FILE *f, part_map *pm, gl_error *err) {
                      strerror(errno));
         return false;
     }
+    pm->map = p;
     pm->data = p;
     pm->len = (size_t)st.st_size;
     return true;
 }
 
 static void part_map_close(part_map *pm) {
-    if (pm->data) munmap((void *)(uintptr_t)pm->data, pm->len);
+    if (pm->map) munmap(pm->map, pm->len);
+    pm->map = NULL;
     pm->data = NULL;
     pm->len = 0;
 }
@@ -256,7 +258,7 @@ typedef struct {
     FILE *breaks;
     partition_set *p2s, *p2l;
     load_buf s, l;     /* pass 2's partition being matched, reused for the next one */
-    const rec **slots; /* the hash table's storage, likewise reused */
+    const rec **slots; /* the hash table's storage (rec_slot), likewise reused */
     size_t slots_bytes;
     uint8_t *flags; /* the table's matched flags' storage, likewise reused */
     size_t flags_cap;
@@ -592,8 +594,9 @@ static bool read_inputs(job *j, PGconn *db, FILE *in, uint8_t sha[32], gl_error 
 
 /* Open addressing over the settlement records of one partition, with their
  * matched flags (indexed by rec.ord). */
+typedef const rec *rec_slot; /* a settlement record, or NULL: empty */
 typedef struct {
-    const rec **slots;
+    rec_slot *slots;
     size_t cap;
     uint8_t *matched;
 } rec_table;
@@ -613,9 +616,9 @@ static void *huge_alloc(size_t *bytes) {
 static bool table_reserve(matcher *m, rec_table *t, size_t n) {
     t->cap = 16;
     while (t->cap < 2 * n) t->cap *= 2;
-    if (t->cap * sizeof *t->slots > m->slots_bytes) {
+    if (t->cap * sizeof(rec_slot) > m->slots_bytes) {
         if (m->slots) munmap(m->slots, m->slots_bytes);
-        m->slots_bytes = t->cap * sizeof *t->slots;
+        m->slots_bytes = t->cap * sizeof(rec_slot);
         m->slots = huge_alloc(&m->slots_bytes);
         if (!m->slots) m->slots_bytes = 0;
     }
@@ -630,7 +633,7 @@ static bool table_reserve(matcher *m, rec_table *t, size_t n) {
     }
     t->slots = m->slots;
     t->matched = m->flags;
-    memset(t->slots, 0, t->cap * sizeof *t->slots);
+    memset(t->slots, 0, t->cap * sizeof(rec_slot));
     if (n > 0) memset(t->matched, 0, n);
     return true;
 }
