@@ -1,7 +1,5 @@
 #include "pg.h"
 
-#include <libpq-events.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,112 +27,13 @@ void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *wha
     if (hint) gl_error_hint(err, "%s", hint);
 }
 
-/* ---------- prepared statements ----------
- * A statement run a second time on a connection is prepared there, and runs
- * prepared from then on: parsing and planning were a fifth of the server's
- * time for ledgerd's small group-commit batches. The cache hangs on the
- * connection (a libpq event procedure frees it with the connection and
- * forgets it on PQreset, which drops the server's statements). */
-#define STMT_CACHE_SIZE 128
-
-typedef struct {
-    char *sql;
-    uint64_t hash;
-    bool prepared;
-} stmt_entry;
-
-typedef struct {
-    stmt_entry e[STMT_CACHE_SIZE];
-    int n;
-} stmt_cache;
-
-static void stmt_cache_clear(stmt_cache *c) {
-    for (int i = 0; i < c->n; i++) free(c->e[i].sql);
-    c->n = 0;
-}
-
-static int stmt_cache_event(PGEventId id, void *info, void *pass) {
-    (void)pass;
-    if (id == PGEVT_CONNRESET || id == PGEVT_CONNDESTROY) {
-        PGconn *db = id == PGEVT_CONNRESET ? ((PGEventConnReset *)info)->conn : ((PGEventConnDestroy *)info)->conn;
-        stmt_cache *c = PQinstanceData(db, stmt_cache_event);
-        if (c) stmt_cache_clear(c);
-        if (c && id == PGEVT_CONNDESTROY) {
-            free(c);
-            PQsetInstanceData(db, stmt_cache_event, NULL);
-        }
-    }
-    return 1;
-}
-
-static stmt_cache *stmt_cache_of(PGconn *db) {
-    stmt_cache *c = PQinstanceData(db, stmt_cache_event);
-    if (c) return c;
-    c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    if (!PQregisterEventProc(db, stmt_cache_event, "geoledger statement cache", NULL) ||
-        !PQsetInstanceData(db, stmt_cache_event, c)) {
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-static uint64_t sql_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-/* The name of sql's prepared statement on db, preparing it on its second
- * run; NULL: run it unprepared (first run, full cache, or no memory). A
- * failed PREPARE is reported like the failed query it stands for. */
-static const char *stmt_prepared(PGconn *db, const char *sql, int nparams, char name[24], bool *failed,
-                                 gl_error *err) {
-    *failed = false;
-    stmt_cache *c = stmt_cache_of(db);
-    if (!c) return NULL;
-    uint64_t h = sql_hash(sql);
-    int i = 0;
-    while (i < c->n && (c->e[i].hash != h || strcmp(c->e[i].sql, sql) != 0)) i++;
-    snprintf(name, 24, "gl_%d", i);
-    if (i < c->n && c->e[i].prepared) return name;
-    if (i == c->n) { /* first run: remember it, run it as it is */
-        if (c->n < STMT_CACHE_SIZE && (c->e[i].sql = strdup(sql)) != NULL) {
-            c->e[i].hash = h;
-            c->e[i].prepared = false;
-            c->n++;
-        }
-        return NULL;
-    }
-    PGresult *r = PQprepare(db, name, sql, nparams, NULL);
-    c->e[i].prepared = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!c->e[i].prepared) {
-        gl_pg_error(err, db, r, "query");
-        *failed = true;
-    }
-    PQclear(r);
-    return c->e[i].prepared ? name : NULL;
-}
-
-/* Runs sql (text or binary parameters), prepared from its second run on. */
-static PGresult *exec_maybe_prepared(PGconn *db, const char *sql, int nparams, const char *const *values,
-                                     const int *lengths, const int *formats, int result_format, gl_error *err) {
-    char name[24];
-    bool failed = false;
-    const char *stmt = stmt_prepared(db, sql, nparams, name, &failed, err);
-    if (failed) return NULL;
-    PGresult *r = stmt ? PQexecPrepared(db, stmt, nparams, values, lengths, formats, result_format)
-                       : PQexecParams(db, sql, nparams, NULL, values, lengths, formats, result_format);
+PGresult *gl_pg_exec(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err) {
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, values, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     gl_pg_error(err, db, r, "query");
     PQclear(r);
     return NULL;
-}
-
-PGresult *gl_pg_exec(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err) {
-    return exec_maybe_prepared(db, sql, nparams, values, NULL, NULL, 0, err);
 }
 
 bool gl_pg_run(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err) {
@@ -349,7 +248,12 @@ static PGresult *exec_bin(PGconn *db, const char *sql, int nparams, gl_buf *cons
         lengths[i] = (int)params[i]->len;
         formats[i] = 1;
     }
-    return exec_maybe_prepared(db, sql, nparams, values, lengths, formats, result_format, err);
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, values, lengths, formats, result_format);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    gl_pg_error(err, db, r, "query");
+    PQclear(r);
+    return NULL;
 }
 
 bool gl_pg_run_bin(PGconn *db, const char *sql, int nparams, gl_buf *const *params, gl_error *err) {
