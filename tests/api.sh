@@ -12,7 +12,8 @@
 # bad input (400/413, balances unchanged afterwards), idempotency (replay bytes,
 # reuse, in flight, 50 concurrent requests), ledger rules (insufficient funds,
 # holds, post, void, reverse, references, cross region), batches, entries
-# pagination, balance as_of, /readyz and a graceful SIGTERM.
+# pagination, balance as_of, one bad job in a group commit (the rest commit),
+# /readyz and a graceful SIGTERM.
 #
 # Every principal name carries this run's id, so the test can run repeatedly
 # on one cluster and next to other tests. One line per check, `ok NAME` or
@@ -917,6 +918,57 @@ expect "balance as_of now" 200
 check "balance as_of now = current balances" "body: $(snippet), now $A2_NOW" eq "$(j -c .balances)" "$A2_NOW"
 req GET "/v1/accounts/$A2/balance?as_of=yesterday" "$TA"
 expect "balance as_of garbage -> 400" 400 invalid_value
+
+# ---------------------------------------------------------------- one bad job in a group commit
+
+# The database refuses one transfer the engine accepts (a BEFORE INSERT trigger,
+# made here as admin and dropped after). A row lock held from psql stalls both
+# writers on two "blocker" transfers while five more and the refused one queue
+# up, so that those share one batch when the lock goes. That batch fails; each
+# of its jobs then runs alone (writer.c): the good ones commit, the refused one
+# alone answers 500, and nothing of it is written.
+PSQL_BIN=${PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql
+ADMIN_CI=$(conf_value eu admin_conninfo)
+asql() { "$PSQL_BIN" "$ADMIN_CI" -XAtqv ON_ERROR_STOP=1 -c "$1"; }
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+S1=$(j .id)
+req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+S2=$(j .id)
+POISON="$RUN-poison"
+if asql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsql AS
+           \$\$ BEGIN RAISE EXCEPTION 'refused by the test'; END \$\$;
+         CREATE TRIGGER refuse_$RUN BEFORE INSERT ON transfers FOR EACH ROW
+           WHEN (NEW.reference = '$POISON') EXECUTE FUNCTION test_refuse_$RUN();" >"$W/split_setup" 2>&1; then
+    "$PSQL_BIN" "$ADMIN_CI" -Xq -c "BEGIN; SELECT 1 FROM accounts WHERE id = '$S1' FOR UPDATE; SELECT pg_sleep(2); COMMIT;" \
+        >/dev/null 2>&1 &
+    LOCK_PID=$!
+    sleep 0.3
+    split_post() { # N REF: one transfer S1 -> S2, its status into $W/split.N
+        curl -s -o "$W/split.$1.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
+            -H 'Content-Type: application/json' -H "Idempotency-Key: $RUN-split-$1" \
+            --data-binary "$(transfer "$S1" "$S2" 10 "$2")" "$BASE/v1/transfers" >"$W/split.$1" || true
+    }
+    SPLIT_PIDS=()
+    for n in 1 2; do split_post "$n" "$RUN-split-$n" & SPLIT_PIDS+=($!); done
+    sleep 0.5 # both writers now wait for the lock
+    for n in 3 4 5 6 7; do split_post "$n" "$RUN-split-$n" & SPLIT_PIDS+=($!); done
+    split_post 8 "$POISON" & SPLIT_PIDS+=($!)
+    wait "${SPLIT_PIDS[@]}" "$LOCK_PID"
+    GOOD=$(cat "$W"/split.{1,2,3,4,5,6,7} | tr -d '\n')
+    check "batch split: the 7 good transfers -> 201" "statuses $GOOD" eq "$GOOD" 201201201201201201201
+    check "batch split: the refused one alone -> 500 internal" "status $(cat "$W/split.8"), body $(head -c 200 "$W/split.8.body")" \
+        eq "$(cat "$W/split.8") $(jq -r .error.code "$W/split.8.body" 2>/dev/null)" "500 internal"
+    check "batch split: ledgerd logged that it ran a failed batch job by job" "no batch_split in $W/ledgerd.log" \
+        grep -q batch_split "$W/ledgerd.log"
+    check "batch split: 7 transfers written, none with the refused reference" "" \
+        eq "$(asql "SELECT count(*) FILTER (WHERE reference LIKE '$RUN-split-%') || ' ' || count(*) FILTER (WHERE reference = '$POISON')
+                    FROM transfers WHERE debit_account_id = '$S1'")" "7 0"
+    check "batch split: the payer moved exactly 7 x 10" "" eq "$(field "$(balances "$S1" "$TA")" .debits_posted)" 70
+    asql "DROP TRIGGER refuse_$RUN ON transfers; DROP FUNCTION test_refuse_$RUN();" >/dev/null 2>&1 ||
+        fail "batch split: cleanup" "could not drop the test trigger refuse_$RUN"
+else
+    fail "batch split: setup" "$(head -c 300 "$W/split_setup")"
+fi
 
 # ---------------------------------------------------------------- shutdown
 

@@ -1,5 +1,5 @@
 # lib.sh — what the shell tests share (sourced by api.sh, recon.sh, report.sh):
-# one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
+# conf_value, and one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
 # "N passed, N failed" line each script ends with.
 PASSED=0
 FAILED=0
@@ -10,4 +10,13 @@ ok() {
 fail() {
     FAILED=$((FAILED + 1))
     echo "FAIL $1: $2"
+}
+
+# conf_value REGION KEY: a region's setting (e.g. admin_conninfo) from $GEOLEDGER_CONFIG.
+conf_value() {
+    awk -v r="$1" -v k="$2" '
+        /(^|[ \t{;])name[ \t]*=[ \t]*"/ { s = $0; sub(/.*name[ \t]*=[ \t]*"/, "", s); sub(/".*/, "", s); cur = s }
+        cur == r && $0 ~ ("(^|[ \t{;])" k "[ \t]*=[ \t]*\"") {
+            s = $0; sub(".*(^|[ \t{;])" k "[ \t]*=[ \t]*\"", "", s); sub(/".*/, "", s); print s; exit
+        }' "$GEOLEDGER_CONFIG"
 }

@@ -98,15 +98,7 @@ mkdir -p "$OUT" "$WORK" "$LOGS" "$FILES"
 
 # ---------------------------------------------------------------- cluster access
 
-# conf_value REGION KEY: a string setting of one region in ledger.conf.
-conf_value() {
-    awk -v r="$1" -v k="$2" '
-        /(^|[ \t{;])name[ \t]*=[ \t]*"/ { s = $0; sub(/.*name[ \t]*=[ \t]*"/, "", s); sub(/".*/, "", s); cur = s }
-        cur == r && $0 ~ ("(^|[ \t{;])" k "[ \t]*=[ \t]*\"") {
-            s = $0; sub(".*(^|[ \t{;])" k "[ \t]*=[ \t]*\"", "", s); sub(/".*/, "", s); print s; exit
-        }' "$GEOLEDGER_CONFIG"
-}
-ADMIN_CI=$(conf_value eu admin_conninfo)
+ADMIN_CI=$(conf_value eu admin_conninfo) # (conf_value: tests/lib.sh)
 RECON_CI=$(conf_value eu recon_conninfo)
 # regions.h: without recon_conninfo, the job uses conninfo with user=geoledger_recon
 # (libpq: the last value of a repeated keyword wins).
