@@ -459,11 +459,11 @@ typedef struct {
     bool ok;
     gl_error err;
     _Alignas(8) char scratch[REC_SCRATCH];
-} ledger_stream;
+} ledger_reader;
 
 /* One transfer (reference, id, debits the account?, amount, psp_fee text,
- * created_at) into the stream's ledger partitions. */
-static bool ledger_row(ledger_stream *ls, const copy_tuple *t) {
+ * created_at) into the ledger partitions. */
+static bool ledger_row(ledger_reader *ls, const copy_tuple *t) {
     job *j = ls->j;
     char ref[GL_SETTLEMENT_KEY_MAX + 1];
     if (t->len[0] < 0 || t->len[1] != 16 || t->len[2] != 1 || t->len[3] != 8 || t->len[5] != 8) {
@@ -490,7 +490,7 @@ static bool ledger_row(ledger_stream *ls, const copy_tuple *t) {
     return part_put(ps, (unsigned)(x->hash % ps->n), x, &ls->err);
 }
 
-static bool ledger_copy_rows(ledger_stream *ls) {
+static bool ledger_copy_rows(ledger_reader *ls) {
     bool ok = true, first = true;
     char *buf = NULL;
     int n;
@@ -516,7 +516,7 @@ static bool ledger_copy_rows(ledger_stream *ls) {
     return ok;
 }
 
-static bool ledger_read(ledger_stream *ls) {
+static bool ledger_read(ledger_reader *ls) {
     const gl_recon_options *o = ls->j->o;
     char acct[GL_ID_STR_LEN + 1], from[48], to[48];
     gl_id_format(&o->clearing_account, acct);
@@ -555,8 +555,8 @@ static int64_t thread_cpu_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void *ledger_stream_main(void *arg) {
-    ledger_stream *ls = arg;
+static void *ledger_reader_main(void *arg) {
+    ledger_reader *ls = arg;
     int64_t t0 = now_ms(), c0 = thread_cpu_ms();
     ls->ok = ledger_read(ls);
     ls->j->sum->ledger_ms = now_ms() - t0;
@@ -567,7 +567,7 @@ static void *ledger_stream_main(void *arg) {
 /* The two inputs are independent: the ledger streams in (mostly server work)
  * while this thread parses the file. */
 static bool read_inputs(job *j, PGconn *db, FILE *in, uint8_t sha[32], gl_error *err) {
-    ledger_stream *ls = calloc(1, sizeof *ls);
+    ledger_reader *ls = calloc(1, sizeof *ls);
     if (!ls) {
         gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
         return false;
@@ -575,8 +575,8 @@ static bool read_inputs(job *j, PGconn *db, FILE *in, uint8_t sha[32], gl_error 
     ls->j = j;
     ls->db = db;
     pthread_t t;
-    bool threaded = pthread_create(&t, NULL, ledger_stream_main, ls) == 0;
-    if (!threaded) ledger_stream_main(ls);
+    bool threaded = pthread_create(&t, NULL, ledger_reader_main, ls) == 0;
+    if (!threaded) ledger_reader_main(ls);
     int64_t t0 = now_ms(), c0 = thread_cpu_ms();
     bool ok = read_settlement(j, in, sha, err);
     j->sum->file_ms = now_ms() - t0;
@@ -651,11 +651,12 @@ static bool table_build(matcher *m, rec_table *t, const char *data, size_t len, 
      * the duplicates. Record k is read at step k, inserted at step k + AHEAD. */
     for (size_t k = 0; k < n + PREFETCH_AHEAD; k++) {
         size_t q = k % PREFETCH_AHEAD;
-        if (k >= PREFETCH_AHEAD) {
+        if (k >= PREFETCH_AHEAD && ring[q]) {
             size_t i = home[q];
             while (t->slots[i]) i = (i + 1) & mask;
             t->slots[i] = ring[q];
         }
+        ring[q] = NULL;
         if (k < n && off < len) {
             const rec *r = (const rec *)(const void *)(data + off);
             off += r->size;
