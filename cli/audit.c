@@ -4,13 +4,18 @@
  * role, which can read the log and nothing can write through.
  *
  *   audit verify [--region R [--expect-head SEQ:HASH]]
- *                                        recompute every region's chain; exit 4 on violation
+ *                                        recompute every region's chain, check the
+ *                                        other regions' anchors of it; exit 4 on violation
+ *   audit anchor                         record every region's head in the other regions' logs
  *   audit show [--region R] [--limit N]  the last N rows (default 20), newest first
  *
- * With --json each prints one JSON object. `verify` ends with the head of each
- * chain (last seq and hash): record it elsewhere, and pass it back later with
- * --expect-head to detect rows cut from the end or a chain rewritten from some
- * row on, which a chain cannot show by itself.
+ * With --json each prints one JSON object. A chain cut at its end, or rewritten
+ * from some row on by someone who can write the table, is still a valid chain:
+ * only a head recorded elsewhere shows it. Two ways: `verify` prints each head
+ * (pass it back later with --expect-head), and `anchor` (run it from a
+ * scheduler) writes each region's head into the other regions' logs as an
+ * `audit.anchor` event, which every later `verify` checks. Rows appended after
+ * the latest anchor are covered from the next one on.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -126,22 +131,177 @@ static void print_verify_summary(const char *region, const gl_audit_summary *s) 
                (long long)s->last_seq, s->last_hash_hex);
 }
 
+/* Adds one violation found outside the chain walk (head or anchor mismatch). */
+static void extra_violation(verify_ctx *x, gl_audit_summary *s, const char *kind, int64_t seq, const char *msg) {
+    s->violations++;
+    if (!x->c->json) {
+        printf("VIOLATION region %s audit %s: ", x->region, kind);
+        print_escaped(msg);
+        putchar('\n');
+    } else if (json_array_size(x->listed) < JSON_VIOLATIONS_MAX) {
+        json_array_append_new(x->listed, json_pack("{s:s,s:I,s:s}", "kind", kind, "seq", (json_int_t)seq, "message", msg));
+    }
+}
+
 /* Compares the head recorded earlier; a mismatch is one more violation. */
 static bool check_head(PGconn *db, const audit_opts *o, verify_ctx *x, gl_audit_summary *s, gl_error *e) {
     char why[160];
     int same = gl_audit_check_head(db, o->head_seq, o->head_hash, why, sizeof why, e);
     if (same < 0) return false;
-    if (!same) {
-        s->violations++;
-        if (x->c->json) {
-            if (json_array_size(x->listed) < JSON_VIOLATIONS_MAX)
-                json_array_append_new(x->listed, json_pack("{s:s,s:I,s:s}", "kind", "head_mismatch", "seq",
-                                                           (json_int_t)o->head_seq, "message", why));
-        } else {
-            printf("VIOLATION region %s audit head_mismatch: %s\n", x->region, why);
+    if (!same) extra_violation(x, s, "head_mismatch", o->head_seq, why);
+    return true;
+}
+
+/* ---------- cross-region anchors ---------- */
+
+#define ANCHOR_ACTION "audit.anchor"
+
+/* "region:<name>": the object of the anchors of a region. */
+static void anchor_object(const char *region, char *buf, size_t cap) { snprintf(buf, cap, "region:%s", region); }
+
+/* The latest anchor of region `of` that `holder`'s log holds: 1 found (seq,
+ * hash), 0 none, -1 error. The detail is the JSON audit_anchor() wrote. */
+static int latest_anchor(PGconn *holder, const char *of, int64_t *seq, char hash[GL_AUDIT_HASH_HEX + 1],
+                         gl_error *e) {
+    char object[GL_AUDIT_OBJECT_MAX];
+    anchor_object(of, object, sizeof object);
+    const char *p[2] = {ANCHOR_ACTION, object};
+    PGresult *r = gl_pg_exec(holder,
+                             "SELECT detail FROM audit_log WHERE action = $1 AND object = $2 ORDER BY seq DESC LIMIT 1",
+                             2, p, e);
+    if (!r) return -1;
+    int found = PQntuples(r) == 1;
+    if (found) {
+        json_t *d = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+        const char *h = json_string_value(json_object_get(d, "hash"));
+        *seq = json_integer_value(json_object_get(d, "seq"));
+        found = h && strlen(h) == GL_AUDIT_HASH_HEX && *seq > 0 ? 1 : -1;
+        if (found > 0) memcpy(hash, h, GL_AUDIT_HASH_HEX + 1);
+        else gl_error_set(e, GL_ERR_DB, "a malformed %s event in the audit log", ANCHOR_ACTION);
+        json_decref(d);
+    }
+    PQclear(r);
+    return found;
+}
+
+/* Checks the latest anchor of region r held by every other region. A region
+ * that cannot be read is reported on stderr and skipped: its anchors are a
+ * second line of defence, not a reason to fail r's verification. */
+static bool check_anchors(const cli *c, const gl_region *r, PGconn *db, verify_ctx *x, gl_audit_summary *s,
+                          gl_error *e) {
+    for (int i = 0; i < c->cfg.n_regions; i++) {
+        const gl_region *holder = &c->cfg.regions[i];
+        if (holder == r) continue;
+        PGconn *hdb = cli_connect_region(c, holder, GL_ROLE_REPORT);
+        int64_t seq = 0;
+        char hash[GL_AUDIT_HASH_HEX + 1];
+        gl_error he;
+        gl_error_clear(&he);
+        int found = hdb ? latest_anchor(hdb, r->name, &seq, hash, &he) : -1;
+        PQfinish(hdb);
+        if (found < 0) {
+            fprintf(stderr, "ledgerctl: region %s: cannot read region %s's anchors of it%s%s\n", r->name,
+                    holder->name, he.message[0] ? ": " : "", he.message);
+            continue;
+        }
+        if (found == 0) continue;
+        char why[160];
+        int same = gl_audit_check_head(db, seq, hash, why, sizeof why, e);
+        if (same < 0) return false;
+        if (!same) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "region %s's anchor of seq %lld: %s", holder->name, (long long)seq, why);
+            extra_violation(x, s, "anchor_mismatch", seq, msg);
         }
     }
     return true;
+}
+
+/* The head (last seq and hash) of region r's log; seq 0 when it is empty. */
+typedef struct {
+    int64_t seq;
+    char hash[GL_AUDIT_HASH_HEX + 1];
+} head;
+
+static bool on_head_row(void *arg, const gl_audit_row *row) {
+    head *h = arg;
+    h->seq = row->seq;
+    gl_audit_hex(row->hash, h->hash);
+    return false;
+}
+
+/* Reads every region's head (seq 0: empty); known[i] false where it could not be read. */
+static void read_heads(const cli *c, head *heads, bool *known) {
+    for (int i = 0; i < c->cfg.n_regions; i++) {
+        PGconn *db = cli_connect_region(c, &c->cfg.regions[i], GL_ROLE_REPORT);
+        gl_error e;
+        known[i] = db && gl_audit_tail(db, 1, on_head_row, &heads[i], &e) >= 0;
+        if (db && !known[i]) fprintf(stderr, "ledgerctl: region %s: %s\n", c->cfg.regions[i].name, e.message);
+        PQfinish(db);
+    }
+}
+
+/* Appends to region k's log an audit.anchor event per other region with a
+ * known, non-empty head, all in one transaction; reports them. */
+static bool anchor_into(const cli *c, int k, const head *heads, const bool *known, json_t *anchors) {
+    const gl_region *in = &c->cfg.regions[k];
+    int n = c->cfg.n_regions, m = 0;
+    gl_audit_event *ev = calloc((size_t)n, sizeof *ev);
+    char(*objects)[GL_AUDIT_OBJECT_MAX] = calloc((size_t)n, sizeof *objects);
+    json_t **details = calloc((size_t)n, sizeof(json_t *));
+    char actor[GL_AUDIT_ACTOR_MAX], source[GL_AUDIT_SOURCE_MAX];
+    gl_audit_local_actor(actor, sizeof actor);
+    gl_audit_local_source(source, sizeof source);
+    bool ok = ev && objects && details;
+    for (int i = 0; ok && i < n; i++) {
+        if (i == k || !known[i] || heads[i].seq == 0) continue;
+        anchor_object(c->cfg.regions[i].name, objects[m], sizeof objects[m]);
+        details[m] = json_pack("{s:s,s:I,s:s}", "region", c->cfg.regions[i].name, "seq", (json_int_t)heads[i].seq,
+                               "hash", heads[i].hash);
+        ev[m] = (gl_audit_event){.actor = actor, .action = ANCHOR_ACTION, .object = objects[m], .source = source,
+                                 .outcome = GL_AUDIT_SUCCESS, .detail = details[m]};
+        m++;
+    }
+    gl_error e;
+    gl_error_clear(&e);
+    PGconn *db = ok && m ? cli_connect_region(c, in, GL_ROLE_ADMIN) : NULL;
+    if (ok && m) ok = db && gl_audit_append(db, ev, (size_t)m, &e);
+    PQfinish(db);
+    if (!ok && e.message[0]) fprintf(stderr, "ledgerctl: region %s: %s\n", in->name, e.message);
+    for (int a = 0; a < m; a++) {
+        const char *region = json_string_value(json_object_get(details[a], "region"));
+        int64_t seq = json_integer_value(json_object_get(details[a], "seq"));
+        const char *hash = json_string_value(json_object_get(details[a], "hash"));
+        if (ok && c->json)
+            json_array_append_new(anchors, json_pack("{s:s,s:s,s:I,s:s}", "in", in->name, "region", region, "seq",
+                                                     (json_int_t)seq, "hash", hash));
+        else if (ok)
+            printf("region %s: anchored %s at seq %lld hash %s\n", in->name, region, (long long)seq, hash);
+        json_decref(details[a]);
+    }
+    free(ev);
+    free(objects);
+    free(details);
+    return ok;
+}
+
+static int audit_anchor(cli *c, int argc, char **argv) {
+    if (argc > 1) return cli_fail_usage("audit anchor takes no arguments, got '%s'", argv[1]);
+    int n = c->cfg.n_regions;
+    head *heads = calloc((size_t)n, sizeof *heads);
+    bool *known = calloc((size_t)n, sizeof *known);
+    json_t *anchors = json_array();
+    bool ok = heads && known && anchors;
+    if (ok) read_heads(c, heads, known);
+    /* A region that is down is neither anchored nor holds anchors this time;
+     * the others still are (exit 3 says so). */
+    for (int k = 0; heads && known && k < n; k++) ok = anchor_into(c, k, heads, known, anchors) && ok;
+    for (int i = 0; known && i < n; i++) ok = ok && known[i];
+    if (c->json && ok) cli_emit_json(json_pack("{s:b,s:o}", "ok", true, "anchors", anchors));
+    else json_decref(anchors);
+    free(heads);
+    free(known);
+    return ok ? 0 : EXIT_INFRA;
 }
 
 /* Verifies one region; adds its summary to `regions` (--json). False on a database error. */
@@ -152,7 +312,8 @@ static bool verify_region(const cli *c, const gl_region *r, const audit_opts *o,
     verify_ctx x = {c, r->name, json_array()};
     gl_audit_summary s;
     gl_error e;
-    bool ok = gl_audit_verify(db, on_violation, &x, &s, &e) && (!o->head_seq || check_head(db, o, &x, &s, &e));
+    bool ok = gl_audit_verify(db, on_violation, &x, &s, &e) && (!o->head_seq || check_head(db, o, &x, &s, &e)) &&
+              check_anchors(c, r, db, &x, &s, &e);
     PQfinish(db);
     if (!ok) {
         json_decref(x.listed);
@@ -265,8 +426,9 @@ static int audit_show(cli *c, int argc, char **argv) {
 }
 
 int cmd_audit(cli *c, int argc, char **argv) {
-    if (argc < 2) return cli_fail_usage("audit needs verify|show%s", "");
+    if (argc < 2) return cli_fail_usage("audit needs verify|anchor|show%s", "");
     if (strcmp(argv[1], "verify") == 0) return audit_verify(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "anchor") == 0) return audit_anchor(c, argc - 1, argv + 1);
     if (strcmp(argv[1], "show") == 0) return audit_show(c, argc - 1, argv + 1);
     return cli_fail_usage("unknown audit command '%s'", argv[1]);
 }

@@ -563,6 +563,7 @@ static void usage(FILE *f) {
           "  statement ID [--after-version N] [--limit N]\n"
           "  verify [--region R]                       check ledger invariants 1-5 (exit 4 on violation)\n"
           "  audit verify [--region R [--expect-head SEQ:HASH]] | audit show [--region R] [--limit N]\n"
+          "  audit anchor                              record each region's audit head in the other regions\n"
           "  recon run --region R --source stripe|adyen|generic --file F --account ID [--from T --to T]\n"
           "            [--out DIR] [--pan-keys F] [--seal-keys F]   match a PSP file (exit 4: breaks)\n"
           "  recon decrypt FILE [--seal-keys F] [--out F]   open a sealed recon report\n"

@@ -27,7 +27,9 @@
  * caught by comparing against a head recorded elsewhere: record
  * gl_audit_summary.last_seq/last_hash_hex (e.g. `ledgerctl --json audit verify`
  * from a scheduled job into a separate, write-once store) and check that the
- * recorded row still has the recorded hash.
+ * recorded row still has the recorded hash. `ledgerctl audit anchor` does the
+ * same across regions: each region's log records the others' heads
+ * (action "audit.anchor"), and `ledgerctl audit verify` checks them.
  */
 #ifndef GL_AUDIT_H
 #define GL_AUDIT_H

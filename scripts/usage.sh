@@ -46,7 +46,8 @@ Reconciliation, compliance report and audit log (keys for dev in $(dirname "$con
       --from 2026-11-01 --to 2026-12-01 --out /tmp      # exit 4: the sample's lines have no ledger transfers
   \$L recon decrypt /tmp/recon-<run id>.json.sealed | jq "del(.items)"
   \$L report regional --region eu --from \$(date -u +%F) --to \$(date -u -d tomorrow +%F) --format html --out /tmp/eu.html
-  \$L audit verify                   # the hash-chained audit log of every region
+  \$L audit anchor                   # each region's audit head into the others' logs (schedule it)
+  \$L audit verify                   # the hash-chained audit log of every region, and the anchors
 
   make stop                         # stop ledgerd and the cluster (data stays in ./var)
 

@@ -645,6 +645,55 @@ START_TEST(test_deleted_last_row_shows_only_in_the_head) {
 }
 END_TEST
 
+START_TEST(test_anchors_show_a_cut_tail) {
+    /* What eu's chain alone cannot show (above), the other regions' anchors do:
+     * `audit anchor` records eu's head in us and sg, and cutting eu from that
+     * row on is then reported by `audit verify`. */
+    ACTOR(actor);
+    append_n(actor, 2);
+    found before = verify_eu();
+    assert_clean(&before);
+    char *out = NULL, *json_out = NULL, want[200];
+    ck_assert_int_eq(itest_run_ledgerctl("audit anchor", &out, NULL), 0);
+    snprintf(want, sizeof want, "region us: anchored eu at seq %lld hash %s", (long long)before.sum.last_seq,
+             before.sum.last_hash_hex);
+    ck_assert_msg(strstr(out, want) != NULL, "want '%s' in: %s", want, out);
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(itest_run_ledgerctl("audit verify --region eu", NULL, NULL), 0);
+    ck_assert_int_eq(itest_run_ledgerctl("audit anchor --region eu", NULL, NULL), 2);
+
+    int64_t cut = before.sum.last_seq; /* the anchored row, and the anchors written after it */
+    found now = verify_eu();
+    char a[24];
+    const char *p[1] = {i64s(a, sizeof a, cut)};
+    PGconn *t = tamper_begin(cut, now.sum.last_seq);
+    int touched = tamper(t, "DELETE FROM audit_log WHERE seq >= $1", 1, p);
+    found f = verify_eu();
+    int rc = itest_run_ledgerctl("audit verify --region eu", &out, NULL);
+    int rc_json = itest_run_ledgerctl("--json audit verify --region eu", &json_out, NULL);
+    tamper_restore(t);
+    int rc_after = itest_run_ledgerctl("audit verify --region eu", NULL, NULL);
+
+    ck_assert_int_eq(touched, (int)(now.sum.last_seq - cut + 1));
+    assert_clean(&f); /* the chain alone still cannot tell */
+    ck_assert_int_eq(rc, 4);
+    snprintf(want, sizeof want, "VIOLATION region eu audit anchor_mismatch: region us's anchor of seq %lld",
+             (long long)cut);
+    ck_assert_msg(strstr(out, want) != NULL && strstr(out, "region sg's anchor") != NULL, "%s", out);
+    ck_assert_int_eq(rc_json, 4);
+    json_t *o = json_loads(json_out, 0, NULL);
+    ck_assert_msg(o != NULL, "not JSON: %s", json_out);
+    json_t *v0 = json_array_get(json_object_get(json_array_get(json_object_get(o, "regions"), 0), "violations"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(v0, "kind")), "anchor_mismatch");
+    ck_assert_int_eq(json_integer_value(json_object_get(v0, "seq")), cut);
+    json_decref(o);
+    free(out);
+    free(json_out);
+    ck_assert_int_eq(rc_after, 0);
+}
+END_TEST
+
 /* ================================================================ ledgerctl */
 
 START_TEST(test_ledgerctl_audit_verify_and_show) {
@@ -718,7 +767,8 @@ static Suite *audit_suite(void) {
         {"tamper",
          60,
          {test_verify_detects_an_edited_row, test_verify_detects_a_rewritten_hash, test_verify_detects_a_deleted_row,
-          test_verify_detects_deleted_first_rows, test_deleted_last_row_shows_only_in_the_head, NULL}},
+          test_verify_detects_deleted_first_rows, test_deleted_last_row_shows_only_in_the_head,
+          test_anchors_show_a_cut_tail, NULL}},
         {"ledgerctl", 60, {test_ledgerctl_audit_verify_and_show, NULL}},
     };
     return itest_suite("audit", groups, sizeof groups / sizeof groups[0]);
