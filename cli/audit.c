@@ -160,7 +160,7 @@ static bool check_head(PGconn *db, const audit_opts *o, verify_ctx *x, gl_audit_
 static void anchor_object(const char *region, char *buf, size_t cap) { snprintf(buf, cap, "region:%s", region); }
 
 /* The latest anchor of region `of` that `holder`'s log holds: 1 found (seq,
- * hash), 0 none, -1 error. The detail is the JSON audit_anchor() wrote. */
+ * hash), 0 none, -1 error (or a malformed anchor). The detail is what anchor_into() wrote. */
 static int latest_anchor(PGconn *holder, const char *of, int64_t *seq, char hash[GL_AUDIT_HASH_HEX + 1],
                          gl_error *e) {
     char object[GL_AUDIT_OBJECT_MAX];
