@@ -241,8 +241,13 @@ static void read_heads(const cli *c, head *heads, bool *known) {
     }
 }
 
-/* Appends to region k's log an audit.anchor event per other region with a
- * known, non-empty head, all in one transaction; reports them. */
+/* Whether region k's log gets an anchor of region i: another region whose head is known and not empty. */
+static bool anchorable(int k, int i, const head *heads, const bool *known) {
+    return i != k && known[i] && heads[i].seq > 0;
+}
+
+/* Appends to region k's log an audit.anchor event per anchorable region, all
+ * in one transaction; reports them. */
 static bool anchor_into(const cli *c, int k, const head *heads, const bool *known, json_t *anchors) {
     const gl_region *in = &c->cfg.regions[k];
     int n = c->cfg.n_regions, m = 0;
@@ -254,7 +259,7 @@ static bool anchor_into(const cli *c, int k, const head *heads, const bool *know
     gl_audit_local_source(source, sizeof source);
     bool ok = ev && objects && details;
     for (int i = 0; ok && i < n; i++) {
-        if (i == k || !known[i] || heads[i].seq == 0) continue;
+        if (!anchorable(k, i, heads, known)) continue;
         anchor_object(c->cfg.regions[i].name, objects[m], sizeof objects[m]);
         details[m] = json_pack("{s:s,s:I,s:s}", "region", c->cfg.regions[i].name, "seq", (json_int_t)heads[i].seq,
                                "hash", heads[i].hash);
@@ -268,16 +273,16 @@ static bool anchor_into(const cli *c, int k, const head *heads, const bool *know
     if (ok && m) ok = db && gl_audit_append(db, ev, (size_t)m, &e);
     PQfinish(db);
     if (!ok && e.message[0]) fprintf(stderr, "ledgerctl: region %s: %s\n", in->name, e.message);
-    for (int a = 0; a < m; a++) {
-        const char *region = json_string_value(json_object_get(details[a], "region"));
-        int64_t seq = json_integer_value(json_object_get(details[a], "seq"));
-        const char *hash = json_string_value(json_object_get(details[a], "hash"));
-        if (ok && c->json)
+    for (int a = 0; a < m; a++) json_decref(details[a]);
+    for (int i = 0; ok && i < n; i++) {
+        if (!anchorable(k, i, heads, known)) continue;
+        const char *region = c->cfg.regions[i].name;
+        if (c->json)
             json_array_append_new(anchors, json_pack("{s:s,s:s,s:I,s:s}", "in", in->name, "region", region, "seq",
-                                                     (json_int_t)seq, "hash", hash));
-        else if (ok)
-            printf("region %s: anchored %s at seq %lld hash %s\n", in->name, region, (long long)seq, hash);
-        json_decref(details[a]);
+                                                     (json_int_t)heads[i].seq, "hash", heads[i].hash));
+        else
+            printf("region %s: anchored %s at seq %lld hash %s\n", in->name, region, (long long)heads[i].seq,
+                   heads[i].hash);
     }
     free(ev);
     free(objects);

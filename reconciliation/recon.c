@@ -147,7 +147,6 @@ static bool part_put(partition_set *ps, unsigned p, rec *r, gl_error *err) {
  * call: the file was just written, so its pages are in the page cache, and
  * a page fault per 4 KiB (or a copy into a buffer) costs more than the match. */
 typedef struct {
-    void *map; /* for munmap */
     const char *data;
     size_t len;
 } part_map;
@@ -166,17 +165,14 @@ static bool part_map_open(FILE *f, part_map *pm, gl_error *err) {
                      strerror(errno));
         return false;
     }
-    pm->map = p;
     pm->data = p;
     pm->len = (size_t)st.st_size;
     return true;
 }
 
 static void part_map_close(part_map *pm) {
-    if (pm->map) munmap(pm->map, pm->len);
-    pm->map = NULL;
-    pm->data = NULL;
-    pm->len = 0;
+    if (pm->data) munmap((void *)pm->data, pm->len);
+    *pm = (part_map){0};
 }
 
 /* A growing buffer that work files are read back into. Matchers keep theirs
@@ -753,21 +749,22 @@ static bool match_partition_by_key(matcher *m, unsigned i) {
 }
 
 /* Pass 2's partition i is the matchers' files i one after the other, loaded
- * into a buffer: its records are renumbered 0..n-1 for the matched flags. */
+ * into a buffer: its records are renumbered 0..n-1 for the matched flags
+ * (*n, when asked). */
 static bool load_pass2(load_buf *b, partition_set *sets, unsigned i, size_t *n, gl_error *err) {
     if (!load_all(b, sets, i, err)) return false;
     uint32_t ord = 0;
     for (size_t off = 0; off < b->len; off += ((rec *)(void *)(b->data + off))->size)
         ((rec *)(void *)(b->data + off))->ord = ord++;
-    *n = ord;
+    if (n) *n = ord;
     return true;
 }
 
 static bool match_partition_by_amount(matcher *m, unsigned i) {
     job *j = m->j;
     rec_table t = {0};
-    size_t sn = 0, ln = 0;
-    bool ok = load_pass2(&m->s, j->w.pass2_s, i, &sn, &m->err) && load_pass2(&m->l, j->w.pass2_l, i, &ln, &m->err) &&
+    size_t sn = 0;
+    bool ok = load_pass2(&m->s, j->w.pass2_s, i, &sn, &m->err) && load_pass2(&m->l, j->w.pass2_l, i, NULL, &m->err) &&
               table_build(m, &t, m->s.data, m->s.len, sn, true);
     for (size_t off = 0; ok && off < m->l.len;) {
         const rec *l = (const rec *)(const void *)(m->l.data + off);

@@ -927,20 +927,16 @@ expect "balance as_of garbage -> 400" 400 invalid_value
 # up, so that those share one batch when the lock goes. That batch fails; each
 # of its jobs then runs alone (writer.c): the good ones commit, the refused one
 # alone answers 500, and nothing of it is written.
-PSQL_BIN=${PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql
-ADMIN_CI=$(conf_value eu admin_conninfo)
-asql() { "$PSQL_BIN" "$ADMIN_CI" -XAtqv ON_ERROR_STOP=1 -c "$1"; }
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
 S1=$(j .id)
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
 S2=$(j .id)
 POISON="$RUN-poison"
-if asql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsql AS
+if admin_sql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsql AS
            \$\$ BEGIN RAISE EXCEPTION 'refused by the test'; END \$\$;
          CREATE TRIGGER refuse_$RUN BEFORE INSERT ON transfers FOR EACH ROW
            WHEN (NEW.reference = '$POISON') EXECUTE FUNCTION test_refuse_$RUN();" >"$W/split_setup" 2>&1; then
-    "$PSQL_BIN" "$ADMIN_CI" -Xq -c "BEGIN; SELECT 1 FROM accounts WHERE id = '$S1' FOR UPDATE; SELECT pg_sleep(2); COMMIT;" \
-        >/dev/null 2>&1 &
+    admin_sql "BEGIN; SELECT 1 FROM accounts WHERE id = '$S1' FOR UPDATE; SELECT pg_sleep(2); COMMIT;" >/dev/null 2>&1 &
     LOCK_PID=$!
     sleep 0.3
     split_post() { # N REF: one transfer S1 -> S2, its status into $W/split.N
@@ -961,10 +957,10 @@ if asql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsql AS
     check "batch split: ledgerd logged that it ran a failed batch job by job" "no batch_split in $W/ledgerd.log" \
         grep -q batch_split "$W/ledgerd.log"
     check "batch split: 7 transfers written, none with the refused reference" "" \
-        eq "$(asql "SELECT count(*) FILTER (WHERE reference LIKE '$RUN-split-%') || ' ' || count(*) FILTER (WHERE reference = '$POISON')
+        eq "$(admin_sql "SELECT count(*) FILTER (WHERE reference LIKE '$RUN-split-%') || ' ' || count(*) FILTER (WHERE reference = '$POISON')
                     FROM transfers WHERE debit_account_id = '$S1'")" "7 0"
     check "batch split: the payer moved exactly 7 x 10" "" eq "$(field "$(balances "$S1" "$TA")" .debits_posted)" 70
-    asql "DROP TRIGGER refuse_$RUN ON transfers; DROP FUNCTION test_refuse_$RUN();" >/dev/null 2>&1 ||
+    admin_sql "DROP TRIGGER refuse_$RUN ON transfers; DROP FUNCTION test_refuse_$RUN();" >/dev/null 2>&1 ||
         fail "batch split: cleanup" "could not drop the test trigger refuse_$RUN"
 else
     fail "batch split: setup" "$(head -c 300 "$W/split_setup")"

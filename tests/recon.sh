@@ -110,7 +110,7 @@ if [[ -z "$ADMIN_CI" ]]; then
     exit 1
 fi
 # q SQL: the rows of a query as the admin role, '|'-separated ("error: ..." on failure).
-q() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$ADMIN_CI" -c "$1" 2>&1 || echo "error: $1"; }
+q() { admin_sql "$1" 2>&1 || echo "error: $1"; }
 
 # ---------------------------------------------------------------- PAN scanner (written here, checked first)
 
