@@ -350,6 +350,11 @@ static bool append_locked(PGconn *db, const gl_audit_event *events, char *const 
 bool gl_audit_append(PGconn *db, const gl_audit_event *events, size_t n, gl_error *err) {
     char **details = prepare_events(events, n, err);
     if (!details) return false;
+    /* Called from a pipelined engine batch's hook: what it queued goes out first (COPY cannot be pipelined). */
+    if (!gl_pg_pipeline_end(db, err)) {
+        free_details(details, n);
+        return false;
+    }
     PGTransactionStatusType ts = PQtransactionStatus(db);
     bool own = ts == PQTRANS_IDLE;
     bool ok = true;

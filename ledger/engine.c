@@ -9,6 +9,14 @@
  *      a failed linked chain is undone from an undo log;
  *   4. COPY transfers and entries, update each touched account once; COMMIT.
  *
+ * A batch of up to LEDGER_PIPELINE_MAX commands runs in libpq pipeline mode:
+ * BEGIN goes out with the account locks (which also read the clock), and the
+ * writes (INSERT ... unnest() of binary arrays in place of COPY), the caller's
+ * before-commit statements and COMMIT go out together; row counts are checked
+ * by the statements themselves (expect_rows, sql/0008). Group commit through
+ * ledgerd is made of such batches, and there a round trip costs more than the
+ * statements it carries.
+ *
  * A unique violation or serialization failure from a concurrent writer (another
  * process on the same partition) rolls back and runs the whole batch again:
  * correctness comes from row locks and constraints, not from a single writer.
@@ -23,6 +31,7 @@
 #include "pg.h"
 
 #define DEFAULT_MAX_RETRIES 5
+
 
 /* A transfer written by this batch, or one loaded because a reference matched. */
 typedef struct {
@@ -88,6 +97,9 @@ typedef struct {
      * transfer saved); the unique index catches a replay, and the batch reruns
      * with them looked up. Set from the start when the caller expects replays. */
     bool lookup_references;
+    /* Small batches run in libpq pipeline mode (see pg.h): BEGIN goes out with
+     * the account locks, and every write with the COMMIT. */
+    bool pipelined;
 } batch;
 
 /* ---------- small helpers ---------- */
@@ -482,6 +494,25 @@ static bool load_targets(batch *b, PGconn *db, gl_error *err) {
     return ok;
 }
 
+#define LOCK_ACCOUNTS_COLUMNS                                                                                 \
+    "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted, version, ctid " \
+    "FROM accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+#define LOCK_ACCOUNTS_SQL LOCK_ACCOUNTS_COLUMNS
+/* The same, with the clock read as each row comes out locked: the last row's
+ * reading is after every lock, which is what load_now gives in a round trip of its own. */
+#define LOCK_ACCOUNTS_SQL_CLOCK                                                                                     \
+    "WITH locked AS MATERIALIZED (" LOCK_ACCOUNTS_COLUMNS ") SELECT locked.*, "                                 \
+    "(extract(epoch FROM clock_timestamp()) * 1000000)::int8 FROM locked ORDER BY id"
+
+/* Whether the lock query can also read the clock: not when mandates or holds
+ * are locked or read after the accounts (load_now must then come after them). */
+static bool clock_with_locks(const batch *b) {
+    if (!b->pipelined || b->n_targets > 0) return false;
+    for (size_t i = 0; i < b->n; i++)
+        if (!gl_id_is_nil(&b->cmds[i].mandate_id)) return false;
+    return true;
+}
+
 static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
     gl_id *ids = malloc((2 * b->n + 2 * b->n_targets + 1) * sizeof *ids);
     if (!ids) return false;
@@ -501,16 +532,12 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
     }
     m = sort_unique_ids(ids, m);
     b->n_accts = 0;
-    bool ok = true;
+    bool ok = true, clock = clock_with_locks(b);
     if (m > 0) {
         gl_buf *p[1] = {ids_param(&b->sql_a, ids, m)};
         /* ORDER BY id: rows are locked in id order, so two batches never deadlock. */
         /* Binary results: 16k rows of text to format and parse would be ~5% of a batch. */
-        PGresult *r = gl_pg_exec_bin_result(db,
-                                            "SELECT id, currency, flags, debits_pending, debits_posted, "
-                                            "credits_pending, credits_posted, version, ctid FROM accounts "
-                                            "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
-                                            1, p, err);
+        PGresult *r = gl_pg_exec_bin_result(db, clock ? LOCK_ACCOUNTS_SQL_CLOCK : LOCK_ACCOUNTS_SQL, 1, p, err);
         ok = r != NULL;
         for (int row = 0; ok && row < PQntuples(r); row++) {
             ledger_acct *a = &b->accts[b->n_accts++];
@@ -526,6 +553,7 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
             a->version = gl_pg_bin_i64(r, row, 7);
             a->tid_block = (uint32_t)tid[0] << 24 | (uint32_t)tid[1] << 16 | (uint32_t)tid[2] << 8 | tid[3];
             a->tid_offset = (uint16_t)(tid[4] << 8 | tid[5]);
+            if (clock && gl_pg_bin_i64(r, row, 9) > b->now_us) b->now_us = gl_pg_bin_i64(r, row, 9);
         }
         if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "unexpected row from the account lock query");
         PQclear(r);
@@ -662,6 +690,7 @@ static bool load_references(batch *b, PGconn *db, gl_error *err) {
 
 static bool load_now(batch *b, PGconn *db, gl_error *err) {
     /* Taken after the locks: per account, entry times then follow version order. */
+    if (b->now_us != 0) return true; /* read by the lock query */
     PGresult *r = gl_pg_exec(db, "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8", 0, NULL, err);
     if (!r) return false;
     b->now_us = gl_pg_get_i64(r, 0, 0);
@@ -671,115 +700,12 @@ static bool load_now(batch *b, PGconn *db, gl_error *err) {
 
 /* ---------- writing (COPY BINARY and binary array parameters) ---------- */
 
-static bool write_new_accounts(batch *b, PGconn *db, gl_error *err) {
-    if (b->n_new_accounts == 0) return true;
-    gl_buf *d = &b->sql_b;
-    gl_buf_reset(d);
-    gl_bin_copy_begin(d);
-    for (size_t k = 0; k < b->n_new_accounts; k++) {
-        const ledger_cmd *c = &b->cmds[b->new_accounts[k]];
-        gl_bin_tuple(d, 7);
-        gl_bin_uuid(d, &b->new_account_ids[k]);
-        gl_bin_text(d, c->currency);
-        gl_bin_text(d, c->owner);
-        gl_bin_text(d, c->account_kind);
-        gl_bin_i32(d, (int32_t)c->account_flags);
-        gl_bin_jsonb(d, c->metadata);
-        gl_bin_ts_us(d, b->now_us);
-    }
-    gl_bin_copy_end(d);
-    return gl_pg_copy(db,
-                      "COPY accounts (id, currency, owner, kind, flags, metadata, created_at) FROM STDIN (FORMAT binary)",
-                      d, err);
-}
+#define GL_OID_TIMESTAMPTZ 1184
+#define GL_OID_JSONB 3802
 
-static bool write_transfers(batch *b, PGconn *db, gl_error *err) {
-    gl_buf *d = &b->sql_b;
-    gl_buf_reset(d);
-    gl_bin_copy_begin(d);
-    for (size_t k = 0; k < b->n_outs; k++) {
-        const xfer *x = &b->outs[k];
-        const ledger_cmd *c = &b->cmds[x->cmd];
-        gl_bin_tuple(d, 13);
-        gl_bin_uuid(d, &x->id);
-        gl_bin_text(d, c->owner);
-        gl_bin_opt_text(d, c->reference);
-        gl_bin_uuid(d, &x->debit_account_id);
-        gl_bin_uuid(d, &x->credit_account_id);
-        gl_bin_i64(d, x->amount);
-        gl_bin_text(d, x->currency);
-        gl_bin_i32(d, (int32_t)x->flags);
-        gl_bin_opt_uuid(d, &x->pending_id);
-        gl_bin_opt_uuid(d, &x->reverses_id);
-        if (x->expires_at_us) gl_bin_ts_us(d, x->expires_at_us);
-        else gl_bin_null(d);
-        gl_bin_jsonb(d, c->metadata);
-        gl_bin_ts_us(d, b->now_us);
-    }
-    gl_bin_copy_end(d);
-    return gl_pg_copy(db,
-                      "COPY transfers (id, owner, reference, debit_account_id, credit_account_id, amount, currency, "
-                      "flags, pending_id, reverses_id, expires_at, metadata, created_at) FROM STDIN (FORMAT binary)",
-                      d, err);
-}
-
-static void entry_tuple(gl_buf *d, const xfer *x, const ledger_acct *a, const char *side, int64_t now_us) {
-    gl_bin_tuple(d, 11);
-    gl_bin_uuid(d, &a->id);
-    gl_bin_i64(d, a->version);
-    gl_bin_uuid(d, &x->id);
-    gl_bin_text(d, side);
-    gl_bin_i64(d, x->pending_delta);
-    gl_bin_i64(d, x->posted_delta);
-    gl_bin_i64(d, a->debits_pending);
-    gl_bin_i64(d, a->debits_posted);
-    gl_bin_i64(d, a->credits_pending);
-    gl_bin_i64(d, a->credits_posted);
-    gl_bin_ts_us(d, now_us);
-}
-
-static bool write_entries(batch *b, PGconn *db, gl_error *err) {
-    gl_buf *d = &b->sql_b;
-    gl_buf_reset(d);
-    gl_bin_copy_begin(d);
-    for (size_t k = 0; k < b->n_outs; k++) {
-        entry_tuple(d, &b->outs[k], &b->outs[k].debit_after, "D", b->now_us);
-        entry_tuple(d, &b->outs[k], &b->outs[k].credit_after, "C", b->now_us);
-    }
-    gl_bin_copy_end(d);
-    return gl_pg_copy(db,
-                      "COPY entries (account_id, version, transfer_id, side, pending_delta, posted_delta, "
-                      "debits_pending, debits_posted, credits_pending, credits_posted, created_at) "
-                      "FROM STDIN (FORMAT binary)",
-                      d, err);
-}
-
-static bool write_new_holds(batch *b, PGconn *db, gl_error *err) {
-    gl_buf *d = &b->sql_b;
-    gl_buf_reset(d);
-    gl_bin_copy_begin(d);
-    size_t m = 0;
-    for (size_t k = 0; k < b->n_outs; k++) {
-        const xfer *x = &b->outs[k];
-        if (!(x->flags & LEDGER_TF_PENDING)) continue;
-        gl_bin_tuple(d, 3);
-        gl_bin_uuid(d, &x->id);
-        gl_bin_text(d, "pending");
-        if (x->expires_at_us) gl_bin_ts_us(d, x->expires_at_us);
-        else gl_bin_null(d);
-        m++;
-    }
-    gl_bin_copy_end(d);
-    return m == 0 || gl_pg_copy(db, "COPY pending_transfers (id, state, expires_at) FROM STDIN (FORMAT binary)", d, err);
-}
-
-static const char *state_name(char state) {
-    return state == 'P' ? "posted" : state == 'V' ? "voided" : state == 'E' ? "expired" : "pending";
-}
-
-/* Array columns for the set-based UPDATEs, freed together. */
+/* Array columns for the set-based statements, freed together. */
 typedef struct {
-    gl_buf col[7];
+    gl_buf col[13];
     int ncols;
 } columns;
 
@@ -799,6 +725,171 @@ static gl_buf *const *columns_finish(columns *c, int32_t n, gl_buf **ptrs) {
 
 static void columns_free(columns *c) {
     for (int i = 0; i < c->ncols; i++) gl_buf_free(&c->col[i]);
+}
+
+/* New rows go out as one COPY BINARY (large batches: the cheapest way in) or,
+ * in a pipelined batch, as INSERT ... SELECT FROM unnest() of binary arrays,
+ * which a pipeline can carry and COPY cannot. Fields are encoded the same way
+ * in both, so each row is written once, through field(). */
+typedef struct {
+    batch *b;
+    const unsigned *oids;
+    int ncols, next;
+    int32_t rows;
+    columns cols; /* pipelined */
+} row_sink;
+
+static void sink_begin(row_sink *s, batch *b, const unsigned *oids, int ncols) {
+    memset(s, 0, sizeof *s);
+    s->b = b;
+    s->oids = oids;
+    s->ncols = ncols;
+    if (b->pipelined) {
+        columns_begin(&s->cols, oids, ncols);
+    } else {
+        gl_buf_reset(&b->sql_b);
+        gl_bin_copy_begin(&b->sql_b);
+    }
+}
+
+static void sink_row(row_sink *s) {
+    s->rows++;
+    s->next = 0;
+    if (!s->b->pipelined) gl_bin_tuple(&s->b->sql_b, s->ncols);
+}
+
+static gl_buf *field(row_sink *s) { return s->b->pipelined ? &s->cols.col[s->next++] : &s->b->sql_b; }
+
+static const char *array_type(unsigned oid) {
+    switch (oid) {
+    case GL_OID_UUID: return "uuid[]";
+    case GL_OID_INT8: return "int8[]";
+    case GL_OID_INT4: return "int4[]";
+    case GL_OID_TIMESTAMPTZ: return "timestamptz[]";
+    case GL_OID_JSONB: return "jsonb[]";
+    default: return "text[]";
+    }
+}
+
+/* Writes the rows into `table (columns)`; nothing when there are none. */
+static bool sink_write(row_sink *s, PGconn *db, const char *table_columns, gl_error *err) {
+    bool ok = true;
+    if (s->rows > 0 && s->b->pipelined) {
+        char sql[1024];
+        int len = snprintf(sql, sizeof sql, "INSERT INTO %s SELECT * FROM unnest(", table_columns);
+        for (int i = 0; i < s->ncols && len > 0 && (size_t)len < sizeof sql; i++)
+            len += snprintf(sql + len, sizeof sql - (size_t)len, "%s$%d::%s", i ? ", " : "", i + 1, array_type(s->oids[i]));
+        if (len > 0 && (size_t)len < sizeof sql) snprintf(sql + len, sizeof sql - (size_t)len, ")");
+        gl_buf *p[13];
+        ok = gl_pg_run_bin(db, sql, s->ncols, columns_finish(&s->cols, s->rows, p), err);
+    } else if (s->rows > 0) {
+        char sql[1024];
+        gl_bin_copy_end(&s->b->sql_b);
+        snprintf(sql, sizeof sql, "COPY %s FROM STDIN (FORMAT binary)", table_columns);
+        ok = gl_pg_copy(db, sql, &s->b->sql_b, err);
+    }
+    if (s->b->pipelined) columns_free(&s->cols);
+    return ok;
+}
+
+static bool write_new_accounts(batch *b, PGconn *db, gl_error *err) {
+    static const unsigned oids[7] = {GL_OID_UUID, GL_OID_TEXT, GL_OID_TEXT, GL_OID_TEXT,
+                                     GL_OID_INT4, GL_OID_JSONB, GL_OID_TIMESTAMPTZ};
+    row_sink s;
+    sink_begin(&s, b, oids, 7);
+    for (size_t k = 0; k < b->n_new_accounts; k++) {
+        const ledger_cmd *c = &b->cmds[b->new_accounts[k]];
+        sink_row(&s);
+        gl_bin_uuid(field(&s), &b->new_account_ids[k]);
+        gl_bin_text(field(&s), c->currency);
+        gl_bin_text(field(&s), c->owner);
+        gl_bin_text(field(&s), c->account_kind);
+        gl_bin_i32(field(&s), (int32_t)c->account_flags);
+        gl_bin_jsonb(field(&s), c->metadata);
+        gl_bin_ts_us(field(&s), b->now_us);
+    }
+    return sink_write(&s, db, "accounts (id, currency, owner, kind, flags, metadata, created_at)", err);
+}
+
+static bool write_transfers(batch *b, PGconn *db, gl_error *err) {
+    static const unsigned oids[13] = {GL_OID_UUID, GL_OID_TEXT, GL_OID_TEXT,  GL_OID_UUID,        GL_OID_UUID,
+                                      GL_OID_INT8, GL_OID_TEXT, GL_OID_INT4,  GL_OID_UUID,        GL_OID_UUID,
+                                      GL_OID_TIMESTAMPTZ, GL_OID_JSONB, GL_OID_TIMESTAMPTZ};
+    row_sink s;
+    sink_begin(&s, b, oids, 13);
+    for (size_t k = 0; k < b->n_outs; k++) {
+        const xfer *x = &b->outs[k];
+        const ledger_cmd *c = &b->cmds[x->cmd];
+        sink_row(&s);
+        gl_bin_uuid(field(&s), &x->id);
+        gl_bin_text(field(&s), c->owner);
+        gl_bin_opt_text(field(&s), c->reference);
+        gl_bin_uuid(field(&s), &x->debit_account_id);
+        gl_bin_uuid(field(&s), &x->credit_account_id);
+        gl_bin_i64(field(&s), x->amount);
+        gl_bin_text(field(&s), x->currency);
+        gl_bin_i32(field(&s), (int32_t)x->flags);
+        gl_bin_opt_uuid(field(&s), &x->pending_id);
+        gl_bin_opt_uuid(field(&s), &x->reverses_id);
+        if (x->expires_at_us) gl_bin_ts_us(field(&s), x->expires_at_us);
+        else gl_bin_null(field(&s));
+        gl_bin_jsonb(field(&s), c->metadata);
+        gl_bin_ts_us(field(&s), b->now_us);
+    }
+    return sink_write(&s, db,
+                      "transfers (id, owner, reference, debit_account_id, credit_account_id, amount, currency, "
+                      "flags, pending_id, reverses_id, expires_at, metadata, created_at)",
+                      err);
+}
+
+static void entry_row(row_sink *s, const xfer *x, const ledger_acct *a, const char *side, int64_t now_us) {
+    sink_row(s);
+    gl_bin_uuid(field(s), &a->id);
+    gl_bin_i64(field(s), a->version);
+    gl_bin_uuid(field(s), &x->id);
+    gl_bin_text(field(s), side);
+    gl_bin_i64(field(s), x->pending_delta);
+    gl_bin_i64(field(s), x->posted_delta);
+    gl_bin_i64(field(s), a->debits_pending);
+    gl_bin_i64(field(s), a->debits_posted);
+    gl_bin_i64(field(s), a->credits_pending);
+    gl_bin_i64(field(s), a->credits_posted);
+    gl_bin_ts_us(field(s), now_us);
+}
+
+static bool write_entries(batch *b, PGconn *db, gl_error *err) {
+    static const unsigned oids[11] = {GL_OID_UUID, GL_OID_INT8, GL_OID_UUID, GL_OID_TEXT, GL_OID_INT8, GL_OID_INT8,
+                                      GL_OID_INT8, GL_OID_INT8, GL_OID_INT8, GL_OID_INT8, GL_OID_TIMESTAMPTZ};
+    row_sink s;
+    sink_begin(&s, b, oids, 11);
+    for (size_t k = 0; k < b->n_outs; k++) {
+        entry_row(&s, &b->outs[k], &b->outs[k].debit_after, "D", b->now_us);
+        entry_row(&s, &b->outs[k], &b->outs[k].credit_after, "C", b->now_us);
+    }
+    return sink_write(&s, db,
+                      "entries (account_id, version, transfer_id, side, pending_delta, posted_delta, "
+                      "debits_pending, debits_posted, credits_pending, credits_posted, created_at)",
+                      err);
+}
+
+static bool write_new_holds(batch *b, PGconn *db, gl_error *err) {
+    static const unsigned oids[3] = {GL_OID_UUID, GL_OID_TEXT, GL_OID_TIMESTAMPTZ};
+    row_sink s;
+    sink_begin(&s, b, oids, 3);
+    for (size_t k = 0; k < b->n_outs; k++) {
+        const xfer *x = &b->outs[k];
+        if (!(x->flags & LEDGER_TF_PENDING)) continue;
+        sink_row(&s);
+        gl_bin_uuid(field(&s), &x->id);
+        gl_bin_text(field(&s), "pending");
+        if (x->expires_at_us) gl_bin_ts_us(field(&s), x->expires_at_us);
+        else gl_bin_null(field(&s));
+    }
+    return sink_write(&s, db, "pending_transfers (id, state, expires_at)", err);
+}
+
+static const char *state_name(char state) {
+    return state == 'P' ? "posted" : state == 'V' ? "voided" : state == 'E' ? "expired" : "pending";
 }
 
 static bool write_resolved_holds(batch *b, PGconn *db, gl_error *err) {
@@ -835,8 +926,8 @@ static void bin_tid(gl_buf *b, const ledger_acct *a) {
 }
 
 /* One UPDATE for every touched account, with its final counters. Rows are
- * found by the ctid the lock query returned (no index descent); the count of
- * updated rows proves every one was found. */
+ * found by the ctid the lock query returned (a TID scan, whatever the planner
+ * settings: no index descent); the statement fails unless every one was found. */
 static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
     static const unsigned oids[7] = {GL_OID_TID,  GL_OID_INT8, GL_OID_INT8, GL_OID_INT8,
                                      GL_OID_INT8, GL_OID_INT8, GL_OID_INT4};
@@ -859,19 +950,22 @@ static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
         columns_free(&c);
         return true;
     }
-    gl_buf *p[7];
-    PGresult *r = gl_pg_exec_bin(db,
-                                 "UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, "
-                                 "credits_pending = u.cp, credits_posted = u.cpo, version = u.v, flags = u.f "
-                                 "FROM unnest($1::tid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], "
-                                 "$6::int8[], $7::int4[]) AS u(t, dp, dpo, cp, cpo, v, f) WHERE a.ctid = u.t",
-                                 7, columns_finish(&c, m, p), err);
+    gl_buf *p[8];
+    gl_buf expected = {0};
+    gl_bin_i32_raw(&expected, m);
+    columns_finish(&c, m, p);
+    p[7] = &expected;
+    bool ok = gl_pg_run_bin(db,
+                            "WITH done AS (UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, "
+                            "credits_pending = u.cp, credits_posted = u.cpo, version = u.v, flags = u.f "
+                            "FROM unnest($1::tid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], "
+                            "$6::int8[], $7::int4[]) AS u(t, dp, dpo, cp, cpo, v, f) "
+                            "WHERE a.ctid = ANY($1::tid[]) AND a.ctid = u.t RETURNING 1) "
+                            "SELECT expect_rows(count(*), $8, 'account update by locked ctid') FROM done",
+                            8, p, err);
     columns_free(&c);
-    if (!r) return false;
-    bool all = strtol(PQcmdTuples(r), NULL, 10) == m;
-    PQclear(r);
-    if (!all) gl_error_set(err, GL_ERR_INTERNAL, "account update touched fewer rows than were locked");
-    return all;
+    gl_buf_free(&expected);
+    return ok;
 }
 
 static bool write_mandates(batch *b, PGconn *db, gl_error *err) {
@@ -936,6 +1030,7 @@ static void batch_free(batch *b) {
 }
 
 static void batch_reset(batch *b) {
+    b->now_us = 0;
     b->n_accts = b->n_targets = b->n_known = b->n_outs = b->n_new_accounts = 0;
     memset(b->refs, 0, b->refs_cap * sizeof *b->refs);
     undo_forget(b);
@@ -956,24 +1051,29 @@ static bool references_settled(batch *b, gl_error *err) {
     return true;
 }
 
+/* Every engine statement is a set of point lookups by key; with more than a
+ * few dozen keys the planner would otherwise pick sequential scans or hash
+ * joins over the whole table. In a pipelined batch both statements are only
+ * queued: they go out with the first query. */
+static bool begin_batch(batch *b, PGconn *db, gl_error *err) {
+    if (b->pipelined && !gl_pg_pipeline_begin(db, err)) return false;
+    return gl_pg_run(db, "BEGIN", 0, NULL, err) &&
+           gl_pg_run(db,
+                     "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
+                     "set_config('enable_mergejoin', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+                     0, NULL, err);
+}
+
 static bool attempt(batch *b, PGconn *db, gl_error *err) {
     batch_reset(b);
-    /* Every engine statement is a set of point lookups by key; with a few
-     * thousand keys the planner would otherwise pick sequential scans or
-     * merge joins over the whole table. Simple-query protocol: one round trip. */
-    PGresult *begin = PQexec(db, "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
-                                 "SET LOCAL enable_mergejoin = off; SET LOCAL enable_bitmapscan = off");
-    bool begun = PQresultStatus(begin) == PGRES_COMMAND_OK;
-    if (!begun) gl_pg_error(err, db, begin, "BEGIN");
-    PQclear(begin);
-    if (!begun) return false;
-    bool ok = load_targets(b, db, err) && lock_accounts(b, db, err) && load_mandates(b, db, err) &&
+    bool ok = begin_batch(b, db, err) && load_targets(b, db, err) && lock_accounts(b, db, err) && load_mandates(b, db, err) &&
               load_target_state(b, db, err) &&
               (!b->lookup_references || load_references(b, db, err)) && load_now(b, db, err) && apply_all(b, err) && references_settled(b, err) && write_all(b, db, err) &&
               (!b->ctx->before_commit || b->ctx->before_commit(b->ctx->before_commit_arg, db, b->res, b->n, err)) &&
-              gl_pg_run(db, "COMMIT", 0, NULL, err);
+              gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
     if (!ok) {
         if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");
+        gl_pg_pipeline_end(db, NULL); /* what was queued after the failure is discarded */
         PGresult *r = PQexec(db, "ROLLBACK");
         PQclear(r);
     }
@@ -991,7 +1091,7 @@ bool ledger_execute(PGconn *db, const ledger_ctx *ctx, const ledger_cmd *cmds, s
         gl_error_set(err, GL_ERR_INVALID, "engine context has no partition code");
         return false;
     }
-    batch b = {.ctx = ctx, .cmds = cmds, .n = n, .res = results};
+    batch b = {.ctx = ctx, .cmds = cmds, .n = n, .res = results, .pipelined = n <= LEDGER_PIPELINE_MAX};
     bool ok = batch_alloc(&b);
     if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory allocating batch of %zu", n);
     int retries = ctx->max_retries > 0 ? ctx->max_retries : DEFAULT_MAX_RETRIES;

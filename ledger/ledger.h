@@ -22,6 +22,10 @@
 
 /* TigerBeetle's batch limit; the HTTP batch endpoint exposes the same. */
 #define LEDGER_BATCH_MAX 8189
+/* Batches of up to this many commands run in libpq pipeline mode: three round
+ * trips (BEGIN and locks; reads a batch needs; writes and COMMIT), rows written
+ * by INSERT of binary arrays. Above it, COPY's lower cost per row wins. */
+#define LEDGER_PIPELINE_MAX 256
 #define LEDGER_OWNER_MAX 128
 #define LEDGER_REFERENCE_MAX 128
 #define LEDGER_KIND_MAX 32

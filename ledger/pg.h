@@ -15,12 +15,21 @@
 #include "id.h"
 
 /* Runs a statement; returns the result on PGRES_COMMAND_OK / TUPLES_OK, else NULL
- * with err filled (kind GL_ERR_CONFLICT for retryable SQLSTATEs). */
+ * with err filled (kind GL_ERR_CONFLICT for retryable SQLSTATEs). In pipeline
+ * mode the statements queued before it go out with it, in one round trip, and
+ * the first of them that failed is the error. */
 PGresult *gl_pg_exec(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err);
-/* Same, for statements whose result is not needed. */
+/* Same, for statements whose result is not needed. In pipeline mode the
+ * statement is only queued: its failure is reported by the next gl_pg_exec* or
+ * by gl_pg_pipeline_end (the statements after a failed one do not run). */
 bool gl_pg_run(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err);
-/* Streams `data` into a COPY ... FROM STDIN statement. */
+/* Streams `data` into a COPY ... FROM STDIN statement (ends a pipeline first). */
 bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err);
+/* Pipeline mode (libpq >= 14): see gl_pg_exec and gl_pg_run. _end sends what is
+ * queued, reads every result and leaves the mode; false with the first failure
+ * (the connection is then out of pipeline mode unless it broke). */
+bool gl_pg_pipeline_begin(PGconn *db, gl_error *err);
+bool gl_pg_pipeline_end(PGconn *db, gl_error *err);
 /* Fills err from a failed result (message, detail, hint, SQLSTATE class). */
 void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *what);
 

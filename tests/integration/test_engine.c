@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "../../ledger/migrate.h"
+#include "../../ledger/pg.h"
 #include "itest.h"
 
 #define EU "eu"
@@ -1005,6 +1006,173 @@ START_TEST(test_batch_max) {
 }
 END_TEST
 
+/* ============================================== pipelined and COPY batches */
+
+/* Runs a batch of `n` commands: n - 3 one-cent fillers, then a new account with
+ * metadata, a transfer with a reference and metadata, and a one-minute hold.
+ * Returns what those three rows (and the transfer's entries and the hold's
+ * state) hold, as one text, ids and clock times left out. */
+static char *batch_shapes(const char *owner, size_t n, gl_id payer, gl_id payee) {
+    ledger_cmd *cmds = calloc(n, sizeof *cmds);
+    ledger_result *res = calloc(n, sizeof *res);
+    ck_assert(cmds && res && n >= 3);
+    for (size_t i = 0; i + 3 < n; i++) cmds[i] = itest_transfer(owner, NULL, payer, payee, 1, "EUR");
+    ledger_cmd *acct = &cmds[n - 3];
+    ledger_cmd_init(acct, LEDGER_CMD_CREATE_ACCOUNT);
+    snprintf(acct->owner, sizeof acct->owner, "%s", owner);
+    snprintf(acct->currency, sizeof acct->currency, "EUR");
+    snprintf(acct->account_kind, sizeof acct->account_kind, "wallet");
+    acct->account_flags = LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS;
+    acct->metadata = "{\"tier\": \"gold\"}";
+    char ref[64];
+    snprintf(ref, sizeof ref, "shape-%zu", n);
+    cmds[n - 2] = itest_transfer(owner, ref, payer, payee, 250, "EUR");
+    cmds[n - 2].metadata = "{\"order\": \"o-1\"}";
+    cmds[n - 1] = hold(owner, payer, payee, 100, 60);
+    itest_exec_ok(EU, cmds, n, res);
+    for (size_t i = 0; i < n; i++) itest_assert_code(res[i].code, LEDGER_OK);
+    char a[GL_ID_STR_LEN + 1], t[GL_ID_STR_LEN + 1], h[GL_ID_STR_LEN + 1];
+    gl_id_format(&res[n - 3].id, a);
+    gl_id_format(&res[n - 2].id, t);
+    gl_id_format(&res[n - 1].id, h);
+    const char *p[3] = {a, t, h};
+    char *rows = itest_sql_value(
+        EU,
+        "SELECT concat_ws('|', a.currency, a.kind, a.flags, a.metadata::text, a.created_at = t.created_at, "
+        "t.reference IS NOT NULL, t.amount, t.currency, t.flags, t.metadata::text, t.pending_id IS NULL, "
+        "t.reverses_id IS NULL, t.expires_at IS NULL, h.amount, h.flags, h.expires_at - h.created_at, p.state, "
+        "(SELECT string_agg(concat_ws(',', e.side, e.pending_delta, e.posted_delta, e.created_at = t.created_at), "
+        "';' ORDER BY e.side) FROM entries e WHERE e.transfer_id = t.id)) "
+        "FROM accounts a, transfers t, transfers h, pending_transfers p "
+        "WHERE a.id = $1 AND t.id = $2 AND h.id = $3 AND p.id = $3",
+        3, p);
+    free(cmds);
+    free(res);
+    return rows;
+}
+
+/* A small batch is pipelined (INSERT of arrays), a large one uses COPY: both
+ * must write the same rows. */
+START_TEST(test_pipelined_and_copy_batches_write_the_same_rows) {
+    OWNER(owner);
+    gl_id payer = eur(owner, 0), payee = eur(owner, 0);
+    char *small = batch_shapes(owner, 3, payer, payee);
+    char *large = batch_shapes(owner, LEDGER_PIPELINE_MAX + 1, payer, payee);
+    ck_assert_ptr_nonnull(small);
+    ck_assert_str_eq(small, "EUR|wallet|1|{\"tier\": \"gold\"}|t|t|250|EUR|0|{\"order\": \"o-1\"}|t|t|t|100|1|"
+                            "00:01:00|pending|C,0,250,t;D,0,250,t");
+    ck_assert_str_eq(large, small);
+    int64_t fillers = LEDGER_PIPELINE_MAX + 1 - 3;
+    itest_assert_counters(payer, 200, 500 + fillers, 0, 0, 4 + fillers);
+    free(small);
+    free(large);
+}
+END_TEST
+
+/* A pipelined batch sends its writes and COMMIT together: a write refused by
+ * the database must still leave nothing behind, and the connection usable. */
+START_TEST(test_pipelined_batch_refused_at_commit_leaves_nothing) {
+    OWNER(owner);
+    gl_id payer = eur(owner, 0), payee = eur(owner, 0);
+    char poison[120], good[120];
+    snprintf(poison, sizeof poison, "%s-poison", owner);
+    snprintf(good, sizeof good, "%s-good", owner);
+    /* Refuses only this test's poison reference: harmless to other tests if left behind. */
+    char sql[1024], state[6], msg[256];
+    snprintf(sql, sizeof sql,
+             "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+             "IF NEW.reference LIKE '%%-poison' THEN RAISE EXCEPTION 'poisoned reference'; END IF; RETURN NEW; "
+             "END $f$; CREATE TRIGGER refuse_poison BEFORE INSERT ON transfers FOR EACH ROW "
+             "EXECUTE FUNCTION refuse_poison()");
+    PGconn *admin = itest_db(EU, GL_ROLE_ADMIN);
+    itest_sql_try(admin, sql, state, msg, sizeof msg);
+    ck_assert_msg(state[0] == '\0', "trigger: %s", msg);
+
+    ledger_cmd cmds[3] = {itest_transfer(owner, good, payer, payee, 5, "EUR"),
+                          itest_transfer(owner, poison, payer, payee, 7, "EUR"), hold(owner, payer, payee, 3, 60)};
+    ledger_result res[3];
+    gl_error err;
+    gl_error_clear(&err);
+    bool ok = itest_exec(EU, cmds, 3, res, &err);
+    itest_sql_try(admin, "DROP TRIGGER refuse_poison ON transfers; DROP FUNCTION refuse_poison()", state, msg,
+                  sizeof msg);
+    ck_assert_msg(state[0] == '\0', "drop trigger: %s", msg);
+    ck_assert_msg(!ok, "a batch with a refused write committed");
+    ck_assert_msg(strstr(err.message, "poisoned reference"), "error \"%s\" is not the refusal", err.message);
+    itest_assert_counters(payer, 0, 0, 0, 0, 0);
+    itest_assert_counters(payee, 0, 0, 0, 0, 0);
+    ck_assert_int_eq(itest_transfers_of_owner(EU, owner), 0);
+    ck_assert_int_eq(itest_entries_of_account(EU, payer), 0);
+
+    /* the same connection takes the next batch (out of pipeline mode, no transaction left open) */
+    PGconn *db = itest_db(EU, GL_ROLE_SERVICE);
+    ck_assert_int_eq(PQpipelineStatus(db), PQ_PIPELINE_OFF);
+    ck_assert_int_eq(PQtransactionStatus(db), PQTRANS_IDLE);
+    cmds[1] = itest_transfer(owner, NULL, payer, payee, 7, "EUR");
+    itest_exec_ok(EU, cmds, 3, res);
+    itest_assert_counters(payer, 3, 12, 0, 0, 3);
+}
+END_TEST
+
+static int64_t count_on(PGconn *db, const char *sql) {
+    gl_error err;
+    gl_error_clear(&err);
+    PGresult *r = gl_pg_exec(db, sql, 0, NULL, &err);
+    ck_assert_msg(r != NULL, "%s: %s", sql, err.message);
+    int64_t n = gl_pg_get_i64(r, 0, 0);
+    PQclear(r);
+    return n;
+}
+
+/* gl_pg's pipeline: queued writes go out with the next query; a failed one is
+ * that query's error, and nothing queued after it runs. */
+START_TEST(test_pg_pipeline_semantics) {
+    PGconn *db = itest_connect(EU, GL_ROLE_SERVICE);
+    gl_error err;
+    gl_error_clear(&err);
+    ck_assert(gl_pg_run(db, "CREATE TEMP TABLE pipe_t (v int PRIMARY KEY)", 0, NULL, &err));
+    ck_assert(gl_pg_pipeline_begin(db, &err));
+    const char *one[1] = {"1"}, *two[1] = {"2"};
+    ck_assert(gl_pg_run(db, "INSERT INTO pipe_t VALUES ($1::int)", 1, one, &err));
+    ck_assert(gl_pg_run(db, "INSERT INTO pipe_t VALUES ($1::int)", 1, two, &err));
+    ck_assert_int_eq(PQpipelineStatus(db), PQ_PIPELINE_ON);
+    PGresult *r = gl_pg_exec(db, "SELECT count(*) FROM pipe_t", 0, NULL, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+
+    /* a duplicate, then a write that must not run: the query reports the duplicate */
+    const char *three[1] = {"3"};
+    ck_assert(gl_pg_run(db, "INSERT INTO pipe_t VALUES ($1::int)", 1, one, &err));
+    ck_assert(gl_pg_run(db, "INSERT INTO pipe_t VALUES ($1::int)", 1, three, &err));
+    ck_assert(gl_pg_exec(db, "SELECT count(*) FROM pipe_t", 0, NULL, &err) == NULL);
+    ck_assert_int_eq(err.kind, GL_ERR_CONFLICT);
+    ck_assert_msg(strstr(err.message, "duplicate key"), "error \"%s\"", err.message);
+    ck_assert(gl_pg_pipeline_end(db, &err));
+    ck_assert_int_eq(PQpipelineStatus(db), PQ_PIPELINE_OFF);
+    ck_assert_int_eq(count_on(db, "SELECT count(*) FROM pipe_t WHERE v = 3"), 0);
+
+    /* a failure found by gl_pg_pipeline_end, which still leaves pipeline mode */
+    ck_assert(gl_pg_pipeline_begin(db, &err));
+    ck_assert(gl_pg_run(db, "INSERT INTO pipe_t VALUES ($1::int)", 1, two, &err));
+    gl_error_clear(&err);
+    ck_assert(!gl_pg_pipeline_end(db, &err));
+    ck_assert_msg(strstr(err.message, "duplicate key"), "error \"%s\"", err.message);
+    ck_assert_int_eq(PQpipelineStatus(db), PQ_PIPELINE_OFF);
+
+    /* COPY inside a pipeline ends it first (what was queued is sent) */
+    ck_assert(gl_pg_pipeline_begin(db, &err));
+    ck_assert(gl_pg_run(db, "INSERT INTO pipe_t VALUES ($1::int)", 1, three, &err));
+    gl_buf data = {0};
+    gl_buf_append(&data, "4\n", 2);
+    ck_assert_msg(gl_pg_copy(db, "COPY pipe_t FROM STDIN", &data, &err), "%s", err.message);
+    gl_buf_free(&data);
+    ck_assert_int_eq(PQpipelineStatus(db), PQ_PIPELINE_OFF);
+    ck_assert_int_eq(count_on(db, "SELECT count(*) FROM pipe_t"), 4);
+    PQfinish(db);
+}
+END_TEST
+
 /* ========================================================= entries, as-of */
 
 START_TEST(test_entries_and_as_of) {
@@ -1577,6 +1745,10 @@ static Suite *engine_suite(void) {
         /* before "batch": its hot accounts make `ledgerctl verify` slow (see test_batch_max) */
         {"ledgerctl", 60, {test_ledgerctl_end_to_end, NULL}},
         {"batch", 180, {test_batch_max, NULL}},
+        {"pipeline",
+         30,
+         {test_pipelined_and_copy_batches_write_the_same_rows, test_pipelined_batch_refused_at_commit_leaves_nothing,
+          test_pg_pipeline_semantics, NULL}},
         {"entries", 30, {test_entries_and_as_of, NULL}},
         {"security",
          30,
