@@ -926,8 +926,8 @@ static void bin_tid(gl_buf *b, const ledger_acct *a) {
 }
 
 /* One UPDATE for every touched account, with its final counters. Rows are
- * found by the ctid the lock query returned (a TID scan, whatever the planner
- * settings: no index descent); the statement fails unless every one was found. */
+ * found by the ctid the lock query returned (a TID scan under begin_batch's
+ * planner settings: no index descent); the statement fails unless every one was found. */
 static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
     static const unsigned oids[7] = {GL_OID_TID,  GL_OID_INT8, GL_OID_INT8, GL_OID_INT8,
                                      GL_OID_INT8, GL_OID_INT8, GL_OID_INT4};
@@ -959,8 +959,7 @@ static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
                             "WITH done AS (UPDATE accounts a SET debits_pending = u.dp, debits_posted = u.dpo, "
                             "credits_pending = u.cp, credits_posted = u.cpo, version = u.v, flags = u.f "
                             "FROM unnest($1::tid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], "
-                            "$6::int8[], $7::int4[]) AS u(t, dp, dpo, cp, cpo, v, f) "
-                            "WHERE a.ctid = ANY($1::tid[]) AND a.ctid = u.t RETURNING 1) "
+                            "$6::int8[], $7::int4[]) AS u(t, dp, dpo, cp, cpo, v, f) WHERE a.ctid = u.t RETURNING 1) "
                             "SELECT expect_rows(count(*), $8, 'account update by locked ctid') FROM done",
                             8, p, err);
     columns_free(&c);
