@@ -32,7 +32,6 @@
 
 #define DEFAULT_MAX_RETRIES 5
 
-
 /* A transfer written by this batch, or one loaded because a reference matched. */
 typedef struct {
     gl_id id;

@@ -1169,6 +1169,13 @@ START_TEST(test_pg_pipeline_semantics) {
     gl_buf_free(&data);
     ck_assert_int_eq(PQpipelineStatus(db), PQ_PIPELINE_OFF);
     ck_assert_int_eq(count_on(db, "SELECT count(*) FROM pipe_t"), 4);
+
+    /* expect_rows (sql/0008), the check pipelined writes carry instead of a client-side count */
+    ck_assert_int_eq(count_on(db, "SELECT expect_rows(2, 2, 'two')"), 2);
+    gl_error_clear(&err);
+    ck_assert(gl_pg_exec(db, "SELECT expect_rows(1, 2, 'account update')", 0, NULL, &err) == NULL);
+    ck_assert_msg(strstr(err.message, "account update: 1 rows, expected 2"), "error \"%s\"", err.message);
+    ck_assert_int_eq(err.kind, GL_ERR_DB); /* not a conflict: the engine does not rerun it */
     PQfinish(db);
 }
 END_TEST
