@@ -105,6 +105,7 @@ typedef struct {
     pthread_t thread;
     PGconn *db;
     bool housekeeper; /* the first worker also expires holds and keys */
+    bool lookup_first; /* the last batch met a replay: look keys up before running */
 } gl_worker;
 
 struct gl_writer {

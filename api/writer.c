@@ -155,15 +155,20 @@ static bool idem_store_all(PGconn *db, const gl_server *srv, gl_job **jobs, size
         gl_bin_i32_raw(&count, m);
         p[7] = &ttl;
         p[8] = &count;
-        /* Another process committed one of these keys meanwhile: the count check
-         * fails the statement (and the batch, which is rolled back); the retry replays it.
+        /* A live key already stored (a replay the batch ran without looking up,
+         * or another process's commit) fails the count check, and with it the
+         * batch, which is rolled back; the retry looks the keys up and replays.
+         * An expired row that housekeeping has not deleted yet is replaced.
          * In a pipelined batch this is only queued, and fails the COMMIT queued after it. */
         ok = gl_pg_run_bin(db,
-                           "WITH stored AS (INSERT INTO idempotency_keys (principal, key, method, path, request_hash, "
-                           "status, response_body, expires_at) SELECT u.p, u.k, u.m, u.path, decode(u.h, 'hex'), "
-                           "u.s, u.b, now() + make_interval(hours => $8) FROM unnest($1::text[], $2::text[], "
-                           "$3::text[], $4::text[], $5::text[], $6::int4[], $7::text[]) "
-                           "AS u(p, k, m, path, h, s, b) ON CONFLICT DO NOTHING RETURNING 1) "
+                           "WITH stored AS (INSERT INTO idempotency_keys AS i (principal, key, method, path, "
+                           "request_hash, status, response_body, expires_at) SELECT u.p, u.k, u.m, u.path, "
+                           "decode(u.h, 'hex'), u.s, u.b, now() + make_interval(hours => $8) FROM unnest($1::text[], "
+                           "$2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::text[]) "
+                           "AS u(p, k, m, path, h, s, b) ON CONFLICT (principal, key) DO UPDATE SET "
+                           "method = excluded.method, path = excluded.path, request_hash = excluded.request_hash, "
+                           "status = excluded.status, response_body = excluded.response_body, created_at = now(), "
+                           "expires_at = excluded.expires_at WHERE i.expires_at <= now() RETURNING 1) "
                            "SELECT expect_rows(count(*), $9, '" IDEM_RACE "') FROM stored",
                            9, p, err);
         gl_buf_free(&ttl);
@@ -231,14 +236,30 @@ static size_t resolve_replays(gl_worker *k, gl_job **jobs, size_t n, gl_error *e
     return m;
 }
 
+/* Whether any job of the batch carries an Idempotency-Key. */
+static bool any_keyed(gl_job **jobs, size_t n) {
+    for (size_t j = 0; j < n; j++)
+        if (jobs[j]->idem_key[0]) return true;
+    return false;
+}
+
+/* Keys are first assumed new, as the engine assumes references are: the
+ * common case saves the lookup's round trip, and a replay makes the batch's
+ * idempotency insert fail, so the batch is rolled back and run again with the
+ * keys looked up. After a batch that met a replay, the next ones look up first
+ * until one finds none (a client retrying a burst costs one wasted batch). */
 static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
     gl_writer *w = k->w;
     gl_error err;
     for (int attempt = 0; n > 0; attempt++) {
         bool db_failed = false;
         if (!ensure_connected(k)) break;
-        n = resolve_replays(k, jobs, n, &err, &db_failed);
-        if (db_failed || n == 0) break;
+        if ((attempt > 0 || k->lookup_first) && any_keyed(jobs, n)) {
+            size_t before = n;
+            n = resolve_replays(k, jobs, n, &err, &db_failed);
+            k->lookup_first = n < before;
+            if (db_failed || n == 0) break;
+        }
         size_t total = 0;
         for (size_t j = 0; j < n; j++) total += jobs[j]->n;
         ledger_cmd *cmds = malloc((total + 1) * sizeof *cmds);
@@ -257,13 +278,13 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         int ri = (int)(w - w->srv->writers);
         uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000);
-        if (ok) gl_metrics_batch(w->srv->metrics, ri, total, us);
-        else gl_metrics_db_error(w->srv->metrics, ri);
         if (ok) {
+            gl_metrics_batch(w->srv->metrics, ri, total, us);
             for (size_t j = 0; j < n; j++) job_finish(jobs[j]);
             return;
         }
-        bool race = strstr(err.message, IDEM_RACE) != NULL;
+        bool race = strstr(err.message, IDEM_RACE) != NULL; /* a replay, or another process's commit */
+        if (!race) gl_metrics_db_error(w->srv->metrics, ri);
         if (!race || attempt >= IDEM_RACE_RETRIES) break;
     }
     bool down = !k->db || PQstatus(k->db) != CONNECTION_OK;

@@ -11,3 +11,8 @@ BEGIN
     RETURN actual;
 END
 $$;
+
+-- ledgerd replaces an expired idempotency key that housekeeping has not deleted
+-- yet (INSERT ... ON CONFLICT DO UPDATE ... WHERE expired) instead of failing
+-- its reuse.
+GRANT UPDATE ON idempotency_keys TO geoledger_service;

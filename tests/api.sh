@@ -495,6 +495,14 @@ post /v1/transfers "$TA" "$(jq -c '.amount = 251' <<<"$BODY")" "$K"
 expect "idempotency: same key, different body -> 422" 422 idempotency_key_reused
 post /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$BODY]}" "$K"
 expect "idempotency: same key, different path -> 422" 422 idempotency_key_reused
+# A key past its lifetime that housekeeping has not deleted yet is new again
+# (not a 500 from the stale row), and its row then holds the new request.
+admin_sql "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = '$K'" >/dev/null
+post /v1/transfers "$TA" "$(transfer "$FUND" "$A2" 252 "$RUN-idem-again")" "$K"
+expect "idempotency: expired key not yet deleted, other body -> 201" 201
+check "idempotency: expired key: the stored row is the new request's" "row: $(admin_sql \
+    "SELECT status, response_body FROM idempotency_keys WHERE key = '$K' AND expires_at > now()" | head -c 200)" \
+    eq "$(admin_sql "SELECT status || ' ' || (response_body::json->>'amount') FROM idempotency_keys WHERE key = '$K' AND expires_at > now()")" "201 252"
 req POST /v1/transfers "$TA" "$(transfer "$FUND" "$A2" 1 "$RUN-nokey")"
 expect "idempotency: transfer without key -> 400" 400 idempotency_key_required
 req POST /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-nokey")]}"
