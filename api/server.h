@@ -105,7 +105,6 @@ typedef struct {
     pthread_t thread;
     PGconn *db;
     bool housekeeper; /* the first worker also expires holds and keys */
-    bool lookup_first; /* the last batch met a replay: look keys up before running */
 } gl_worker;
 
 struct gl_writer {
@@ -120,6 +119,7 @@ struct gl_writer {
     bool stopping;
     atomic_bool up;
     atomic_int depth_seen; /* queue depth for /metrics, read without the lock */
+    atomic_bool lookup_first; /* the region's last keyed batch met a replay: look keys up before running */
 };
 
 struct gl_server {

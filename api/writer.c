@@ -130,8 +130,9 @@ static bool idem_store_all(PGconn *db, const gl_server *srv, gl_job **jobs, size
     int32_t m = 0;
     for (size_t j = 0; j < n; j++) {
         const gl_job *job = jobs[j];
-        /* A 400 from the engine's validation had no effect: not stored, so the client may fix and retry. */
-        if (!job->idem_key[0] || job->resp.status == 400) continue;
+        /* A 400 from the engine's validation had no effect: not stored, so the
+         * client may fix and retry. A job answered from a stored row has one. */
+        if (!job->idem_key[0] || job->resp.status == 400 || job->answered) continue;
         char hash[65];
         hex32(job->request_hash, hash);
         gl_bin_text(&col[0], job->principal);
@@ -186,6 +187,27 @@ typedef struct {
     size_t n_jobs;
 } batch_ctx;
 
+/* A job the engine refused with 400 stores no key (nothing happened), so the
+ * idempotency insert does not check its key: when that key is already stored,
+ * the stored row answers (replay, or 422 for another request), as the lookup
+ * before the batch used to. One query, only in a batch with such a job. */
+static bool answer_refused_from_stored_keys(PGconn *db, gl_job **jobs, size_t n, gl_error *err) {
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) m += jobs[j]->idem_key[0] && jobs[j]->resp.status == 400;
+    if (m == 0) return true;
+    gl_job **refused = malloc(m * sizeof *refused);
+    if (!refused) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+        return false;
+    }
+    m = 0;
+    for (size_t j = 0; j < n; j++)
+        if (jobs[j]->idem_key[0] && jobs[j]->resp.status == 400) refused[m++] = jobs[j];
+    bool ok = idem_lookup_all(db, refused, m, err);
+    free(refused);
+    return ok;
+}
+
 static bool before_commit(void *arg, PGconn *db, const ledger_result *results, size_t n, gl_error *err) {
     batch_ctx *b = arg;
     size_t off = 0;
@@ -198,7 +220,8 @@ static bool before_commit(void *arg, PGconn *db, const ledger_result *results, s
         job->resp = (gl_response){0};
         if (!job->respond(job, db, err)) return false;
     }
-    return idem_store_all(db, b->srv, b->jobs, b->n_jobs, err);
+    return answer_refused_from_stored_keys(db, b->jobs, b->n_jobs, err) &&
+           idem_store_all(db, b->srv, b->jobs, b->n_jobs, err);
 }
 
 /* A batch of command-less jobs (mandates) has no engine batch to ride on: the
@@ -246,18 +269,20 @@ static bool any_keyed(gl_job **jobs, size_t n) {
 /* Keys are first assumed new, as the engine assumes references are: the
  * common case saves the lookup's round trip, and a replay makes the batch's
  * idempotency insert fail, so the batch is rolled back and run again with the
- * keys looked up. After a batch that met a replay, the next ones look up first
- * until one finds none (a client retrying a burst costs one wasted batch). */
+ * keys looked up. After a batch that met a replay, the region's next batches
+ * look up first until one finds none (a client retrying a burst costs one
+ * wasted batch). */
 static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
     gl_writer *w = k->w;
     gl_error err;
+    gl_error_clear(&err);
     for (int attempt = 0; n > 0; attempt++) {
         bool db_failed = false;
         if (!ensure_connected(k)) break;
-        if ((attempt > 0 || k->lookup_first) && any_keyed(jobs, n)) {
+        if ((attempt > 0 || atomic_load(&w->lookup_first)) && any_keyed(jobs, n)) {
             size_t before = n;
             n = resolve_replays(k, jobs, n, &err, &db_failed);
-            k->lookup_first = n < before;
+            atomic_store(&w->lookup_first, n < before);
             if (db_failed || n == 0) break;
         }
         size_t total = 0;
@@ -265,6 +290,7 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
         ledger_cmd *cmds = malloc((total + 1) * sizeof *cmds);
         ledger_result *res = malloc((total + 1) * sizeof *res);
         bool ok = cmds && res;
+        if (!ok) gl_error_set(&err, GL_ERR_INTERNAL, "out of memory for a batch of %zu commands", total);
         for (size_t j = 0, off = 0; ok && j < n; off += jobs[j]->n, j++)
             if (jobs[j]->n) memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds); /* mandates: none */
         batch_ctx ctx = {w->srv, jobs, n};

@@ -1071,7 +1071,9 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
               gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
     if (!ok) {
         if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");
-        gl_pg_pipeline_end(db, NULL); /* what was queued after the failure is discarded */
+        /* Sends what is still queued (inside the transaction: undone by the
+         * ROLLBACK; after a failed statement, skipped) and leaves pipeline mode. */
+        gl_pg_pipeline_end(db, NULL);
         PGresult *r = PQexec(db, "ROLLBACK");
         PQclear(r);
     }

@@ -503,6 +503,9 @@ expect "idempotency: expired key not yet deleted, other body -> 201" 201
 check "idempotency: expired key: the stored row is the new request's" "row: $(admin_sql \
     "SELECT status, response_body FROM idempotency_keys WHERE key = '$K' AND expires_at > now()" | head -c 200)" \
     eq "$(admin_sql "SELECT status || ' ' || (response_body::json->>'amount') FROM idempotency_keys WHERE key = '$K' AND expires_at > now()")" "201 252"
+# A stored key reused by a request the engine refuses (400, nothing stored): the key still answers.
+post /v1/transfers "$TA" "$(transfer "$FUND" "$FUND" 5 "$RUN-idem-self")" "$K"
+expect "idempotency: same key, request the engine refuses -> 422" 422 idempotency_key_reused
 req POST /v1/transfers "$TA" "$(transfer "$FUND" "$A2" 1 "$RUN-nokey")"
 expect "idempotency: transfer without key -> 400" 400 idempotency_key_required
 req POST /v1/transfers/batch "$TA" "{\"atomic\":true,\"transfers\":[$(transfer "$FUND" "$A2" 1 "$RUN-nokey")]}"

@@ -1040,7 +1040,8 @@ static char *batch_shapes(const char *owner, size_t n, gl_id payer, gl_id payee)
         EU,
         "SELECT concat_ws('|', a.currency, a.kind, a.flags, a.metadata::text, a.created_at = t.created_at, "
         "t.reference IS NOT NULL, t.amount, t.currency, t.flags, t.metadata::text, t.pending_id IS NULL, "
-        "t.reverses_id IS NULL, t.expires_at IS NULL, h.amount, h.flags, h.expires_at - h.created_at, p.state, "
+        "t.reverses_id IS NULL, t.expires_at IS NULL, h.amount, h.flags, h.expires_at - h.created_at, "
+        "h.reference IS NULL, h.metadata IS NULL, p.state, "
         "(SELECT string_agg(concat_ws(',', e.side, e.pending_delta, e.posted_delta, e.created_at = t.created_at), "
         "';' ORDER BY e.side) FROM entries e WHERE e.transfer_id = t.id)) "
         "FROM accounts a, transfers t, transfers h, pending_transfers p "
@@ -1060,7 +1061,7 @@ START_TEST(test_pipelined_and_copy_batches_write_the_same_rows) {
     char *large = batch_shapes(owner, LEDGER_PIPELINE_MAX + 1, payer, payee);
     ck_assert_ptr_nonnull(small);
     ck_assert_str_eq(small, "EUR|wallet|1|{\"tier\": \"gold\"}|t|t|250|EUR|0|{\"order\": \"o-1\"}|t|t|t|100|1|"
-                            "00:01:00|pending|C,0,250,t;D,0,250,t");
+                            "00:01:00|t|t|pending|C,0,250,t;D,0,250,t");
     ck_assert_str_eq(large, small);
     int64_t fillers = LEDGER_PIPELINE_MAX + 1 - 3;
     itest_assert_counters(payer, 200, 500 + fillers, 0, 0, 4 + fillers);
@@ -1080,10 +1081,10 @@ START_TEST(test_pipelined_batch_refused_at_commit_leaves_nothing) {
     /* Refuses only this test's poison reference: harmless to other tests if left behind. */
     char sql[1024], state[6], msg[256];
     snprintf(sql, sizeof sql,
-             "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+             "CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
              "IF NEW.reference LIKE '%%-poison' THEN RAISE EXCEPTION 'poisoned reference'; END IF; RETURN NEW; "
-             "END $f$; CREATE TRIGGER refuse_poison BEFORE INSERT ON transfers FOR EACH ROW "
-             "EXECUTE FUNCTION refuse_poison()");
+             "END $f$; DROP TRIGGER IF EXISTS refuse_poison ON transfers; "
+             "CREATE TRIGGER refuse_poison BEFORE INSERT ON transfers FOR EACH ROW EXECUTE FUNCTION refuse_poison()");
     PGconn *admin = itest_db(EU, GL_ROLE_ADMIN);
     itest_sql_try(admin, sql, state, msg, sizeof msg);
     ck_assert_msg(state[0] == '\0', "trigger: %s", msg);
