@@ -32,9 +32,9 @@ void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *wha
 /* ---------- pipelines ----------
  * In pipeline mode (libpq >= 14) a statement whose result is not needed
  * (gl_pg_run, gl_pg_run_bin) is only queued; a query that returns a result
- * sends the queue and itself with one Sync and waits once. A small batch is
- * then three round trips instead of a dozen; on this kind of machine a round
- * trip costs more CPU than the statement it carries. */
+ * sends the queue and itself with one Sync and waits once. A small engine
+ * batch is then two round trips instead of nine; a round trip can cost more
+ * than the statement it carries (and across a network, a latency each). */
 
 static bool in_pipeline(PGconn *db) { return PQpipelineStatus(db) != PQ_PIPELINE_OFF; }
 
