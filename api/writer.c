@@ -195,7 +195,7 @@ static bool answer_refused_from_stored_keys(PGconn *db, gl_job **jobs, size_t n,
     size_t m = 0;
     for (size_t j = 0; j < n; j++) m += jobs[j]->idem_key[0] && jobs[j]->resp.status == 400;
     if (m == 0) return true;
-    gl_job **refused = malloc(m * sizeof *refused);
+    gl_job **refused = calloc(m, sizeof(gl_job *));
     if (!refused) {
         gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
         return false;
