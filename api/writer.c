@@ -187,13 +187,15 @@ typedef struct {
     size_t n_jobs;
 } batch_ctx;
 
+static bool refused_with_key(const gl_job *job) { return job->idem_key[0] && job->resp.status == 400; }
+
 /* A job the engine refused with 400 stores no key (nothing happened), so the
  * idempotency insert does not check its key: when that key is already stored,
  * the stored row answers (replay, or 422 for another request), as the lookup
  * before the batch used to. One query, only in a batch with such a job. */
 static bool answer_refused_from_stored_keys(PGconn *db, gl_job **jobs, size_t n, gl_error *err) {
     size_t m = 0;
-    for (size_t j = 0; j < n; j++) m += jobs[j]->idem_key[0] && jobs[j]->resp.status == 400;
+    for (size_t j = 0; j < n; j++) m += refused_with_key(jobs[j]);
     if (m == 0) return true;
     gl_job **refused = calloc(m, sizeof(gl_job *));
     if (!refused) {
@@ -202,7 +204,7 @@ static bool answer_refused_from_stored_keys(PGconn *db, gl_job **jobs, size_t n,
     }
     m = 0;
     for (size_t j = 0; j < n; j++)
-        if (jobs[j]->idem_key[0] && jobs[j]->resp.status == 400) refused[m++] = jobs[j];
+        if (refused_with_key(jobs[j])) refused[m++] = jobs[j];
     bool ok = idem_lookup_all(db, refused, m, err);
     free(refused);
     return ok;

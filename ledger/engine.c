@@ -493,14 +493,13 @@ static bool load_targets(batch *b, PGconn *db, gl_error *err) {
     return ok;
 }
 
-#define LOCK_ACCOUNTS_COLUMNS                                                                                 \
+#define LOCK_ACCOUNTS_SQL                                                                                     \
     "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted, version, ctid " \
     "FROM accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
-#define LOCK_ACCOUNTS_SQL LOCK_ACCOUNTS_COLUMNS
 /* The same, with the clock read as each row comes out locked: the last row's
  * reading is after every lock, which is what load_now gives in a round trip of its own. */
 #define LOCK_ACCOUNTS_SQL_CLOCK                                                                                     \
-    "WITH locked AS MATERIALIZED (" LOCK_ACCOUNTS_COLUMNS ") SELECT locked.*, "                                 \
+    "WITH locked AS MATERIALIZED (" LOCK_ACCOUNTS_SQL ") SELECT locked.*, "                                     \
     "(extract(epoch FROM clock_timestamp()) * 1000000)::int8 FROM locked ORDER BY id"
 
 /* Whether the lock query can also read the clock: not when mandates or holds
@@ -552,7 +551,8 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
             a->version = gl_pg_bin_i64(r, row, 7);
             a->tid_block = (uint32_t)tid[0] << 24 | (uint32_t)tid[1] << 16 | (uint32_t)tid[2] << 8 | tid[3];
             a->tid_offset = (uint16_t)(tid[4] << 8 | tid[5]);
-            if (clock && gl_pg_bin_i64(r, row, 9) > b->now_us) b->now_us = gl_pg_bin_i64(r, row, 9);
+            int64_t clock_us = clock ? gl_pg_bin_i64(r, row, 9) : 0;
+            if (clock_us > b->now_us) b->now_us = clock_us;
         }
         if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "unexpected row from the account lock query");
         PQclear(r);
@@ -698,9 +698,6 @@ static bool load_now(batch *b, PGconn *db, gl_error *err) {
 }
 
 /* ---------- writing (COPY BINARY and binary array parameters) ---------- */
-
-#define GL_OID_TIMESTAMPTZ 1184
-#define GL_OID_JSONB 3802
 
 /* Array columns for the set-based statements, freed together. */
 typedef struct {

@@ -62,6 +62,8 @@ const char *gl_rfc3339_parse(const char *s, bool allow_ns, int64_t *out_us);
 #define GL_OID_TEXT 25
 #define GL_OID_UUID 2950
 #define GL_OID_TID 27
+#define GL_OID_TIMESTAMPTZ 1184
+#define GL_OID_JSONB 3802
 
 void gl_bin_copy_begin(gl_buf *b);                /* signature + flags + header extension */
 void gl_bin_copy_end(gl_buf *b);                  /* file trailer */
