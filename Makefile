@@ -66,6 +66,8 @@ build: deps
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CHECK_LIBS = $(shell pkg-config --libs check)
+# Test tools (load and chaos clients) speak HTTP through libcurl.
+CURL_LIBS  = $(shell pkg-config --libs libcurl)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -93,7 +95,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/integrat
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(BUILD)/bin/ledger-bench: $(BUILD)/obj/bench/ledger_bench.o $(LIB)
 	@mkdir -p $(dir $@)
