@@ -3,6 +3,9 @@
  */
 #include "auditq.h"
 
+#include "../ledger/deadline.h"
+#include "../ledger/pg.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,7 +68,7 @@ void gl_auditq_record(gl_auditq *q, const gl_audit_event *ev) {
 }
 
 static bool ensure_db(gl_auditq *q) {
-    if (q->db && PQstatus(q->db) == CONNECTION_OK) return true;
+    if (gl_pg_reusable(q->db)) return true;
     PQfinish(q->db);
     gl_error err;
     q->db = gl_region_connect(q->region, GL_ROLE_SERVICE, &err);
@@ -87,7 +90,13 @@ static bool flush_some(gl_auditq *q, size_t n) {
     pthread_mutex_unlock(&q->mu);
     gl_error err;
     gl_error_clear(&err);
-    bool ok = ensure_db(q) && gl_audit_append(q->db, evs, n, &err);
+    bool ok = ensure_db(q);
+    if (ok) {
+        /* A hung region must not hold the audit thread (and shutdown) forever. */
+        gl_deadline d = gl_deadline_arm(q->db, q->region->timeouts.request_ms);
+        ok = gl_audit_append(q->db, evs, n, &err);
+        if (gl_deadline_disarm(&d)) gl_error_set(&err, GL_ERR_UNAVAILABLE, "the audit region did not answer in time");
+    }
     free(evs);
     if (!ok && err.kind == GL_ERR_INVALID) {
         /* A malformed event would block the queue forever: drop it, loudly. */

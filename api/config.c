@@ -7,6 +7,10 @@
  *     idempotency_ttl_hours = 24; log_level = "info";
  *     audit_region = "eu";   # where auth failures and admin requests are audited; default: the first region
  *     rate_per_s = 1000; rate_burst = 2000;   # per principal; 0 = no limit
+ *     handler_threads = 16; handler_queue = 4096;   # where requests run (http.c), off the HTTP threads
+ *     read_pool_size = 4; read_acquire_ms = 100;    # per region (regions/pool.h)
+ *     breaker = { threshold = 3; open_ms = 500; open_max_ms = 4000; };   # per region (regions/breaker.h)
+ *     shutdown_timeout_ms = 5000;   # SIGTERM: what has not finished by then is answered 503
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
  *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
  *   };
@@ -32,6 +36,12 @@ static void defaults(gl_server_config *c) {
     c->auth_skew_s = 60;
     c->rate_per_s = 1000;
     c->rate_burst = 2000;
+    c->handler_threads = 16;
+    c->handler_queue = 4096;
+    c->read_pool_size = 4;
+    c->read_acquire_ms = 100;
+    c->breaker = GL_BREAKER_DEFAULT;
+    c->shutdown_timeout_ms = 5000;
 }
 
 static bool get_str(const config_setting_t *g, const char *name, char *dst, size_t cap, bool required,
@@ -73,6 +83,19 @@ static bool load_auth(const config_setting_t *g, gl_server_config *c, gl_error *
            get_int(a, "clock_skew_s", 0, 300, &c->auth_skew_s, err);
 }
 
+static bool load_breaker(const config_setting_t *g, gl_server_config *c, gl_error *err) {
+    const config_setting_t *b = config_setting_get_member(g, "breaker");
+    if (!b) return true;
+    bool ok = get_int(b, "threshold", 1, 1000, &c->breaker.threshold, err) &&
+              get_int(b, "open_ms", 10, 600000, &c->breaker.open_ms, err) &&
+              get_int(b, "open_max_ms", 10, 600000, &c->breaker.open_max_ms, err);
+    if (ok && c->breaker.open_max_ms < c->breaker.open_ms) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: breaker.open_max_ms must be >= breaker.open_ms");
+        ok = false;
+    }
+    return ok;
+}
+
 bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err) {
     defaults(c);
     config_t cf;
@@ -95,7 +118,13 @@ bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err)
          get_int(g, "rate_per_s", 0, 1000000, &c->rate_per_s, err) &&
          get_int(g, "rate_burst", 0, 10000000, &c->rate_burst, err) &&
          get_str(g, "log_level", c->log_level, sizeof c->log_level, false, err) &&
-         get_str(g, "audit_region", c->audit_region, sizeof c->audit_region, false, err) && load_auth(g, c, err);
+         get_str(g, "audit_region", c->audit_region, sizeof c->audit_region, false, err) &&
+         get_int(g, "handler_threads", 1, GL_HANDLERS_MAX, &c->handler_threads, err) &&
+         get_int(g, "handler_queue", 1, 1000000, &c->handler_queue, err) &&
+         get_int(g, "read_pool_size", 1, GL_POOL_MAX, &c->read_pool_size, err) &&
+         get_int(g, "read_acquire_ms", 0, 60000, &c->read_acquire_ms, err) &&
+         get_int(g, "shutdown_timeout_ms", 100, 600000, &c->shutdown_timeout_ms, err) && load_breaker(g, c, err) &&
+         load_auth(g, c, err);
     c->body_limit = (size_t)body;
     config_destroy(&cf);
     return ok;

@@ -8,6 +8,7 @@
  * region's writer. Every refusal has the one error shape; nothing is written
  * before validation passes.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,37 +58,66 @@ static const char *api_code(ledger_code c) {
     }
 }
 
-/* This thread's read connection to a region (MHD threads are long-lived). */
-static __thread PGconn *read_conns[GL_REGIONS_MAX];
-
-/* Closes a thread's read connections when MHD ends the thread (at shutdown). */
-static pthread_key_t read_conns_key;
-static pthread_once_t read_conns_once = PTHREAD_ONCE_INIT;
-
-static void close_read_conns(void *arg) {
-    PGconn **conns = arg;
-    for (int i = 0; i < GL_REGIONS_MAX; i++) {
-        PQfinish(conns[i]);
-        conns[i] = NULL;
-    }
+static gl_lease *lease_of(gl_req *req, const gl_region *r) {
+    gl_pool *pool = &req->srv->pools[r - req->srv->regions.regions];
+    for (int i = 0; i < req->n_leases; i++)
+        if (req->leases[i].pool == pool) return &req->leases[i];
+    return NULL;
 }
 
-static void make_read_conns_key(void) { pthread_key_create(&read_conns_key, close_read_conns); }
-
-static PGconn *read_conn(const gl_req *req, const gl_region *r) {
-    pthread_once(&read_conns_once, make_read_conns_key);
-    if (!pthread_getspecific(read_conns_key)) pthread_setspecific(read_conns_key, read_conns);
-    int i = (int)(r - req->srv->regions.regions);
-    if (read_conns[i] && PQstatus(read_conns[i]) == CONNECTION_OK) return read_conns[i];
-    PQfinish(read_conns[i]);
+/* The request's connection to a region, leased from the region's pool on
+ * first use and held until the handler returns (gl_handle_release). NULL when
+ * the region cannot serve now (breaker open, pool busy, connect failed): the
+ * cause is logged and the caller answers 503. */
+static PGconn *read_conn(gl_req *req, const gl_region *r) {
+    assert(r); /* callers answer 404 for an id of no configured region before reading */
+    gl_pool *pool = &req->srv->pools[r - req->srv->regions.regions];
+    gl_lease *held = lease_of(req, r);
+    if (held) return held->db;
     gl_error err;
-    read_conns[i] = gl_region_connect(r, GL_ROLE_SERVICE, &err);
-    return read_conns[i];
+    gl_error_clear(&err);
+    int retry_after_s = 1;
+    if (req->n_leases == GL_REQ_LEASES_MAX) {
+        gl_log(GL_LOG_ERROR, "read_leases", "request %s needs more than %d regions at once", req->request_id,
+               GL_REQ_LEASES_MAX);
+        return NULL;
+    }
+    gl_lease *l = &req->leases[req->n_leases];
+    if (!gl_pool_acquire(pool, l, &retry_after_s, &err)) {
+        req->retry_after_s = retry_after_s;
+        gl_log(GL_LOG_WARN, "region_unavailable", "request %s: %s%s%s", req->request_id, err.message,
+               err.detail[0] ? ": " : "", err.detail);
+        return NULL;
+    }
+    req->n_leases++;
+    return l->db;
 }
 
-static bool is_admin(const gl_req *req) { return gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN); }
+/* Gives one region's lease back early (a fan-out over every region holds one at a time). */
+static void release_read(gl_req *req, const gl_region *r) {
+    gl_lease *l = lease_of(req, r);
+    if (!l) return;
+    gl_pool_release(l);
+    *l = req->leases[--req->n_leases];
+}
 
-static bool region_allowed(const gl_req *req, const gl_region *r) {
+void gl_handle_release(gl_req *req) {
+    for (int i = 0; i < req->n_leases; i++) gl_pool_release(&req->leases[i]);
+    req->n_leases = 0;
+}
+
+/* A read query on region r failed: logged, and its lease tells the breaker
+ * when the database was the cause. */
+static void read_failed(gl_req *req, const gl_region *r, const gl_error *err) {
+    gl_lease *l = lease_of(req, r);
+    if (l) gl_lease_failed(l, err);
+    gl_log(GL_LOG_WARN, "read_failed", "request %s, region %s: %s%s%s", req->request_id, r->name, err->message,
+           err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
+}
+
+static bool is_admin(gl_req *req) { return gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN); }
+
+static bool region_allowed(gl_req *req, const gl_region *r) {
     if (!req->claims.has_regions) return true;
     for (size_t i = 0; i < req->claims.n_regions; i++)
         if (strcmp(req->claims.regions[i], r->name) == 0) return true;
@@ -103,7 +133,7 @@ typedef struct {
 } field_spec;
 
 /* Parses the body as one JSON object with only the listed fields, of their types. */
-static json_t *parse_body(const gl_req *req, const field_spec *spec, gl_response *fail) {
+static json_t *parse_body(gl_req *req, const field_spec *spec, gl_response *fail) {
     json_error_t je;
     json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
     if (!o || !json_is_object(o)) {
@@ -172,7 +202,7 @@ static bool idem_key_valid(const char *k) {
     return true;
 }
 
-static void request_hash(const gl_req *req, unsigned char out[32]) {
+static void request_hash(gl_req *req, unsigned char out[32]) {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int len = 0;
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
@@ -264,11 +294,20 @@ static gl_response submit_keyed(gl_req *req, gl_job *job, bool key_required) {
 /* Queues the job; on success the response comes after COMMIT (status 0 here). */
 static gl_response submit(gl_req *req, gl_job *job) {
     req->region_name = job->region->name;
+    /* Leases go back first: once the job is queued, the writer may answer it
+     * and the request may be gone before this thread returns. */
+    gl_handle_release(req);
     req->job = job;
-    if (gl_writer_submit(req->srv, job)) return (gl_response){0};
+    int retry_after_s = 1;
+    if (gl_writer_submit(req->srv, job, &retry_after_s)) return (gl_response){0};
     req->job = NULL;
     job_free(job);
-    return gl_respond_error(req, 503, "region_unavailable", "the region's queue is full, retry later", NULL);
+    gl_log(GL_LOG_WARN, "submit_refused", "request %s: region %s is down or its queue is full", req->request_id,
+           req->region_name);
+    gl_response r = gl_respond_error(req, 503, "region_unavailable", "the region is unavailable or busy, retry later",
+                                     NULL);
+    snprintf(r.retry_after, sizeof r.retry_after, "%d", retry_after_s);
+    return r;
 }
 
 static bool respond_error_in_job(gl_job *job, unsigned status, const char *code, const char *msg) {
@@ -367,25 +406,29 @@ static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
 
 /* 1 owned (or admin), 0 missing, 2 someone else's (callers answer 404 for reads:
  * existence is not leaked), -1 region unavailable. */
-static int account_visible(const gl_req *req, const gl_id *id, ledger_account *out) {
+static int account_visible(gl_req *req, const gl_id *id, ledger_account *out) {
     const gl_region *r = gl_region_of_id(&req->srv->regions, id);
     if (!r) return 0;
     PGconn *db = read_conn(req, r);
     if (!db) return -1;
     gl_error err;
     int found = ledger_account_get(db, id, out, &err);
+    if (found < 0) read_failed(req, r, &err);
     if (found <= 0) return found;
     return is_admin(req) || strcmp(out->owner, req->claims.sub) == 0 ? 1 : 2;
 }
 
-static int transfer_visible(const gl_req *req, const gl_id *id, ledger_transfer *out) {
+static int transfer_visible(gl_req *req, const gl_id *id, ledger_transfer *out) {
     const gl_region *r = gl_region_of_id(&req->srv->regions, id);
     if (!r) return 0;
     PGconn *db = read_conn(req, r);
     if (!db) return -1;
     gl_error err;
     int found = ledger_transfer_get(db, id, out, &err);
-    if (found < 0) return -1;
+    if (found < 0) {
+        read_failed(req, r, &err);
+        return -1;
+    }
     return found && (is_admin(req) || strcmp(out->owner, req->claims.sub) == 0);
 }
 
@@ -416,7 +459,8 @@ static size_t owner_slot_of(const gl_id *id) {
 
 static bool owner_cached(const gl_id *id, char *owner, size_t cap) {
     pthread_once(&owner_once, owner_cache_init);
-    if (!owner_cache) return false;
+    /* An empty slot holds the nil id: a nil id must not find it. */
+    if (!owner_cache || gl_id_is_nil(id)) return false;
     size_t i = owner_slot_of(id);
     pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
     bool hit = gl_id_cmp(&owner_cache[i].id, id) == 0;
@@ -435,7 +479,7 @@ static void owner_remember(const gl_id *id, const char *owner) {
 }
 
 /* Like account_visible, when only the owner matters (1 / 0 / 2 / -1). */
-static int account_owned(const gl_req *req, const gl_id *id) {
+static int account_owned(gl_req *req, const gl_id *id) {
     char owner[LEDGER_OWNER_MAX + 1];
     if (!owner_cached(id, owner, sizeof owner)) {
         ledger_account a;
@@ -446,8 +490,11 @@ static int account_owned(const gl_req *req, const gl_id *id) {
     return is_admin(req) || strcmp(owner, req->claims.sub) == 0 ? 1 : 2;
 }
 
-static gl_response unavailable(const gl_req *req) {
-    return gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
+/* 503 for a read whose region cannot serve now (read_conn or read_failed logged why). */
+static gl_response unavailable(gl_req *req) {
+    gl_response r = gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
+    snprintf(r.retry_after, sizeof r.retry_after, "%d", req->retry_after_s > 0 ? req->retry_after_s : 1);
+    return r;
 }
 
 /* ---------- accounts ---------- */
@@ -516,7 +563,7 @@ static gl_response get_account(gl_req *req, const gl_id *id) {
     return gl_respond_json(200, gl_account_json(&req->srv->regions, &a));
 }
 
-static const char *query(const gl_req *req, const char *name) {
+static const char *query(gl_req *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
@@ -536,7 +583,10 @@ static gl_response get_balance(gl_req *req, const gl_id *id) {
         if (!rfc3339_valid(as_of))
             return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339 (2026-11-25T12:00:00Z)", "as_of");
         gl_error err;
-        int found = ledger_account_get_as_of(read_conn(req, gl_region_of_id(&req->srv->regions, id)), id, as_of, &a, &err);
+        const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+        PGconn *db = read_conn(req, r);
+        int found = db ? ledger_account_get_as_of(db, id, as_of, &a, &err) : -1;
+        if (found < 0 && db) read_failed(req, r, &err);
         if (found < 0) return unavailable(req);
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
@@ -562,6 +612,7 @@ typedef struct {
     int n;
     bool more;
     PGconn *db; /* the home region's read connection, for follow-up reads */
+    const gl_region *region;
 } entries_page;
 
 static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, entries_page *pg, gl_response *fail) {
@@ -579,8 +630,11 @@ static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, e
     else good = true;
     if (!good) return false;
     gl_error err;
-    pg->db = read_conn(req, gl_region_of_id(&req->srv->regions, id));
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+    pg->region = r;
+    pg->db = read_conn(req, r);
     pg->n = pg->db ? ledger_entries_list(pg->db, id, after, (int)limit + 1, pg->e, &err) : -1;
+    if (pg->n < 0 && pg->db) read_failed(req, r, &err);
     if (pg->n < 0) {
         *fail = unavailable(req);
         return false;
@@ -625,6 +679,7 @@ static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_
     PGconn *db = read_conn(req, r);
     gl_error err;
     int found = db ? gl_mandate_find_live(db, &c->debit_account_id, c->owner, c->currency, &c->mandate_id, &err) : -1;
+    if (found < 0 && db) read_failed(req, r, &err);
     if (found < 0) *fail = unavailable(req);
     else if (!found)
         *fail = gl_respond_error(req, 403, "mandate_required", "no live mandate lets you debit this account in this currency",
@@ -798,28 +853,47 @@ static gl_response get_transfer(gl_req *req, const gl_id *id) {
  * whichever region has it (reads span regions). ?account_id=A: the transfers
  * of an account the caller owns, oldest first, through its entries (cursor:
  * the entry version, as for /entries). */
+/* Appends the caller's transfers with that reference in region r; false when
+ * the region could not answer (logged). */
+static bool find_by_reference_in(gl_req *req, const gl_region *r, const char *reference, json_t *data) {
+    PGconn *db = read_conn(req, r);
+    if (!db) return false;
+    gl_error err;
+    const char *p[2] = {req->claims.sub, reference};
+    PGresult *res = gl_pg_exec(db, "SELECT id FROM transfers WHERE owner = $1 AND reference = $2", 2, p, &err);
+    bool ok = res != NULL;
+    for (int row = 0; ok && row < PQntuples(res); row++) {
+        gl_id id;
+        ledger_transfer t;
+        ok = gl_pg_get_id(res, row, 0, &id) && ledger_transfer_get(db, &id, &t, &err) == 1;
+        if (ok) json_array_append_new(data, gl_transfer_json(&t));
+    }
+    PQclear(res);
+    if (!ok) read_failed(req, r, &err);
+    release_read(req, r); /* one region's connection at a time */
+    return ok;
+}
+
+/* A search over every region is complete or it is not answered: when a region
+ * cannot answer, the caller gets 503 naming it (at once while its breaker is
+ * open), never a partial list that would read as "no such transfer there". */
 static gl_response list_by_reference(gl_req *req, const char *reference) {
     if (strlen(reference) == 0 || strlen(reference) > LEDGER_REFERENCE_MAX)
         return gl_respond_error(req, 400, "invalid_value", "reference must be 1..128 characters", "reference");
     json_t *data = json_array();
+    char down[256] = "";
     for (int i = 0; i < req->srv->regions.n_regions; i++) {
         const gl_region *r = &req->srv->regions.regions[i];
-        PGconn *db = read_conn(req, r);
-        gl_error err;
-        const char *p[2] = {req->claims.sub, reference};
-        PGresult *res = db ? gl_pg_exec(db, "SELECT id FROM transfers WHERE owner = $1 AND reference = $2", 2, p, &err)
-                           : NULL;
-        if (!res) {
-            json_decref(data);
-            return unavailable(req);
-        }
-        for (int row = 0; row < PQntuples(res); row++) {
-            gl_id id;
-            ledger_transfer t;
-            if (gl_pg_get_id(res, row, 0, &id) && ledger_transfer_get(db, &id, &t, &err) == 1)
-                json_array_append_new(data, gl_transfer_json(&t));
-        }
-        PQclear(res);
+        if (!find_by_reference_in(req, r, reference, data))
+            snprintf(down + strlen(down), sizeof down - strlen(down), "%s%s", down[0] ? ", " : "", r->name);
+    }
+    if (down[0]) {
+        json_decref(data);
+        char msg[320];
+        snprintf(msg, sizeof msg, "the search spans every region and these are unavailable: %s; retry later", down);
+        gl_response resp = gl_respond_error(req, 503, "region_unavailable", msg, NULL);
+        snprintf(resp.retry_after, sizeof resp.retry_after, "%d", req->retry_after_s > 0 ? req->retry_after_s : 1);
+        return resp;
     }
     return gl_respond_json(200, json_pack("{s:o,s:b}", "data", data, "has_more", false));
 }
@@ -835,6 +909,7 @@ static gl_response list_by_account(gl_req *req, const char *account) {
         ledger_transfer t;
         gl_error err;
         if (ledger_transfer_get(pg.db, &pg.e[i].transfer_id, &t, &err) != 1) {
+            read_failed(req, pg.region, &err);
             json_decref(data);
             return unavailable(req);
         }
@@ -902,6 +977,7 @@ static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
     PGconn *db = read_conn(req, r);
     gl_error err;
     int found = db ? gl_mandate_get(db, id, m, &err) : -1;
+    if (found < 0 && db) read_failed(req, r, &err);
     if (found <= 0) return found;
     if (is_admin(req) || strcmp(m->grantee, req->claims.sub) == 0) return 1;
     int v = account_owned(req, &m->wallet_account_id);
@@ -1043,28 +1119,47 @@ static gl_response revoke_mandate(gl_req *req, const gl_id *id) {
     return submit(req, job);
 }
 
+/* A region is up while its breaker is closed and its writers hold a connection. */
+static bool region_up(gl_server *srv, int i) {
+    return gl_breaker_state_now(&srv->breakers[i]) == GL_BREAKER_CLOSED && atomic_load(&srv->writers[i].up);
+}
+
 static gl_response readyz(gl_req *req) {
-    json_t *regions = json_object();
+    json_t *regions = json_object(), *breakers = json_object();
     int up = 0;
     for (int i = 0; i < req->srv->regions.n_regions; i++) {
-        bool ok = atomic_load(&req->srv->writers[i].up);
+        bool ok = region_up(req->srv, i);
         up += ok;
-        json_object_set_new(regions, req->srv->regions.regions[i].name, json_string(ok ? "up" : "down"));
+        const char *name = req->srv->regions.regions[i].name;
+        json_object_set_new(regions, name, json_string(ok ? "up" : "down"));
+        json_object_set_new(breakers, name,
+                            json_string(gl_breaker_state_name(gl_breaker_state_now(&req->srv->breakers[i]))));
     }
     const char *status = up == req->srv->regions.n_regions ? "ok" : up ? "degraded" : "down";
-    gl_response r = gl_respond_json(up ? 200 : 503, json_pack("{s:s,s:o}", "status", status, "regions", regions));
+    gl_response r = gl_respond_json(up ? 200 : 503, json_pack("{s:s,s:o,s:o}", "status", status, "regions", regions,
+                                                             "breakers", breakers));
     if (!up) snprintf(r.retry_after, sizeof r.retry_after, "5");
     return r;
 }
 
 static gl_response metrics(gl_req *req) {
-    for (int i = 0; i < req->srv->regions.n_regions; i++) {
-        const gl_writer *w = &req->srv->writers[i];
-        gl_metrics_gauge_set(req->srv->metrics, GL_GAUGE_REGION_UP, i, atomic_load(&w->up) ? 1 : 0);
-        gl_metrics_gauge_set(req->srv->metrics, GL_GAUGE_QUEUE_DEPTH, i, atomic_load(&w->depth_seen));
+    gl_server *srv = req->srv;
+    for (int i = 0; i < srv->regions.n_regions; i++) {
+        const gl_writer *w = &srv->writers[i];
+        gl_pool *p = &srv->pools[i];
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_REGION_UP, i, region_up(srv, i) ? 1 : 0);
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_QUEUE_DEPTH, i, atomic_load(&w->depth_seen));
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_DB_POOL_SIZE, i, p->size);
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_DB_POOL_IN_USE, i, atomic_load(&p->in_use));
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_BREAKER_STATE, i, gl_breaker_state_now(&srv->breakers[i]));
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_BREAKER_OPENINGS, i,
+                             (int64_t)gl_breaker_opened_total(&srv->breakers[i]));
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_DB_TIMEOUTS, i,
+                             (int64_t)(atomic_load(&p->deadlines_fired) + atomic_load(&w->deadlines_fired)));
+        gl_metrics_gauge_set(srv->metrics, GL_GAUGE_POOL_TIMEOUTS, i, (int64_t)atomic_load(&p->acquire_timeouts));
     }
     gl_response r = {.status = 200, .content_type = GL_METRICS_CONTENT_TYPE};
-    r.body = gl_metrics_render(req->srv->metrics);
+    r.body = gl_metrics_render(srv->metrics);
     return r;
 }
 

@@ -207,6 +207,98 @@ static bool append_body(gl_req *req, const char *data, size_t n) {
     return true;
 }
 
+/* ---------- handler threads ----------
+ * A request runs on a handler thread, never on an MHD thread. A handler may
+ * wait on a region's database (bounded by the region's pool, breaker and
+ * deadline), and an MHD thread serves many connections at once: a slow region
+ * would stall every request that shares the thread with one of its reads. The
+ * MHD thread suspends the connection and queues the request; a handler thread
+ * runs gl_handle, stores the reply and resumes the connection, or leaves that
+ * to the writer when the request became a job. */
+
+static void run_request(gl_req *req) {
+    gl_response r = gl_handle(req);
+    if (r.status == 0) return; /* a job: the writer resumes the connection, which may free req at once */
+    gl_handle_release(req);
+    req->reply = r;
+    req->replied = true;
+    MHD_resume_connection(req->conn);
+}
+
+static void *handler_main(void *arg) {
+    gl_server *srv = arg;
+    gl_handlers *h = &srv->handlers;
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        while (!h->head && !h->stopping) pthread_cond_wait(&h->cv, &h->mu);
+        gl_req *req = h->head;
+        if (req) {
+            h->head = req->next;
+            if (!h->head) h->tail = NULL;
+            h->depth--;
+        }
+        pthread_mutex_unlock(&h->mu);
+        if (!req) break; /* stopping, and nothing left */
+        run_request(req);
+    }
+    return NULL;
+}
+
+/* Queues a suspended request for a handler thread; false when the queue is
+ * full or the server is stopping. */
+static bool dispatch(gl_server *srv, gl_req *req) {
+    gl_handlers *h = &srv->handlers;
+    pthread_mutex_lock(&h->mu);
+    bool ok = !h->stopping && h->depth < srv->cfg.handler_queue;
+    if (ok) {
+        req->next = NULL;
+        if (h->tail) h->tail->next = req;
+        else h->head = req;
+        h->tail = req;
+        h->depth++;
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
+bool gl_handlers_start(gl_server *srv, gl_error *err) {
+    gl_handlers *h = &srv->handlers;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    for (int i = 0; i < srv->cfg.handler_threads; i++) {
+        if (pthread_create(&h->threads[i], NULL, handler_main, srv) != 0) {
+            gl_error_set(err, GL_ERR_INTERNAL, "cannot start handler thread %d", i);
+            return false;
+        }
+        h->n_threads = i + 1;
+    }
+    return true;
+}
+
+bool gl_handlers_stop(gl_server *srv, int deadline_ms) {
+    gl_handlers *h = &srv->handlers;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += deadline_ms / 1000;
+    until.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    bool all = true;
+    for (int i = 0; i < h->n_threads; i++) {
+        if (!h->threads[i]) continue;
+        if (pthread_timedjoin_np(h->threads[i], NULL, &until) == 0) h->threads[i] = 0;
+        else all = false;
+    }
+    return all;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -226,6 +318,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    if (req->replied) { /* resumed by a handler thread */
+        req->replied = false;
+        return send_response(req, &req->reply);
+    }
     if (req->job) { /* resumed by the writer: the batch committed (or failed) */
         gl_response r = req->job->resp;
         req->job->resp.body = NULL;
@@ -236,14 +332,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return ok ? MHD_YES : MHD_NO;
     }
-    gl_response r = req->body_too_large
-                        ? gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL)
-                        : gl_handle(req);
-    if (r.status == 0) { /* queued: answer after COMMIT */
-        MHD_suspend_connection(conn);
-        return MHD_YES;
+    if (req->body_too_large) {
+        gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
+        return send_response(req, &r);
     }
-    return send_response(req, &r);
+    /* Suspended before it is queued: a handler thread may resume it at once. */
+    MHD_suspend_connection(conn);
+    if (!dispatch(srv, req)) {
+        gl_log(GL_LOG_WARN, "server_busy", "request %s: the handler queue is full or the server is stopping",
+               req->request_id);
+        req->reply = gl_respond_error(req, 503, "server_busy", "the server is busy or stopping, retry later", NULL);
+        req->replied = true;
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
 }
 
 static void release_inflight(gl_req *req) {
@@ -268,6 +370,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(req->job->resp.body);
         free(req->job);
     }
+    free(req->reply.body); /* a reply never sent (the client went away) */
     free(req->body);
     free(req);
     *con_cls = NULL;

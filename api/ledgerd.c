@@ -4,15 +4,21 @@
  *   ledgerd [--config FILE]
  *
  * main() loads ledger.conf (regions + the ledgerd group), loads the token
- * key, starts one writer thread per region (writer.c) and the HTTP daemon
- * (http.c), then waits for SIGTERM/SIGINT: it stops accepting connections,
- * lets the writers finish every queued batch, stops the daemon, exits 0.
+ * key, sets up each region's breaker and read pool, starts the writers
+ * (writer.c), the handler threads and the HTTP daemon (http.c), then waits
+ * for SIGTERM/SIGINT: it stops accepting connections and lets the handlers
+ * and writers finish what is queued, within shutdown_timeout_ms; past it,
+ * what is left is answered 503 and the process exits (1 if a thread still
+ * hung on: a stuck process is never left behind).
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "../ledger/deadline.h"
 #include "server.h"
 
 static int fail(const gl_error *e) {
@@ -78,6 +84,31 @@ static bool init_observability(gl_server *srv, gl_error *err) {
     return true;
 }
 
+/* Each region's breaker (shared by its reads and writers) and read pool. */
+static bool init_regions(gl_server *srv, gl_error *err) {
+    int n = srv->regions.n_regions;
+    srv->breakers = calloc((size_t)n, sizeof *srv->breakers);
+    srv->pools = calloc((size_t)n, sizeof *srv->pools);
+    if (!srv->breakers || !srv->pools) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        gl_breaker_init(&srv->breakers[i], srv->cfg.breaker);
+        if (!gl_pool_init(&srv->pools[i], &srv->regions.regions[i], GL_ROLE_SERVICE, &srv->breakers[i],
+                          srv->cfg.read_pool_size, srv->cfg.read_acquire_ms, err))
+            return false;
+    }
+    return true;
+}
+
+static void free_regions(gl_server *srv) {
+    for (int i = 0; srv->pools && i < srv->regions.n_regions; i++) gl_pool_destroy(&srv->pools[i]);
+    for (int i = 0; srv->breakers && i < srv->regions.n_regions; i++) gl_breaker_destroy(&srv->breakers[i]);
+    free(srv->pools);
+    free(srv->breakers);
+}
+
 static int wait_for_signal(void) {
     sigset_t set;
     sigemptyset(&set);
@@ -115,21 +146,44 @@ int main(int argc, char **argv) {
     if (!init_observability(&srv, &err)) return fail(&err);
     pthread_mutex_init(&srv.inflight_mu, NULL);
     srv.inflight = json_object();
-    if (!start_audit(&srv, &err) || !gl_writers_start(&srv, &err) || !gl_http_start(&srv, &err)) return fail(&err);
+    if (!init_regions(&srv, &err) || !start_audit(&srv, &err) || !gl_writers_start(&srv, &err) ||
+        !gl_handlers_start(&srv, &err) || !gl_http_start(&srv, &err))
+        return fail(&err);
     fprintf(stderr, "{\"level\":\"info\",\"event\":\"listening\",\"listen\":\"%s\",\"port\":%d,\"regions\":%d}\n",
             srv.cfg.listen, srv.cfg.port, srv.regions.n_regions);
 
     int sig = wait_for_signal();
     fprintf(stderr, "{\"level\":\"info\",\"event\":\"shutdown\",\"signal\":%d}\n", sig);
     gl_http_quiesce(&srv);
-    gl_writers_stop(&srv); /* every queued job commits and its connection resumes */
+    /* One deadline for the whole drain: the handlers run what is queued (their
+     * reads are bounded by the regions' deadlines), then the writers commit
+     * what is queued; past it, the rest is answered 503. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool handlers_done = gl_handlers_stop(&srv, srv.cfg.shutdown_timeout_ms);
+    if (!handlers_done) { /* reads still waiting on a database: cut them, they answer 503 */
+        gl_deadline_fire_all();
+        handlers_done = gl_handlers_stop(&srv, 2000);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int spent_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    int left_ms = srv.cfg.shutdown_timeout_ms - spent_ms;
+    bool writers_done = gl_writers_stop(&srv, left_ms > 100 ? left_ms : 100);
+    if (!handlers_done || !writers_done) {
+        /* A thread is stuck past every deadline: exit now rather than hang
+         * (the database rolls back whatever it had not committed). */
+        gl_log(GL_LOG_ERROR, "shutdown_forced", "%s still busy after the shutdown deadline: exiting",
+               !handlers_done ? "handler threads" : "writers");
+        _exit(1);
+    }
     gl_http_stop(&srv);
     gl_auditq_stop(srv.audit); /* after the last request: its events are queued */
     gl_jwt_verifier_free(&srv.jwt);
     json_decref(srv.inflight);
     gl_metrics_free(srv.metrics);
     gl_ratelimit_free(srv.ratelimit);
-    gl_config_free(&srv.regions);
     free(srv.writers);
+    free_regions(&srv);
+    gl_config_free(&srv.regions);
     return 0;
 }

@@ -423,7 +423,7 @@ static void render_u64_family(sink *o, const char *name, const char *type, const
 
 static void render_gauge(sink *o, const char *name, const char *help,
                          const char (*names)[GL_METRICS_ROUTE_MAX + 1], int n, const _Atomic int64_t *v) {
-    put_header(o, name, "gauge", help);
+    put_header(o, name, strstr(name, "_total") ? "counter" : "gauge", help);
     for (int i = 0; i < n; i++) {
         put_series(o, name, "", "region", names[i], NULL);
         put_i64(o, atomic_load_explicit(&v[i], memory_order_relaxed));
@@ -452,6 +452,14 @@ static void render_all(sink *o, const gl_metrics *m) {
                  m->gauges[GL_GAUGE_DB_POOL_SIZE]);
     render_gauge(o, "geoledger_region_up", "Whether the region's database answers (1) or not (0).", regions,
                  n_regions, m->gauges[GL_GAUGE_REGION_UP]);
+    render_gauge(o, "geoledger_region_breaker_state", "The region's circuit breaker: 0 closed, 1 open, 2 half-open.",
+                 regions, n_regions, m->gauges[GL_GAUGE_BREAKER_STATE]);
+    render_gauge(o, "geoledger_region_breaker_openings_total", "Times the region's circuit breaker opened.", regions,
+                 n_regions, m->gauges[GL_GAUGE_BREAKER_OPENINGS]);
+    render_gauge(o, "geoledger_db_timeouts_total", "Database hops cut by the client-side deadline.", regions,
+                 n_regions, m->gauges[GL_GAUGE_DB_TIMEOUTS]);
+    render_gauge(o, "geoledger_db_pool_acquire_timeouts_total", "Reads that found no free connection in time.",
+                 regions, n_regions, m->gauges[GL_GAUGE_POOL_TIMEOUTS]);
     render_u64_family(o, "geoledger_db_errors_total", "counter", "Database errors by region.", "region", regions,
                       n_regions, m->db_errors);
     render_u64_family(o, "geoledger_auth_failures_total", "counter", "Rejected credentials by reason.", "reason",

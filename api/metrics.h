@@ -21,7 +21,10 @@
  *   geoledger_batch_size{region}                                  histogram
  *   geoledger_batch_duration_seconds{region}                      histogram
  *   geoledger_queue_depth{region}, geoledger_db_pool_in_use{region},
- *   geoledger_db_pool_size{region}, geoledger_region_up{region}   gauges
+ *   geoledger_db_pool_size{region}, geoledger_region_up{region},
+ *   geoledger_region_breaker_state{region} (0 closed, 1 open, 2 half-open)  gauges
+ *   geoledger_db_timeouts_total{region}, geoledger_db_pool_acquire_timeouts_total{region},
+ *   geoledger_region_breaker_openings_total{region}              counters
  *   geoledger_db_errors_total{region}                             counter
  *   geoledger_auth_failures_total{reason}                         counter
  * Per-route, per-region and per-reason series are printed for every
@@ -68,6 +71,11 @@ typedef enum {
     GL_GAUGE_DB_POOL_IN_USE,  /* geoledger_db_pool_in_use */
     GL_GAUGE_DB_POOL_SIZE,    /* geoledger_db_pool_size */
     GL_GAUGE_REGION_UP,       /* geoledger_region_up: 1 up, 0 down */
+    GL_GAUGE_BREAKER_STATE,   /* geoledger_region_breaker_state: 0 closed, 1 open, 2 half-open */
+    /* Totals kept elsewhere (pools, breakers) and copied in at render time: counters. */
+    GL_GAUGE_DB_TIMEOUTS,      /* geoledger_db_timeouts_total: client-side deadlines that fired */
+    GL_GAUGE_POOL_TIMEOUTS,    /* geoledger_db_pool_acquire_timeouts_total */
+    GL_GAUGE_BREAKER_OPENINGS, /* geoledger_region_breaker_openings_total */
     GL_GAUGE_COUNT
 } gl_metrics_gauge;
 

@@ -20,6 +20,8 @@
 #include <microhttpd.h>
 
 #include "../ledger/ledger.h"
+#include "../regions/breaker.h"
+#include "../regions/pool.h"
 #include "../regions/regions.h"
 #include "auditq.h"
 #include "jwt.h"
@@ -48,7 +50,15 @@ typedef struct {
     char auth_issuer[128];
     char auth_audience[128];
     int auth_skew_s;
+    int handler_threads; /* run requests off the HTTP threads (http.c) */
+    int handler_queue;   /* requests waiting for a handler thread */
+    int read_pool_size;  /* read connections per region */
+    int read_acquire_ms; /* how long a request waits for one */
+    gl_breaker_config breaker;
+    int shutdown_timeout_ms;
 } gl_server_config;
+
+#define GL_HANDLERS_MAX 256
 
 /* A finished response: what the client gets, and what an idempotent replay returns. */
 typedef struct {
@@ -120,13 +130,31 @@ struct gl_writer {
     atomic_bool up;
     atomic_int depth_seen; /* queue depth for /metrics, read without the lock */
     atomic_bool lookup_first; /* the region's last keyed batch met a replay: look keys up before running */
+    bool abandon;             /* shutdown past its deadline: queued jobs are answered 503, not run */
+    gl_breaker *breaker;      /* the region's (shared with its reads) */
+    atomic_uint_fast64_t deadlines_fired; /* batches cut by the request deadline */
 };
+
+/* Requests waiting for a handler thread (http.c). */
+typedef struct gl_req gl_req;
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    gl_req *head, *tail;
+    int depth;
+    bool stopping;
+    int n_threads;
+    pthread_t threads[GL_HANDLERS_MAX];
+} gl_handlers;
 
 struct gl_server {
     gl_server_config cfg;
     gl_config regions;
     gl_jwt_verifier jwt;
-    gl_writer *writers; /* one per region */
+    gl_writer *writers;   /* one per region */
+    gl_breaker *breakers; /* one per region: shared by its reads and its writers */
+    gl_pool *pools;       /* one per region: the reads */
+    gl_handlers handlers;
     struct MHD_Daemon *daemon;
     pthread_mutex_t inflight_mu;
     json_t *inflight; /* "principal\x1fkey" -> true while a request with that key runs */
@@ -135,8 +163,11 @@ struct gl_server {
     gl_auditq *audit;        /* auth failures, denials, admin requests */
 };
 
+/* The connection leases a request holds, one per region it read from. */
+#define GL_REQ_LEASES_MAX 4
+
 /* One HTTP request, from its first byte to its response. */
-typedef struct {
+struct gl_req {
     gl_server *srv;
     struct MHD_Connection *conn;
     char request_id[33];
@@ -154,11 +185,21 @@ typedef struct {
     gl_job *job;             /* set while a write waits for its batch */
     bool inflight_held;
     char inflight_key[LEDGER_OWNER_MAX + GL_IDEM_KEY_MAX + 2];
-} gl_req;
+    /* reads (handlers.c): leased connections, released when the handler returns */
+    gl_lease leases[GL_REQ_LEASES_MAX];
+    int n_leases;
+    int retry_after_s;  /* from the breaker, for the 503 */
+    /* handler threads (http.c) */
+    gl_response reply;  /* the answer a handler thread made */
+    bool replied;
+    gl_req *next;
+};
 
 /* handlers.c: answers the request now (returns a response) or queues a job
  * (returns resp.status 0 and sets req->job). */
 gl_response gl_handle(gl_req *req);
+/* Gives back the read connections the handler leased (called once it returned). */
+void gl_handle_release(gl_req *req);
 gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,
                              const char *param);
 gl_response gl_respond_json(unsigned status, json_t *body); /* steals body */
@@ -168,12 +209,20 @@ bool gl_server_config_load(const char *path, gl_server_config *cfg, gl_error *er
 
 /* writer.c */
 bool gl_writers_start(gl_server *srv, gl_error *err);
-void gl_writers_stop(gl_server *srv);
-/* Queues a job; false when the region's queue is full (caller answers 503). */
-bool gl_writer_submit(gl_server *srv, gl_job *job);
+/* Lets the writers finish every queued job until deadline_ms; past it, queued
+ * jobs are answered 503 and database hops in flight are cut (their jobs get
+ * 503 too). False when a writer still had not stopped 2 s after that. */
+bool gl_writers_stop(gl_server *srv, int deadline_ms);
+/* Queues a job; false when the region's queue is full or its breaker is open
+ * (caller answers 503; *retry_after_s says when to come back). */
+bool gl_writer_submit(gl_server *srv, gl_job *job, int *retry_after_s);
 gl_writer *gl_writer_of(gl_server *srv, const gl_region *r);
 
 /* http.c */
+bool gl_handlers_start(gl_server *srv, gl_error *err);
+/* Runs what is queued, then stops the handler threads; false when one had
+ * not finished by deadline_ms. */
+bool gl_handlers_stop(gl_server *srv, int deadline_ms);
 bool gl_http_start(gl_server *srv, gl_error *err);
 void gl_http_quiesce(gl_server *srv);
 void gl_http_stop(gl_server *srv);

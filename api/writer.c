@@ -13,13 +13,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "../ledger/deadline.h"
 #include "../ledger/pg.h"
 #include "../regions/route.h"
 #include "server.h"
 
 #define HOUSEKEEPING_INTERVAL_S 5
 #define IDEM_RACE_RETRIES 3
-#define IDEM_RACE "idempotency key race" /* in the error of a batch that lost one */
+#define IDEM_RACE "idempotency_key_race" /* the constraint name of a batch that lost one (sql/0009) */
 
 gl_writer *gl_writer_of(gl_server *srv, const gl_region *r) {
     for (int i = 0; i < srv->regions.n_regions; i++)
@@ -27,9 +28,10 @@ gl_writer *gl_writer_of(gl_server *srv, const gl_region *r) {
     return NULL;
 }
 
-bool gl_writer_submit(gl_server *srv, gl_job *job) {
+bool gl_writer_submit(gl_server *srv, gl_job *job, int *retry_after_s) {
     gl_writer *w = gl_writer_of(srv, job->region);
-    if (!w) return false;
+    *retry_after_s = 1;
+    if (!w || gl_breaker_refuses(w->breaker, retry_after_s)) return false; /* down: no point queueing */
     pthread_mutex_lock(&w->mu);
     bool ok = !w->stopping && w->depth < srv->cfg.queue_depth;
     if (ok) {
@@ -50,12 +52,22 @@ static void job_finish(gl_job *job) {
     MHD_resume_connection(job->conn);
 }
 
-static void job_fail(gl_job *job, unsigned status, const char *type, const char *code, const char *msg) {
+static void job_fail(gl_job *job, unsigned status, const char *type, const char *code, const char *msg,
+                     int retry_after_s) {
     free(job->resp.body);
     job->resp = (gl_response){.status = status};
     job->resp.body = gl_error_body(type, code, msg, NULL, job->request_id);
-    if (status == 503) snprintf(job->resp.retry_after, sizeof job->resp.retry_after, "1");
+    if (status == 503) snprintf(job->resp.retry_after, sizeof job->resp.retry_after, "%d", retry_after_s);
     job_finish(job);
+}
+
+/* Every job of a batch that cannot run: 503 region_unavailable, cause logged once. */
+static void fail_unavailable(gl_writer *w, gl_job **jobs, size_t n, int retry_after_s, const char *cause) {
+    if (n == 0) return;
+    gl_log(GL_LOG_WARN, "batch_unavailable", "region %s: %zu jobs answered 503: %s", w->region->name, n, cause);
+    for (size_t j = 0; j < n; j++)
+        job_fail(jobs[j], 503, "unavailable", "region_unavailable", "the account's region is unavailable, retry later",
+                 retry_after_s);
 }
 
 /* ---------- idempotency ---------- */
@@ -235,15 +247,34 @@ static bool run_without_engine(PGconn *db, batch_ctx *ctx, gl_error *err) {
     return false;
 }
 
-static bool ensure_connected(gl_worker *k) {
+/* Connects if needed; bounded by the region's connect timeout. A failure trips
+ * the breaker, so the next attempt waits for its open period (the backoff). */
+static bool ensure_connected(gl_worker *k, gl_error *err) {
     gl_writer *w = k->w;
-    if (k->db && PQstatus(k->db) == CONNECTION_OK) return true;
+    if (gl_pg_reusable(k->db)) return true;
     PQfinish(k->db);
-    gl_error e;
-    k->db = gl_region_connect(w->region, GL_ROLE_SERVICE, &e);
+    k->db = gl_region_connect(w->region, GL_ROLE_SERVICE, err);
     atomic_store(&w->up, k->db != NULL);
-    if (!k->db) fprintf(stderr, "{\"level\":\"error\",\"event\":\"region_down\",\"region\":\"%s\"}\n", w->region->name);
+    if (!k->db) {
+        gl_breaker_trip(w->breaker);
+        gl_log(GL_LOG_ERROR, "region_down", "region %s: %s%s%s", w->region->name, err->message,
+               err->detail[0] ? ": " : "", err->detail);
+    }
     return k->db != NULL;
+}
+
+/* After a failed hop: a connection that is not usable any more is dropped,
+ * and the breaker hears of failures the database caused. */
+static void after_failure(gl_worker *k, bool deadline_fired, const gl_error *err) {
+    gl_writer *w = k->w;
+    if (deadline_fired) atomic_fetch_add(&w->deadlines_fired, 1);
+    if (!gl_pg_reusable(k->db)) {
+        PQfinish(k->db);
+        k->db = NULL;
+        atomic_store(&w->up, false);
+    }
+    if (deadline_fired || !k->db) gl_breaker_trip(w->breaker);
+    else if (err->kind == GL_ERR_UNAVAILABLE) gl_breaker_failure(w->breaker);
 }
 
 /* Answers replays; returns the jobs that still need executing (compacted in place). */
@@ -268,66 +299,97 @@ static bool any_keyed(gl_job **jobs, size_t n) {
     return false;
 }
 
+/* One try of a batch on the worker's connection: replays answered first when
+ * asked (n shrinks to the jobs left to run), then one engine batch whose hook
+ * builds the responses and stores the keys. */
+static bool try_batch(gl_worker *k, gl_job **jobs, size_t *n, bool look_up_first, gl_error *err) {
+    gl_writer *w = k->w;
+    if (look_up_first && any_keyed(jobs, *n)) {
+        size_t before = *n;
+        bool db_failed = false;
+        *n = resolve_replays(k, jobs, *n, err, &db_failed);
+        if (db_failed) return false;
+        atomic_store(&w->lookup_first, *n < before);
+        if (*n == 0) return true;
+    }
+    size_t total = 0;
+    for (size_t j = 0; j < *n; j++) total += jobs[j]->n;
+    ledger_cmd *cmds = malloc((total + 1) * sizeof *cmds);
+    ledger_result *res = malloc((total + 1) * sizeof *res);
+    bool ok = cmds && res;
+    if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for a batch of %zu commands", total);
+    for (size_t j = 0, off = 0; ok && j < *n; off += jobs[j]->n, j++)
+        if (jobs[j]->n) memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds); /* mandates: none */
+    batch_ctx ctx = {w->srv, jobs, *n};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ok && total == 0) ok = run_without_engine(k->db, &ctx, err);
+    else ok = ok && gl_route_execute_hooked(&w->srv->regions, w->region, k->db, cmds, total, res, before_commit, &ctx,
+                                            err);
+    free(cmds);
+    free(res);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    if (ok) gl_metrics_batch(w->srv->metrics, (int)(w - w->srv->writers), total, us);
+    return ok;
+}
+
 /* Keys are first assumed new, as the engine assumes references are: the
  * common case saves the lookup's round trip, and a replay makes the batch's
  * idempotency insert fail, so the batch is rolled back and run again with the
  * keys looked up. After a batch that met a replay, the region's next batches
  * look up first until one finds none (a client retrying a burst costs one
- * wasted batch). */
+ * wasted batch).
+ *
+ * Faults: every try runs under the region's request deadline, so a database
+ * that stops answering costs the batch at most timeouts.request_ms. A batch
+ * the database could not serve (connection lost, deadline, shutdown,
+ * failover, server-side timeout) is answered 503: nothing of it committed,
+ * unless the connection broke after COMMIT was sent, and then a keyed retry
+ * replays the stored answer. */
 static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
     gl_writer *w = k->w;
     gl_error err;
     gl_error_clear(&err);
-    for (int attempt = 0; n > 0; attempt++) {
-        bool db_failed = false;
-        if (!ensure_connected(k)) break;
-        if ((attempt > 0 || atomic_load(&w->lookup_first)) && any_keyed(jobs, n)) {
-            size_t before = n;
-            n = resolve_replays(k, jobs, n, &err, &db_failed);
-            atomic_store(&w->lookup_first, n < before);
-            if (db_failed || n == 0) break;
+    int retry_after_s = 1;
+    if (!gl_breaker_allow(w->breaker, &retry_after_s)) {
+        fail_unavailable(w, jobs, n, retry_after_s, "circuit open");
+        return;
+    }
+    bool fired = false;
+    for (int attempt = 0;; attempt++) {
+        if (!ensure_connected(k, &err)) {
+            fail_unavailable(w, jobs, n, 1, err.message);
+            return;
         }
-        size_t total = 0;
-        for (size_t j = 0; j < n; j++) total += jobs[j]->n;
-        ledger_cmd *cmds = malloc((total + 1) * sizeof *cmds);
-        ledger_result *res = malloc((total + 1) * sizeof *res);
-        bool ok = cmds && res;
-        if (!ok) gl_error_set(&err, GL_ERR_INTERNAL, "out of memory for a batch of %zu commands", total);
-        for (size_t j = 0, off = 0; ok && j < n; off += jobs[j]->n, j++)
-            if (jobs[j]->n) memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds); /* mandates: none */
-        batch_ctx ctx = {w->srv, jobs, n};
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (ok && total == 0) ok = run_without_engine(k->db, &ctx, &err);
-        else ok = ok && gl_route_execute_hooked(&w->srv->regions, w->region, k->db, cmds, total, res, before_commit,
-                                                &ctx, &err);
-        free(cmds);
-        free(res);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        int ri = (int)(w - w->srv->writers);
-        uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000);
-        if (ok) {
-            gl_metrics_batch(w->srv->metrics, ri, total, us);
+        gl_deadline d = gl_deadline_arm(k->db, w->region->timeouts.request_ms);
+        bool ok = try_batch(k, jobs, &n, attempt > 0 || atomic_load(&w->lookup_first), &err);
+        fired = gl_deadline_disarm(&d);
+        if (ok && !fired) {
+            gl_breaker_success(w->breaker);
             for (size_t j = 0; j < n; j++) job_finish(jobs[j]);
             return;
         }
-        bool race = strstr(err.message, IDEM_RACE) != NULL; /* a replay, or another process's commit */
-        if (!race) gl_metrics_db_error(w->srv->metrics, ri);
+        bool race = !fired && gl_error_is_constraint(&err, IDEM_RACE); /* a replay, or another process's commit */
+        if (!race) gl_metrics_db_error(w->srv->metrics, (int)(w - w->srv->writers));
         if (!race || attempt >= IDEM_RACE_RETRIES) break;
     }
-    bool down = !k->db || PQstatus(k->db) != CONNECTION_OK;
-    if (down) atomic_store(&w->up, false);
-    if (!down && n > 1) {
+    after_failure(k, fired, &err);
+    if (fired || err.kind == GL_ERR_UNAVAILABLE || !k->db) {
+        fail_unavailable(w, jobs, n, 1, fired ? "the database did not answer within the request deadline" : err.message);
+        return;
+    }
+    gl_breaker_success(w->breaker); /* the database answered: it is up, the batch was refused */
+    if (n > 1) {
         /* One job's failure must not fail the others that shared its batch:
          * nothing committed, so each runs again alone and only the bad one fails. */
         gl_log(GL_LOG_WARN, "batch_split", "batch of %zu jobs failed (%s): running them one by one", n, err.message);
         for (size_t j = 0; j < n; j++) run_batch(k, jobs + j, 1);
         return;
     }
-    for (size_t j = 0; j < n; j++) {
-        if (down) job_fail(jobs[j], 503, "unavailable", "region_unavailable", "the account's region is unavailable");
-        else job_fail(jobs[j], 500, "internal", "internal", "the batch could not be committed");
-    }
+    gl_log(GL_LOG_ERROR, "batch_failed", "region %s: %s%s%s%s%s", w->region->name, err.message,
+           err.sqlstate[0] ? " SQLSTATE " : "", err.sqlstate, err.constraint[0] ? " constraint " : "", err.constraint);
+    for (size_t j = 0; j < n; j++) job_fail(jobs[j], 500, "internal", "internal", "the batch could not be committed", 0);
 }
 
 /* Takes queued jobs up to batch_max commands (at least one job). */
@@ -346,15 +408,49 @@ static size_t take_jobs(gl_writer *w, gl_job **out, size_t cap) {
     return n;
 }
 
+/* Expires due holds and dead idempotency keys. It is also the region's probe
+ * while the breaker is not closed, so a region that is back serves again
+ * without waiting for a request to try it. */
 static void housekeeping(gl_worker *k) {
     gl_writer *w = k->w;
-    if (!ensure_connected(k)) return;
-    ledger_ctx ctx = {.partition_code = w->region->code};
     gl_error err;
-    if (ledger_expire_due(k->db, &ctx, 1000, &err) < 0)
-        fprintf(stderr, "{\"level\":\"warn\",\"event\":\"expire_failed\",\"region\":\"%s\"}\n", w->region->name);
-    PQclear(PQexec(k->db, "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys "
-                          "WHERE expires_at < now() LIMIT 10000))"));
+    gl_error_clear(&err);
+    if (!gl_breaker_allow(w->breaker, NULL) || !ensure_connected(k, &err)) return;
+    gl_deadline d = gl_deadline_arm(k->db, w->region->timeouts.request_ms);
+    ledger_ctx ctx = {.partition_code = w->region->code};
+    bool ok = ledger_expire_due(k->db, &ctx, 1000, &err) >= 0;
+    PGresult *r = ok ? gl_pg_exec(k->db,
+                                  "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM "
+                                  "idempotency_keys WHERE expires_at < now() LIMIT 10000))",
+                                  0, NULL, &err)
+                     : NULL;
+    ok = ok && r != NULL;
+    PQclear(r);
+    bool fired = gl_deadline_disarm(&d);
+    if (ok && !fired) {
+        gl_breaker_success(w->breaker);
+        return;
+    }
+    gl_log(GL_LOG_WARN, "housekeeping_failed", "region %s: %s", w->region->name,
+           fired ? "the database did not answer within the request deadline" : err.message);
+    after_failure(k, fired, &err);
+    if (!fired && err.kind != GL_ERR_UNAVAILABLE && k->db) gl_breaker_success(w->breaker); /* it answered */
+}
+
+/* Waits (at most 1 s) for jobs and takes them; *stop when the writer is done. */
+static size_t wait_for_jobs(gl_writer *w, gl_job **jobs, size_t cap, bool *stop, bool *abandon) {
+    pthread_mutex_lock(&w->mu);
+    if (!w->head && !w->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    }
+    *stop = w->stopping && !w->head;
+    *abandon = w->abandon;
+    size_t n = jobs ? take_jobs(w, jobs, cap) : 0;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 static void *writer_main(void *arg) {
@@ -364,21 +460,14 @@ static void *writer_main(void *arg) {
     gl_job **jobs = calloc(cap, sizeof(gl_job *));
     time_t last_housekeeping = 0;
     for (;;) {
-        pthread_mutex_lock(&w->mu);
-        while (!w->head && !w->stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
-            pthread_cond_timedwait(&w->cv, &w->mu, &until);
-            if (!w->head) break;
-        }
-        bool stop = w->stopping && !w->head;
-        size_t n = jobs ? take_jobs(w, jobs, cap) : 0;
-        pthread_mutex_unlock(&w->mu);
+        bool stop, abandon;
+        size_t n = wait_for_jobs(w, jobs, cap, &stop, &abandon);
         if (stop) break;
-        if (n > 0) run_batch(k, jobs, n);
+        if (n > 0 && abandon) fail_unavailable(w, jobs, n, 1, "shutting down past the deadline");
+        else if (n > 0) run_batch(k, jobs, n);
         time_t now = time(NULL);
-        if (k->housekeeper && now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S) {
+        bool probe = gl_breaker_state_now(w->breaker) != GL_BREAKER_CLOSED;
+        if (k->housekeeper && !w->stopping && (probe || now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S)) {
             housekeeping(k);
             last_housekeeping = now;
         }
@@ -400,6 +489,7 @@ bool gl_writers_start(gl_server *srv, gl_error *err) {
         gl_writer *w = &srv->writers[i];
         w->region = &srv->regions.regions[i];
         w->srv = srv;
+        w->breaker = &srv->breakers[i];
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
         w->n_workers = srv->cfg.writers_per_region;
@@ -407,7 +497,8 @@ bool gl_writers_start(gl_server *srv, gl_error *err) {
             gl_worker *wk = &w->workers[k];
             wk->w = w;
             wk->housekeeper = k == 0;
-            ensure_connected(wk); /* a region that is down now is retried per batch */
+            gl_error ce;
+            ensure_connected(wk, &ce); /* a region that is down now is probed by housekeeping */
             if (pthread_create(&wk->thread, NULL, writer_main, wk) != 0) {
                 gl_error_set(err, GL_ERR_INTERNAL, "cannot start the writers of region %s", w->region->name);
                 return false;
@@ -417,15 +508,55 @@ bool gl_writers_start(gl_server *srv, gl_error *err) {
     return true;
 }
 
-/* Finishes every queued job (in-flight batches commit), then joins the threads. */
-void gl_writers_stop(gl_server *srv) {
-    for (int i = 0; srv->writers && i < srv->regions.n_regions; i++) {
+/* Joins every worker thread by the absolute (CLOCK_REALTIME) time `until`;
+ * true when all have stopped. A joined thread's handle is zeroed. */
+static bool join_until(gl_server *srv, const struct timespec *until) {
+    bool all = true;
+    for (int i = 0; i < srv->regions.n_regions; i++) {
+        gl_writer *w = &srv->writers[i];
+        for (int k = 0; k < w->n_workers; k++) {
+            gl_worker *wk = &w->workers[k];
+            if (!wk->thread) continue;
+            if (pthread_timedjoin_np(wk->thread, NULL, until) == 0) wk->thread = 0;
+            else all = false;
+        }
+    }
+    return all;
+}
+
+static struct timespec realtime_in(int ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static void set_flags(gl_server *srv, bool stopping, bool abandon) {
+    for (int i = 0; i < srv->regions.n_regions; i++) {
         gl_writer *w = &srv->writers[i];
         pthread_mutex_lock(&w->mu);
-        w->stopping = true;
+        w->stopping = w->stopping || stopping;
+        w->abandon = w->abandon || abandon;
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
     }
-    for (int i = 0; srv->writers && i < srv->regions.n_regions; i++)
-        for (int k = 0; k < srv->writers[i].n_workers; k++) pthread_join(srv->writers[i].workers[k].thread, NULL);
+}
+
+bool gl_writers_stop(gl_server *srv, int deadline_ms) {
+    if (!srv->writers) return true;
+    set_flags(srv, true, false);
+    struct timespec until = realtime_in(deadline_ms);
+    if (join_until(srv, &until)) return true;
+    /* Past the deadline: what is queued is answered 503, what is in flight is
+     * cut by shutting its socket (its jobs get 503 too). */
+    gl_log(GL_LOG_WARN, "shutdown_deadline", "writers still busy after %d ms: answering the rest 503", deadline_ms);
+    set_flags(srv, true, true);
+    gl_deadline_fire_all();
+    until = realtime_in(2000);
+    return join_until(srv, &until);
 }

@@ -38,8 +38,6 @@ bool cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* The region named `name`, or NULL after printing why. */
 const gl_region *cli_region_named(const cli *c, const char *name);
-/* The home region of `id`, or NULL after printing why. */
-const gl_region *cli_region_of(const cli *c, const gl_id *id);
 /* A connection to region `r` as `role`, or NULL after printing the error. */
 PGconn *cli_connect_region(const cli *c, const gl_region *r, gl_db_role role);
 

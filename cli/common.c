@@ -52,12 +52,6 @@ const gl_region *cli_region_named(const cli *c, const char *name) {
     return r;
 }
 
-const gl_region *cli_region_of(const cli *c, const gl_id *id) {
-    const gl_region *r = gl_region_of_id(&c->cfg, id);
-    if (!r) fprintf(stderr, "ledgerctl: id belongs to no configured region\n");
-    return r;
-}
-
 PGconn *cli_connect_region(const cli *c, const gl_region *r, gl_db_role role) {
     gl_error e;
     PGconn *db = gl_region_connect(r, role, &e);

@@ -287,9 +287,16 @@ static int cmd_account_create(cli *c, int argc, char **argv) {
     return run_one(c, r, &cmd, "account");
 }
 
+/* An id of no configured region is answered as an unknown id of a known
+ * region is (ledgerd answers 404 alike): the refusal, exit status 1. */
+static int not_found(cli *c, const char *what, ledger_code code, const gl_id *id) {
+    ledger_result res = {.code = code, .id = *id};
+    return print_result(c, what, &res);
+}
+
 static int show_account(cli *c, const gl_id *id, const char *as_of) {
-    const gl_region *r = cli_region_of(c, id);
-    if (!r) return EXIT_USAGE;
+    const gl_region *r = gl_region_of_id(&c->cfg, id);
+    if (!r) return not_found(c, "account", LEDGER_ACCOUNT_NOT_FOUND, id);
     PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_account a;
@@ -326,8 +333,8 @@ static int cmd_account_close(cli *c, int argc, char **argv) {
     gl_id id;
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
-    const gl_region *r = cli_region_of(c, &id);
-    if (!r) return EXIT_USAGE;
+    const gl_region *r = gl_region_of_id(&c->cfg, &id);
+    if (!r) return not_found(c, "account", LEDGER_ACCOUNT_NOT_FOUND, &id);
     ledger_cmd cmd;
     ledger_cmd_init(&cmd, LEDGER_CMD_CLOSE_ACCOUNT);
     if ((rc = set_common(&cmd, &o))) return rc;
@@ -360,8 +367,8 @@ static int cmd_transfer(cli *c, int argc, char **argv) {
     cmd.pending = o.pending;
     if (o.timeout && (!o.pending || !cli_parse_i64(o.timeout, 1, INT64_MAX, &cmd.timeout_s)))
         return cli_fail_usage("--timeout needs --pending and a positive number of seconds, got '%s'", o.timeout);
-    const gl_region *r = cli_region_of(c, &cmd.debit_account_id);
-    return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
+    const gl_region *r = gl_region_of_id(&c->cfg, &cmd.debit_account_id);
+    return r ? run_one(c, r, &cmd, "transfer") : not_found(c, "transfer", LEDGER_ACCOUNT_NOT_FOUND, &cmd.debit_account_id);
 }
 
 /* post, void, reverse: act on an existing transfer. */
@@ -373,8 +380,9 @@ static int cmd_on_transfer(cli *c, int argc, char **argv, ledger_cmd_kind kind) 
     if (rc || (rc = need_id(argc, argv, pos, &cmd.target_id)) || (rc = set_common(&cmd, &o))) return rc;
     if (o.amount && (kind == LEDGER_CMD_VOID || !cli_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount)))
         return cli_fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
-    const gl_region *r = cli_region_of(c, &cmd.target_id);
-    return r ? run_one(c, r, &cmd, "transfer") : EXIT_USAGE;
+    const gl_region *r = gl_region_of_id(&c->cfg, &cmd.target_id);
+    ledger_code missing = kind == LEDGER_CMD_REVERSE ? LEDGER_TRANSFER_NOT_FOUND : LEDGER_PENDING_NOT_FOUND;
+    return r ? run_one(c, r, &cmd, "transfer") : not_found(c, "transfer", missing, &cmd.target_id);
 }
 
 static int cmd_post(cli *c, int argc, char **argv) { return cmd_on_transfer(c, argc, argv, LEDGER_CMD_POST); }
@@ -386,8 +394,8 @@ static int cmd_transfer_show(cli *c, int argc, char **argv) {
     gl_id id;
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
-    const gl_region *r = cli_region_of(c, &id);
-    if (!r) return EXIT_USAGE;
+    const gl_region *r = gl_region_of_id(&c->cfg, &id);
+    if (!r) return not_found(c, "transfer", LEDGER_TRANSFER_NOT_FOUND, &id);
     PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_transfer t;
@@ -456,8 +464,8 @@ static int cmd_statement(cli *c, int argc, char **argv) {
     if (o.after && (!cli_parse_i64(o.after, 0, INT64_MAX, &after))) return cli_fail_usage("bad --after-version '%s'", o.after);
     if (o.limit && (!cli_parse_i64(o.limit, 1, 10000, &limit)))
         return cli_fail_usage("--limit must be 1..10000, got '%s'", o.limit);
-    const gl_region *r = cli_region_of(c, &id);
-    if (!r) return EXIT_USAGE;
+    const gl_region *r = gl_region_of_id(&c->cfg, &id);
+    if (!r) return not_found(c, "account", LEDGER_ACCOUNT_NOT_FOUND, &id);
     PGconn *db = cli_connect_region(c, r, GL_ROLE_SERVICE);
     if (!db) return EXIT_INFRA;
     ledger_entry *entries = calloc((size_t)limit, sizeof *entries);

@@ -140,6 +140,7 @@ static int recon_run(cli *c, int argc, char **argv) {
     if (!r) return EXIT_USAGE;
     gl_error e;
     if (!period(&ro, &o.from_us, &o.to_us, &e)) return cli_fail_usage("recon run: %s", e.message);
+    /* An id of no configured region (NULL) is not this region's either. */
     if (gl_region_of_id(&c->cfg, &o.clearing_account) != r)
         return cli_fail_usage("recon run: the account %s does not live in this region", ro.account);
     static gl_pan_keyring pan;

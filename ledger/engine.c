@@ -554,7 +554,9 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
             int64_t clock_us = clock ? gl_pg_bin_i64(r, row, 9) : 0;
             if (clock_us > b->now_us) b->now_us = clock_us;
         }
-        if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "unexpected row from the account lock query");
+        /* Only a bad row is ours to report: a failed query keeps its own error
+         * (a lock timeout or a lost connection must stay a 503, not a 500). */
+        if (!ok && r) gl_error_set(err, GL_ERR_INTERNAL, "unexpected row from the account lock query");
         PQclear(r);
     }
     free(ids);
@@ -956,7 +958,7 @@ static bool write_accounts(batch *b, PGconn *db, gl_error *err) {
                             "credits_pending = u.cp, credits_posted = u.cpo, version = u.v, flags = u.f "
                             "FROM unnest($1::tid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], "
                             "$6::int8[], $7::int4[]) AS u(t, dp, dpo, cp, cpo, v, f) WHERE a.ctid = u.t RETURNING 1) "
-                            "SELECT expect_rows(count(*), $8, 'account update by locked ctid') FROM done",
+                            "SELECT expect_rows(count(*), $8, 'account_update_by_locked_ctid') FROM done",
                             8, p, err);
     columns_free(&c);
     gl_buf_free(&expected);
@@ -1040,6 +1042,8 @@ static bool references_settled(batch *b, gl_error *err) {
     for (size_t i = 0; i < b->n; i++) {
         if (b->cmds[i].reference[0] && is_transfer_cmd(b->cmds[i].kind) && !code_is_success(b->res[i].code)) {
             gl_error_set(err, GL_ERR_CONFLICT, "rerun: transfers_owner_reference to look up");
+            /* As the unique index would name it: ledger_execute matches the name. */
+            if (err) snprintf(err->constraint, sizeof err->constraint, "transfers_owner_reference");
             return false;
         }
     }
@@ -1096,7 +1100,7 @@ bool ledger_execute(PGconn *db, const ledger_ctx *ctx, const ledger_cmd *cmds, s
         gl_error e;
         gl_error_clear(&e);
         if (attempt(&b, db, &e)) break;
-        if (!b.lookup_references && strstr(e.message, "transfers_owner_reference")) {
+        if (!b.lookup_references && gl_error_is_constraint(&e, "transfers_owner_reference")) {
             b.lookup_references = true; /* a replay of an earlier reference: rerun, looking them up */
             attempt_no--;
             continue;

@@ -2,10 +2,12 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void gl_error_clear(gl_error *err) {
     if (!err) return;
     err->kind = GL_ERR_NONE;
+    err->sqlstate[0] = err->constraint[0] = '\0';
     err->message[0] = err->detail[0] = err->hint[0] = '\0';
 }
 
@@ -33,4 +35,8 @@ void gl_error_hint(gl_error *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->hint, sizeof err->hint, fmt, ap);
     va_end(ap);
+}
+
+bool gl_error_is_constraint(const gl_error *err, const char *name) {
+    return err && name && err->constraint[0] && strcmp(err->constraint, name) == 0;
 }

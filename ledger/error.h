@@ -15,13 +15,19 @@ typedef enum {
     GL_ERR_INVALID,      /* bad input from the caller */
     GL_ERR_CONFIG,       /* bad configuration file */
     GL_ERR_DB,           /* database unreachable or failed */
-    GL_ERR_CONFLICT,     /* retryable conflict (serialization, unique race) */
+    GL_ERR_CONFLICT,     /* retryable conflict (serialization, deadlock, unique race): run it again */
     GL_ERR_NOT_FOUND,
     GL_ERR_INTERNAL,
+    GL_ERR_UNAVAILABLE,  /* the database is gone, shutting down, read-only (failover) or did not
+                          * answer in time: nothing to fix in the request, retry later (HTTP 503) */
 } gl_error_kind;
 
+/* A database error also carries what the server said, as data: callers decide
+ * retries and statuses from `sqlstate` and `constraint`, never from the text. */
 typedef struct {
     gl_error_kind kind;
+    char sqlstate[6];    /* PG_DIAG_SQLSTATE, "" when none (e.g. the connection broke) */
+    char constraint[64]; /* PG_DIAG_CONSTRAINT_NAME, "" when none */
     char message[256];
     char detail[512];
     char hint[256];
@@ -33,5 +39,7 @@ void gl_error_set(gl_error *err, gl_error_kind kind, const char *fmt, ...)
 void gl_error_detail(gl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gl_error_hint(gl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gl_error_clear(gl_error *err);
+/* Whether err came from a constraint (or an expect_rows check) of that name. */
+bool gl_error_is_constraint(const gl_error *err, const char *name);
 
 #endif

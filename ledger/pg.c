@@ -11,22 +11,74 @@ static void trim_newline(char *s) {
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
 }
 
-/* Serialization failures, deadlocks and unique races are resolved by running
- * the whole batch again; everything else is reported. */
-static bool sqlstate_retryable(const char *state) {
-    return state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "23505") == 0);
+/* What a SQLSTATE means for the caller (PostgreSQL's errcodes.h, Appendix A):
+ * a conflict is resolved by running the whole batch again; "unavailable" means
+ * the server cannot serve now (connection lost, shutting down, read-only after
+ * a failover, out of resources, or a timeout fired) and the request is
+ * answered 503; anything else is an error of the statement. */
+static gl_error_kind kind_of_sqlstate(const char *state) {
+    if (!state || strlen(state) != 5) return GL_ERR_DB;
+    static const char *const conflict[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "23505", /* unique_violation: a race on an insert; the rerun looks it up */
+    };
+    static const char *const unavailable[] = {
+        "57P01", /* admin_shutdown */
+        "57P02", /* crash_shutdown */
+        "57P03", /* cannot_connect_now (starting up, recovering) */
+        "57P05", /* idle_session_timeout */
+        "25006", /* read_only_sql_transaction: the primary was demoted (failover) */
+        "57014", /* query_canceled: statement_timeout (or a cancel) */
+        "55P03", /* lock_not_available: lock_timeout */
+        "25P03", /* idle_in_transaction_session_timeout */
+        "40003", /* statement_completion_unknown */
+    };
+    for (size_t i = 0; i < sizeof conflict / sizeof conflict[0]; i++)
+        if (strcmp(state, conflict[i]) == 0) return GL_ERR_CONFLICT;
+    for (size_t i = 0; i < sizeof unavailable / sizeof unavailable[0]; i++)
+        if (strcmp(state, unavailable[i]) == 0) return GL_ERR_UNAVAILABLE;
+    /* Whole classes: 08 connection_exception, 53 insufficient_resources, 58 system_error. */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 || strncmp(state, "58", 2) == 0)
+        return GL_ERR_UNAVAILABLE;
+    return GL_ERR_DB;
 }
+
+gl_error_kind gl_pg_kind_of_sqlstate(const char *state) { return kind_of_sqlstate(state); }
 
 void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *what) {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    gl_error_kind kind = sqlstate_retryable(state) ? GL_ERR_CONFLICT : GL_ERR_DB;
+    const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    gl_error_kind kind = kind_of_sqlstate(state);
+    /* No SQLSTATE: libpq's own failure (the connection broke, or never was). */
+    if (!state && PQstatus(db) != CONNECTION_OK) kind = GL_ERR_UNAVAILABLE;
     gl_error_set(err, kind, "%s failed: %s", what, msg ? msg : PQerrorMessage(db));
-    if (err) trim_newline(err->message);
+    if (!err) return;
+    trim_newline(err->message);
+    if (state) snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
+    if (constraint) snprintf(err->constraint, sizeof err->constraint, "%s", constraint);
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
     if (state || detail) gl_error_detail(err, "SQLSTATE %s%s%s", state ? state : "?", detail ? ": " : "", detail ? detail : "");
     if (hint) gl_error_hint(err, "%s", hint);
+}
+
+bool gl_pg_reusable(PGconn *db) {
+    if (!db || PQstatus(db) != CONNECTION_OK) return false;
+    /* A server that ended the session sends an error and closes: the first
+     * read may take the message, the second meets the end of the stream. */
+    for (int i = 0; i < 2; i++)
+        if (PQconsumeInput(db) != 1) return false;
+    return PQstatus(db) == CONNECTION_OK && PQtransactionStatus(db) == PQTRANS_IDLE &&
+           PQpipelineStatus(db) == PQ_PIPELINE_OFF && !PQisBusy(db);
+}
+
+/* A libpq call that failed without a result (send, sync, pipeline switch). */
+static void conn_error(gl_error *err, PGconn *db, const char *what) {
+    gl_error_set(err, PQstatus(db) == CONNECTION_OK ? GL_ERR_DB : GL_ERR_UNAVAILABLE, "%s: %s", what,
+                 PQerrorMessage(db));
+    if (err) trim_newline(err->message);
 }
 
 /* ---------- pipelines ----------
@@ -40,8 +92,7 @@ static bool in_pipeline(PGconn *db) { return PQpipelineStatus(db) != PQ_PIPELINE
 
 bool gl_pg_pipeline_begin(PGconn *db, gl_error *err) {
     if (PQenterPipelineMode(db) == 1) return true;
-    gl_error_set(err, GL_ERR_DB, "cannot enter pipeline mode: %s", PQerrorMessage(db));
-    if (err) trim_newline(err->message);
+    conn_error(err, db, "cannot enter pipeline mode");
     return false;
 }
 
@@ -51,22 +102,29 @@ bool gl_pg_pipeline_begin(PGconn *db, gl_error *err) {
 static bool pipeline_sync(PGconn *db, PGresult **last, gl_error *err) {
     if (last) *last = NULL;
     if (PQpipelineSync(db) != 1) {
-        gl_error_set(err, GL_ERR_DB, "pipeline sync failed: %s", PQerrorMessage(db));
-        if (err) trim_newline(err->message);
+        conn_error(err, db, "pipeline sync failed");
         return false;
     }
     bool ok = true;
+    /* PQgetResult returns NULL once after each statement's results. Two NULLs
+     * in a row mean nothing more will come: the connection broke and the Sync
+     * will never be answered (libpq may still say CONNECTION_OK then). */
+    bool after_null = false;
     for (;;) {
         PGresult *r = PQgetResult(db);
         if (!r) {
-            if (PQstatus(db) != CONNECTION_OK) {
-                if (ok) gl_error_set(err, GL_ERR_DB, "connection lost in a pipeline: %s", PQerrorMessage(db));
-                if (ok && err) trim_newline(err->message);
+            if (after_null || PQstatus(db) != CONNECTION_OK) {
+                if (ok) {
+                    gl_error_set(err, GL_ERR_UNAVAILABLE, "connection lost in a pipeline: %s", PQerrorMessage(db));
+                    if (err) trim_newline(err->message);
+                }
                 ok = false;
                 break;
             }
+            after_null = true;
             continue; /* the end of one statement's results */
         }
+        after_null = false;
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
@@ -94,8 +152,7 @@ bool gl_pg_pipeline_end(PGconn *db, gl_error *err) {
     if (!in_pipeline(db)) return true;
     bool ok = pipeline_sync(db, NULL, err);
     if (PQexitPipelineMode(db) != 1 && ok) {
-        gl_error_set(err, GL_ERR_DB, "cannot leave pipeline mode: %s", PQerrorMessage(db));
-        if (err) trim_newline(err->message);
+        conn_error(err, db, "cannot leave pipeline mode");
         ok = false;
     }
     return ok;
@@ -104,8 +161,7 @@ bool gl_pg_pipeline_end(PGconn *db, gl_error *err) {
 static bool queue_params(PGconn *db, const char *sql, int nparams, const char *const *values, const int *lengths,
                          const int *formats, int result_format, gl_error *err) {
     if (PQsendQueryParams(db, sql, nparams, NULL, values, lengths, formats, result_format) == 1) return true;
-    gl_error_set(err, GL_ERR_DB, "cannot queue a statement: %s", PQerrorMessage(db));
-    if (err) trim_newline(err->message);
+    conn_error(err, db, "cannot queue a statement");
     return false;
 }
 
@@ -161,14 +217,21 @@ bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err) {
     if (PQputCopyEnd(db, sent ? NULL : "client failed to send data") != 1) sent = false;
     bool ok = true;
     while ((r = PQgetResult(db)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && ok) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st != PGRES_COMMAND_OK && ok) {
             gl_pg_error(err, db, r, "COPY");
             ok = false;
         }
         PQclear(r);
+        /* Still in COPY: the end could not be sent, and libpq would answer
+         * COPY_IN forever. The connection is of no further use. */
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
+            gl_error_set(err, GL_ERR_UNAVAILABLE, "COPY could not be ended: %s", PQerrorMessage(db));
+            return false;
+        }
     }
     if (!sent && ok) {
-        gl_error_set(err, GL_ERR_DB, "COPY failed: %s", PQerrorMessage(db));
+        conn_error(err, db, "COPY failed");
         ok = false;
     }
     return ok;

@@ -30,8 +30,17 @@ bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err);
  * (the connection is then out of pipeline mode unless it broke). */
 bool gl_pg_pipeline_begin(PGconn *db, gl_error *err);
 bool gl_pg_pipeline_end(PGconn *db, gl_error *err);
-/* Fills err from a failed result (message, detail, hint, SQLSTATE class). */
+/* Fills err from a failed result: kind (from the SQLSTATE, or UNAVAILABLE when
+ * the connection broke), sqlstate, constraint, message, detail, hint. */
 void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *what);
+/* Whether a connection can take the next statement: healthy, idle, out of
+ * pipeline mode. Reads (without blocking) what the server sent while it was
+ * idle, so a backend that was terminated or a server that restarted is seen
+ * here, not by the next statement. Anything else (a transaction, pipeline or
+ * COPY cut short) is for the caller to close. */
+bool gl_pg_reusable(PGconn *db);
+/* GL_ERR_CONFLICT (rerun), GL_ERR_UNAVAILABLE (503) or GL_ERR_DB for a SQLSTATE. */
+gl_error_kind gl_pg_kind_of_sqlstate(const char *state);
 
 bool gl_pg_get_id(const PGresult *r, int row, int col, gl_id *out); /* false if NULL/invalid */
 int64_t gl_pg_get_i64(const PGresult *r, int row, int col);         /* 0 if NULL */

@@ -7,12 +7,15 @@
  */
 #include "regions.h"
 
+#include "../ledger/pg.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,11 +36,11 @@ _Static_assert(sizeof GL_SQL_DIR <= sizeof ((gl_config *)0)->migrations_dir,
 static const char *const region_keys[] = {
     "name",           "code",     "conninfo",
     "admin_conninfo", "recon_conninfo", "report_conninfo",
-    "replicas",       "large_transaction_threshold",
+    "replicas",       "large_transaction_threshold", "timeouts",
 };
 #define REGION_KEYS_HINT                                                                        \
     "known settings: name, code, conninfo, admin_conninfo, recon_conninfo, report_conninfo, " \
-    "replicas, large_transaction_threshold"
+    "replicas, large_transaction_threshold, timeouts"
 
 /* What every helper needs to report a problem. */
 typedef struct {
@@ -330,11 +333,59 @@ static bool load_threshold(const loader *ld, const config_setting_t *group, gl_r
     return true;
 }
 
+/* The keys of a region's `timeouts` group, their fields and their bounds. */
+typedef struct {
+    const char *key;
+    size_t offset;
+    int min, max;
+} timeout_key;
+
+#define TIMEOUT_KEY(k, field, lo, hi) {k, offsetof(gl_region_timeouts, field), lo, hi}
+static const timeout_key timeout_keys[] = {
+    TIMEOUT_KEY("connect_s", connect_s, 2, 60),
+    TIMEOUT_KEY("statement_ms", statement_ms, 0, 3600000),
+    TIMEOUT_KEY("lock_ms", lock_ms, 0, 3600000),
+    TIMEOUT_KEY("idle_in_transaction_ms", idle_in_tx_ms, 0, 3600000),
+    TIMEOUT_KEY("keepalives_idle_s", keepalives_idle_s, 1, 3600),
+    TIMEOUT_KEY("keepalives_interval_s", keepalives_interval_s, 1, 3600),
+    TIMEOUT_KEY("keepalives_count", keepalives_count, 1, 100),
+    TIMEOUT_KEY("tcp_user_timeout_ms", tcp_user_timeout_ms, 0, 3600000),
+    TIMEOUT_KEY("request_ms", request_ms, 100, 600000),
+};
+
+static bool load_timeouts(const loader *ld, const config_setting_t *group, gl_region *r) {
+    r->timeouts = GL_TIMEOUTS_DEFAULT;
+    const config_setting_t *t = config_setting_get_member(group, "timeouts");
+    if (!t) return true;
+    if (!config_setting_is_group(t)) return fail_at(ld, t, "timeouts must be a group: timeouts = { connect_s = 2; }");
+    for (int i = 0; i < config_setting_length(t); i++) {
+        const config_setting_t *m = config_setting_get_elem(t, (unsigned)i);
+        const timeout_key *k = NULL;
+        for (size_t j = 0; j < sizeof timeout_keys / sizeof timeout_keys[0] && !k; j++)
+            if (strcmp(config_setting_name(m), timeout_keys[j].key) == 0) k = &timeout_keys[j];
+        if (!k) {
+            fail_at(ld, m, "unknown setting \"%s\" in timeouts", config_setting_name(m));
+            gl_error_hint(ld->err, "known settings: connect_s, statement_ms, lock_ms, idle_in_transaction_ms, "
+                                   "keepalives_idle_s, keepalives_interval_s, keepalives_count, "
+                                   "tcp_user_timeout_ms, request_ms");
+            return false;
+        }
+        const config_setting_t *at;
+        int64_t v = 0;
+        if (!lookup_int64(ld, t, k->key, &at, &v)) return false;
+        if (v < k->min || v > k->max)
+            return fail_at(ld, at, "timeouts.%s must be %d..%d, got %lld", k->key, k->min, k->max, (long long)v);
+        *(int *)(void *)((char *)&r->timeouts + k->offset) = (int)v;
+    }
+    return true;
+}
+
 static bool load_region(const loader *ld, const config_setting_t *group, gl_region *r) {
     if (!config_setting_is_group(group))
         return fail_at(ld, group, "each region must be a group: { name = ...; code = ...; }");
     return check_keys(ld, group) && load_name(ld, group, r) && load_code(ld, group, r) &&
-           load_conninfos(ld, group, r) && load_replicas(ld, group, r) && load_threshold(ld, group, r);
+           load_conninfos(ld, group, r) && load_replicas(ld, group, r) && load_threshold(ld, group, r) &&
+           load_timeouts(ld, group, r);
 }
 
 /* ------------------------------------------------------------ all regions */
@@ -496,6 +547,25 @@ static const char *role_name(gl_db_role role) {
     return "unknown";
 }
 
+/* The service role's session limits, set once per connection (parameterized:
+ * SET cannot take parameters, set_config can). */
+static bool set_session_timeouts(PGconn *conn, const gl_region_timeouts *t, gl_error *err) {
+    char stmt[16], lock[16], idle[16];
+    snprintf(stmt, sizeof stmt, "%d", t->statement_ms);
+    snprintf(lock, sizeof lock, "%d", t->lock_ms);
+    snprintf(idle, sizeof idle, "%d", t->idle_in_tx_ms);
+    const char *values[3] = {stmt, lock, idle};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT set_config('statement_timeout', $1, false), "
+                                 "set_config('lock_timeout', $2, false), "
+                                 "set_config('idle_in_transaction_session_timeout', $3, false)",
+                                 3, NULL, values, NULL, NULL, 0);
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok) gl_pg_error(err, conn, res, "setting the session timeouts");
+    PQclear(res);
+    return ok;
+}
+
 PGconn *gl_region_connect(const gl_region *r, gl_db_role role, gl_error *err) {
     assert(r);
     const char *conninfo = role_conninfo(r, role);
@@ -504,15 +574,31 @@ PGconn *gl_region_connect(const gl_region *r, gl_db_role role, gl_error *err) {
                      role_name(role));
         return NULL;
     }
-    PGconn *conn = PQconnectdb(conninfo);
+    /* The region's limits come first: a keyword in the conninfo (expanded
+     * from dbname, last) overrides them. */
+    const gl_region_timeouts *t = &r->timeouts;
+    char connect_s[16], idle[16], interval[16], count[16], user_timeout[16];
+    snprintf(connect_s, sizeof connect_s, "%d", t->connect_s);
+    snprintf(idle, sizeof idle, "%d", t->keepalives_idle_s);
+    snprintf(interval, sizeof interval, "%d", t->keepalives_interval_s);
+    snprintf(count, sizeof count, "%d", t->keepalives_count);
+    snprintf(user_timeout, sizeof user_timeout, "%d", t->tcp_user_timeout_ms);
+    const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                                "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+    const char *const values[] = {connect_s, "1", idle, interval, count, user_timeout, conninfo, NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn) { /* libpq returns NULL only when it cannot allocate */
         gl_error_set(err, GL_ERR_INTERNAL, "out of memory connecting to region %s", r->name);
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         const char *why = PQerrorMessage(conn);
-        gl_error_set(err, GL_ERR_DB, "cannot connect to region %s (%s)", r->name, role_name(role));
+        gl_error_set(err, GL_ERR_UNAVAILABLE, "cannot connect to region %s (%s)", r->name, role_name(role));
         gl_error_detail(err, "%.*s", trimmed_len(why), why);
+        PQfinish(conn);
+        return NULL;
+    }
+    if (role == GL_ROLE_SERVICE && !set_session_timeouts(conn, t, err)) {
         PQfinish(conn);
         return NULL;
     }

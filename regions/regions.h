@@ -10,6 +10,7 @@
  *       recon_conninfo = "...";  report_conninfo = "...";                          # optional
  *       replicas = ( "host=... port=..." );                                       # optional
  *       large_transaction_threshold = 1000000;                                    # optional, minor units
+ *       timeouts = { connect_s = 2; statement_ms = 1500; request_ms = 2000; ... };   # optional
  *     }, ...
  *   );
  *   migrations_dir = "sql";   # optional; default: compiled-in GL_SQL_DIR
@@ -37,6 +38,30 @@ typedef enum {
     GL_ROLE_REPORT,  /* report_conninfo (falls back to conninfo with user=geoledger_report) */
 } gl_db_role;
 
+/* How long a region's database may take (ledger.conf: a region's `timeouts`
+ * group; regions/README.md). connect_s, the keepalives and tcp_user_timeout
+ * apply to every role; the session timeouts to the service role only (recon,
+ * reports and migrations run long statements on purpose); request_ms is the
+ * client-side deadline ledgerd puts on each database hop (ledger/deadline.h). */
+typedef struct {
+    int connect_s;          /* libpq connect_timeout (libpq's minimum is 2) */
+    int statement_ms;       /* statement_timeout */
+    int lock_ms;            /* lock_timeout */
+    int idle_in_tx_ms;      /* idle_in_transaction_session_timeout */
+    int keepalives_idle_s;  /* TCP only: ignored on a Unix socket */
+    int keepalives_interval_s;
+    int keepalives_count;
+    int tcp_user_timeout_ms;
+    int request_ms;         /* ledgerd: a hung database costs a request at most this */
+} gl_region_timeouts;
+
+#define GL_TIMEOUTS_DEFAULT                                                                               \
+    (gl_region_timeouts) {                                                                               \
+        .connect_s = 2, .statement_ms = 1500, .lock_ms = 1000, .idle_in_tx_ms = 10000,                   \
+        .keepalives_idle_s = 10, .keepalives_interval_s = 3, .keepalives_count = 3,                      \
+        .tcp_user_timeout_ms = 10000, .request_ms = 2000                                                 \
+    }
+
 typedef struct {
     char name[GL_REGION_NAME_MAX + 1]; /* [a-z0-9_-]{1,16} */
     uint8_t code;                      /* 1..255, unique */
@@ -47,6 +72,7 @@ typedef struct {
     int n_replicas;
     char replicas[GL_REPLICAS_MAX][GL_CONNINFO_MAX];
     int64_t large_transaction_threshold; /* minor units; 0 = not configured */
+    gl_region_timeouts timeouts;
 } gl_region;
 
 typedef struct {
@@ -66,7 +92,8 @@ const gl_region *gl_region_by_code(const gl_config *cfg, uint8_t code);
 /* The home region of an id (by its embedded code); NULL if no configured region has it. */
 const gl_region *gl_region_of_id(const gl_config *cfg, const gl_id *id);
 
-/* Opens a connection for `role`; on failure err says which region and why. */
+/* Opens a connection for `role` with the region's timeouts; on failure err
+ * (GL_ERR_UNAVAILABLE) says which region and why. Bounded by timeouts.connect_s. */
 PGconn *gl_region_connect(const gl_region *r, gl_db_role role, gl_error *err);
 
 #endif

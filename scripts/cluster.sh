@@ -372,6 +372,29 @@ cmd_start() {
 
 # ---------------------------------------------------------------- stop / status
 
+# Stops one server, every wait bounded: a fast shutdown (15 s), then an
+# immediate one (5 s), then SIGKILL to the postmaster and its children. A
+# server whose processes were stopped (SIGSTOP, as the chaos tests do) is
+# continued first, or no shutdown request would ever be read.
+stop_server() {
+    local data=$1 pid=""
+    [[ -s "$data/postmaster.pid" ]] && pid=$(head -n 1 "$data/postmaster.pid")
+    if [[ "$pid" =~ ^[0-9]+$ ]]; then
+        kill -CONT "$pid" $(pgrep -P "$pid" 2>/dev/null) 2>/dev/null || true
+    fi
+    run_server "$PG_BINDIR/pg_ctl" stop -m fast -w -t 15 -D "$data" >/dev/null 2>&1 && return 0
+    run_server "$PG_BINDIR/pg_ctl" stop -m immediate -w -t 5 -D "$data" >/dev/null 2>&1 && return 0
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    warn "server of $data ignored shutdown requests: killing it"
+    kill -KILL "$pid" $(pgrep -P "$pid" 2>/dev/null) 2>/dev/null || true
+    local i
+    for i in $(seq 25); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 cmd_stop() {
     (($# == 1)) || die "stop: usage: $PROG stop DIR"
     need_bin pg_ctl
@@ -386,10 +409,10 @@ cmd_stop() {
         any=1
         data="$dir/$region/data"
         if is_running "$data"; then
-            if run_server "$PG_BINDIR/pg_ctl" stop -m fast -w -t 60 -D "$data" >/dev/null 2>&1; then
+            if stop_server "$data"; then
                 echo "region $region: stopped"
             else
-                warn "region $region: pg_ctl stop failed; see $dir/$region/postgres.log"
+                warn "region $region: could not be stopped; see $dir/$region/postgres.log"
                 rc=1
             fi
         else

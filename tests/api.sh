@@ -935,7 +935,8 @@ expect "balance as_of garbage -> 400" 400 invalid_value
 # The database refuses one transfer the engine accepts (a BEFORE INSERT trigger,
 # made here as admin and dropped after). A row lock held from psql stalls both
 # writers on two "blocker" transfers while five more and the refused one queue
-# up, so that those share one batch when the lock goes. That batch fails; each
+# up, so that those share one batch when the lock goes. The lock is held for
+# less than the region's lock_timeout (1 s): a longer wait is answered 503. That batch fails; each
 # of its jobs then runs alone (writer.c): the good ones commit, the refused one
 # alone answers 500, and nothing of it is written.
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
@@ -947,9 +948,9 @@ if admin_sql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsq
            \$\$ BEGIN RAISE EXCEPTION 'refused by the test'; END \$\$;
          CREATE TRIGGER refuse_$RUN BEFORE INSERT ON transfers FOR EACH ROW
            WHEN (NEW.reference = '$POISON') EXECUTE FUNCTION test_refuse_$RUN();" >"$W/split_setup" 2>&1; then
-    admin_sql "BEGIN; SELECT 1 FROM accounts WHERE id = '$S1' FOR UPDATE; SELECT pg_sleep(2); COMMIT;" >/dev/null 2>&1 &
+    admin_sql "BEGIN; SELECT 1 FROM accounts WHERE id = '$S1' FOR UPDATE; SELECT pg_sleep(0.8); COMMIT;" >/dev/null 2>&1 &
     LOCK_PID=$!
-    sleep 0.3
+    sleep 0.15
     split_post() { # N REF: one transfer S1 -> S2, its status into $W/split.N
         curl -s -o "$W/split.$1.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
             -H 'Content-Type: application/json' -H "Idempotency-Key: $RUN-split-$1" \
@@ -957,7 +958,7 @@ if admin_sql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsq
     }
     SPLIT_PIDS=()
     for n in 1 2; do split_post "$n" "$RUN-split-$n" & SPLIT_PIDS+=($!); done
-    sleep 0.5 # both writers now wait for the lock
+    sleep 0.25 # both writers now wait for the lock
     for n in 3 4 5 6 7; do split_post "$n" "$RUN-split-$n" & SPLIT_PIDS+=($!); done
     split_post 8 "$POISON" & SPLIT_PIDS+=($!)
     wait "${SPLIT_PIDS[@]}" "$LOCK_PID"

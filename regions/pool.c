@@ -1,0 +1,128 @@
+#include "pool.h"
+
+#include "../ledger/pg.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+bool gl_pool_init(gl_pool *p, const gl_region *r, gl_db_role role, gl_breaker *breaker, int size, int acquire_ms,
+                  gl_error *err) {
+    assert(p && r && breaker);
+    if (size < 1 || size > GL_POOL_MAX || acquire_ms < 0) {
+        gl_error_set(err, GL_ERR_CONFIG, "pool size must be 1..%d and acquire_ms >= 0", GL_POOL_MAX);
+        return false;
+    }
+    memset(p, 0, sizeof *p);
+    p->region = r;
+    p->role = role;
+    p->breaker = breaker;
+    p->size = size;
+    p->acquire_ms = acquire_ms;
+    p->n_idle = size; /* every slot free, none connected yet: connections open on first use */
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return true;
+}
+
+void gl_pool_destroy(gl_pool *p) {
+    assert(atomic_load(&p->in_use) == 0);
+    for (int i = 0; i < p->n_idle; i++) PQfinish(p->idle[i]);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* Waits for a free slot until the acquire deadline; false on timeout. */
+static bool take_slot(gl_pool *p, PGconn **out) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += p->acquire_ms / 1000;
+    until.tv_nsec += (long)(p->acquire_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    while (p->n_idle == 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);
+    bool got = p->n_idle > 0;
+    if (got) *out = p->idle[--p->n_idle];
+    pthread_mutex_unlock(&p->mu);
+    return got;
+}
+
+static void put_slot(gl_pool *p, PGconn *db) {
+    pthread_mutex_lock(&p->mu);
+    assert(p->n_idle < p->size);
+    p->idle[p->n_idle++] = db;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+bool gl_pool_acquire(gl_pool *p, gl_lease *l, int *retry_after_s, gl_error *err) {
+    *l = (gl_lease){.pool = p, .deadline = {.slot = -1}, .failure = GL_ERR_NONE};
+    *retry_after_s = 1;
+    if (!gl_breaker_allow(p->breaker, retry_after_s)) {
+        gl_error_set(err, GL_ERR_UNAVAILABLE, "region %s is unavailable (circuit open)", p->region->name);
+        return false;
+    }
+    l->probe = gl_breaker_state_now(p->breaker) == GL_BREAKER_HALF_OPEN;
+    PGconn *db = NULL;
+    if (!take_slot(p, &db)) {
+        atomic_fetch_add(&p->acquire_timeouts, 1);
+        /* Load, not a failure of the database: the breaker is not told, but a
+         * probe that did not run gives its turn back by failing. */
+        if (l->probe) gl_breaker_failure(p->breaker);
+        gl_error_set(err, GL_ERR_UNAVAILABLE, "region %s is busy (no connection free within %d ms)", p->region->name,
+                     p->acquire_ms);
+        return false;
+    }
+    atomic_fetch_add(&p->in_use, 1);
+    if (!gl_pg_reusable(db)) { /* not opened yet, or broken while it was idle */
+        PQfinish(db);
+        db = gl_region_connect(p->region, p->role, err); /* bounded by timeouts.connect_s */
+        if (!db) {
+            gl_breaker_trip(p->breaker);
+            atomic_fetch_sub(&p->in_use, 1);
+            put_slot(p, NULL);
+            return false;
+        }
+    }
+    l->db = db;
+    l->deadline = gl_deadline_arm(db, p->region->timeouts.request_ms);
+    return true;
+}
+
+void gl_lease_failed(gl_lease *l, const gl_error *err) {
+    if (err && err->kind == GL_ERR_UNAVAILABLE) l->failure = GL_ERR_UNAVAILABLE;
+}
+
+void gl_pool_release(gl_lease *l) {
+    gl_pool *p = l->pool;
+    if (!p || !l->db) return;
+    bool fired = gl_deadline_disarm(&l->deadline);
+    PGconn *db = l->db;
+    l->db = NULL;
+    /* Only an idle, healthy connection goes back: anything else (a broken
+     * socket, a transaction left open, a pipeline or COPY cut short) is closed. */
+    bool healthy = !fired && gl_pg_reusable(db);
+    if (!healthy) {
+        PQfinish(db);
+        db = NULL;
+    }
+    if (fired) {
+        atomic_fetch_add(&p->deadlines_fired, 1);
+        gl_breaker_trip(p->breaker);
+    } else if (l->failure == GL_ERR_UNAVAILABLE || !healthy) {
+        gl_breaker_failure(p->breaker);
+    } else {
+        gl_breaker_success(p->breaker);
+    }
+    atomic_fetch_sub(&p->in_use, 1);
+    put_slot(p, db);
+}

@@ -1,0 +1,65 @@
+/*
+ * pool.h — a bounded pool of connections to one region, guarded by the
+ * region's breaker and by a deadline on every lease.
+ *
+ * A caller (an HTTP thread) leases a connection, uses it, and gives it back.
+ * At most `size` leases exist at once, so a slow or hung region holds at most
+ * `size` callers; the others wait at most `acquire_ms` and get
+ * GL_ERR_UNAVAILABLE. Each lease arms the region's request deadline
+ * (timeouts.request_ms, ledger/deadline.h): a database that stops answering
+ * costs the lease at most that long. A lease ends "broken" (closed, reopened on
+ * a later lease) when its connection is unhealthy or not idle; failures of kind
+ * GL_ERR_UNAVAILABLE are reported to the breaker, which then refuses leases at
+ * once while the region is down.
+ */
+#ifndef GL_POOL_H
+#define GL_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../ledger/deadline.h"
+#include "breaker.h"
+#include "regions.h"
+
+#define GL_POOL_MAX 64
+
+typedef struct {
+    const gl_region *region;
+    gl_db_role role;
+    gl_breaker *breaker; /* shared with the region's writers */
+    int size;
+    int acquire_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    PGconn *idle[GL_POOL_MAX]; /* connections not leased (some may be NULL: not open yet) */
+    int n_idle;
+    atomic_int in_use;
+    atomic_uint_fast64_t acquire_timeouts; /* metrics */
+    atomic_uint_fast64_t deadlines_fired;
+} gl_pool;
+
+typedef struct {
+    gl_pool *pool;
+    PGconn *db;
+    gl_deadline deadline;
+    bool probe; /* this lease is the breaker's half-open probe */
+    gl_error_kind failure; /* how a query on it failed (gl_lease_failed); GL_ERR_NONE if none did */
+} gl_lease;
+
+bool gl_pool_init(gl_pool *p, const gl_region *r, gl_db_role role, gl_breaker *breaker, int size, int acquire_ms,
+                  gl_error *err);
+void gl_pool_destroy(gl_pool *p); /* no lease may be out */
+/* A connection, or false with err (kind GL_ERR_UNAVAILABLE; err->message says
+ * whether the breaker is open, the pool busy or the connect failed) and
+ * *retry_after_s set. */
+bool gl_pool_acquire(gl_pool *p, gl_lease *l, int *retry_after_s, gl_error *err);
+/* Records that a query on the lease failed with err (its kind decides whether
+ * the breaker hears of it: GL_ERR_UNAVAILABLE counts, a statement's error does not). */
+void gl_lease_failed(gl_lease *l, const gl_error *err);
+/* Gives the connection back and tells the breaker how the lease went. */
+void gl_pool_release(gl_lease *l);
+
+#endif
