@@ -25,7 +25,7 @@ typedef struct {
     int open_max_ms; /* the doubling stops here */
 } gl_breaker_config;
 
-#define GL_BREAKER_DEFAULT ((gl_breaker_config){.threshold = 3, .open_ms = 500, .open_max_ms = 4000})
+#define GL_BREAKER_DEFAULT ((gl_breaker_config){.threshold = 3, .open_ms = 500, .open_max_ms = 2000})
 
 typedef struct {
     pthread_mutex_t mu;

@@ -247,6 +247,19 @@ req GET /readyz
 expect "readyz 200" 200
 check "readyz: eu, us, sg up, status ok" "body: $(snippet)" \
     eq "$(j '[.status, .regions.eu, .regions.us, .regions.sg] | join(",")')" "ok,up,up,up"
+check "readyz: every breaker closed" "body: $(snippet)" \
+    eq "$(j '[.breakers.eu, .breakers.us, .breakers.sg] | join(",")')" "closed,closed,closed"
+req GET /metrics
+expect "metrics 200" 200
+for fam in 'geoledger_region_up{region="eu"} 1' 'geoledger_region_breaker_state{region="us"} 0' \
+    'geoledger_db_pool_size{region="sg"} 4' 'geoledger_db_timeouts_total{region="eu"} 0' \
+    'geoledger_db_pool_acquire_timeouts_total{region="eu"} 0' 'geoledger_region_breaker_openings_total{region="sg"} 0'; do
+    check "metrics: $fam" "$(grep -c . "$W/body") lines" grep -qxF "$fam" "$W/body"
+done
+if command -v promtool >/dev/null 2>&1; then
+    check "metrics: promtool check metrics" "$(promtool check metrics <"$W/body" 2>&1 | head -c 300)" \
+        promtool check metrics <"$W/body"
+fi
 
 # ---------------------------------------------------------------- tokens
 
@@ -392,6 +405,53 @@ req GET "/v1/accounts/not-an-id" "$TA"
 expect "malformed account id -> 404" 404
 req GET "/v1/nothing/here" "$TA"
 expect "unknown route -> 404" 404 route_not_found
+
+# ---------------------------------------------------------------- ids of no configured region
+
+# Byte 9 of an id names its home region (regions/README.md). An id whose byte
+# names no configured region (the nil id, 0, 4, 255) is answered on every route
+# exactly as an unknown id of a known region is: 404, for the owner and for an
+# admin alike, and ledgerd stays up.
+T_ADM=$(token "ops-$RUN" "admin")
+T_ALL=$(token "$ALICE" "accounts:read accounts:write transfers:read transfers:write mandates:write")
+MAND_EXP=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+for X in 00000000-0000-0000-0000-000000000000 01a24f26-da31-70a6-8000-41245480b993 \
+    01a24f26-da31-70a6-8004-41245480b993 01a24f26-da31-70a6-80ff-41245480b993; do
+    for tok in "$T_ALL" "$T_ADM"; do
+        who=$([[ "$tok" == "$T_ADM" ]] && echo admin || echo owner)
+        unk() { expect "no such region ($who, ${X:19:4}): $1 -> 404" 404 "$2"; }
+        req GET "/v1/accounts/$X" "$tok"; unk "GET account" account_not_found
+        req GET "/v1/accounts/$X/balance" "$tok"; unk "GET balance" account_not_found
+        req GET "/v1/accounts/$X/entries" "$tok"; unk "GET entries" account_not_found
+        req GET "/v1/transfers?account_id=$X" "$tok"; unk "GET transfers?account_id" account_not_found
+        req GET "/v1/transfers/$X" "$tok"; unk "GET transfer" transfer_not_found
+        req GET "/v1/mandates/$X" "$tok"; unk "GET mandate" mandate_not_found
+        req DELETE "/v1/mandates/$X" "$tok"; unk "DELETE mandate" mandate_not_found
+        for act in post void reverse; do
+            body=""
+            [[ $act != reverse ]] || body='{"reference":"r-'"$RUN"'"}'
+            post "/v1/transfers/$X/$act" "$tok" "$body" "$(newkey)"
+            unk "POST transfer $act" transfer_not_found
+        done
+        post /v1/transfers "$tok" "$(transfer "$X" "$B1" 1 "$RUN-nr-$RANDOM")" "$(newkey)"
+        unk "POST transfer, debit" account_not_found
+        post /v1/transfers/batch "$tok" "{\"atomic\":true,\"transfers\":[$(transfer "$X" "$B1" 1 "$RUN-nr-$RANDOM")]}" "$(newkey)"
+        unk "POST batch, debit" account_not_found
+        req POST /v1/mandates "$tok" "{\"wallet_account_id\":\"$X\",\"grantee\":\"g-$RUN\",\"currency\":\"EUR\",\"max_amount_per_charge\":1,\"max_amount_per_day\":1,\"expires_at\":\"$MAND_EXP\"}"
+        unk "POST mandate, wallet" account_not_found
+    done
+    post /v1/transfers "$TA" "$(transfer "$A1" "$X" 1 "$RUN-nr-$RANDOM")" "$(newkey)"
+    expect "no such region (${X:19:4}): POST transfer, credit -> 404" 404 account_not_found
+    set +e
+    "$BUILD/bin/ledgerctl" --config "$CONF" account show "$X" >"$W/cli.out" 2>&1
+    rc=$?
+    set -e
+    check "no such region (${X:19:4}): ledgerctl account show -> exit 1, account_not_found" \
+        "exit $rc: $(head -c 200 "$W/cli.out")" eq "$rc $(grep -o account_not_found "$W/cli.out" | head -1)" "1 account_not_found"
+done
+check "no such region: ledgerd still running" "log: $(tail -n 3 "$W/ledgerd.log" | tr '\n' ' ')" kill -0 "$LPID"
+req GET /healthz
+expect "no such region: healthz after" 200
 
 # ---------------------------------------------------------------- bad input
 

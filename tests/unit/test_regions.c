@@ -134,6 +134,32 @@ START_TEST(test_valid_values) {
 }
 END_TEST
 
+START_TEST(test_timeouts_defaults_and_overrides) {
+    const char *path = write_conf("timeouts.conf",
+                                  "regions = (\n"
+                                  "  { name = \"eu\"; code = 1; conninfo = \"host=a\"; },\n"
+                                  "  { name = \"us\"; code = 2; conninfo = \"host=b\";\n"
+                                  "    timeouts = { connect_s = 5; statement_ms = 0; request_ms = 750;\n"
+                                  "                 tcp_user_timeout_ms = 30000; keepalives_count = 9; }; }\n"
+                                  ");\n");
+    gl_config cfg;
+    gl_error err;
+    ck_assert_msg(gl_config_load(path, &cfg, &err), "%s", err.message);
+    const gl_region_timeouts *eu = &cfg.regions[0].timeouts, *us = &cfg.regions[1].timeouts;
+    gl_region_timeouts def = GL_TIMEOUTS_DEFAULT;
+    ck_assert_int_eq(eu->connect_s, 2);
+    ck_assert_int_eq(eu->request_ms, 2000);
+    ck_assert_int_eq(memcmp(eu, &def, sizeof def), 0);
+    ck_assert_int_eq(us->connect_s, 5);
+    ck_assert_int_eq(us->statement_ms, 0);
+    ck_assert_int_eq(us->request_ms, 750);
+    ck_assert_int_eq(us->tcp_user_timeout_ms, 30000);
+    ck_assert_int_eq(us->keepalives_count, 9);
+    ck_assert_int_eq(us->lock_ms, def.lock_ms); /* not set: the default */
+    gl_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_valid_defaults) {
     gl_config cfg;
     load_valid(&cfg);
@@ -221,6 +247,17 @@ typedef struct {
 } error_case;
 
 static const error_case error_cases[] = {
+    /* timeouts */
+    {"regions = (\n  { name = \"eu\"; code = 1; conninfo = \"host=a\";\n    timeouts = 5; }\n);\n",
+     "timeouts must be a group", 3},
+    {"regions = (\n  { name = \"eu\"; code = 1; conninfo = \"host=a\";\n    timeouts = { connect = 2; }; }\n);\n",
+     "unknown setting \"connect\" in timeouts", 3},
+    {"regions = (\n  { name = \"eu\"; code = 1; conninfo = \"host=a\";\n    timeouts = { connect_s = 1; }; }\n);\n",
+     "timeouts.connect_s must be 2..60, got 1", 3},
+    {"regions = (\n  { name = \"eu\"; code = 1; conninfo = \"host=a\";\n    timeouts = { request_ms = 50; }; }\n);\n",
+     "timeouts.request_ms must be 100..600000, got 50", 3},
+    {"regions = (\n  { name = \"eu\"; code = 1; conninfo = \"host=a\";\n    timeouts = { lock_ms = \"1s\"; }; }\n);\n",
+     "lock_ms must be an integer", 3},
     /* syntax */
     {"regions = (\n  { name = \"eu\"; code == 1; }\n);\n", "syntax error", 2},
     /* the regions list */
@@ -491,6 +528,7 @@ static Suite *regions_suite(void) {
     TCase *load = tcase_create("load");
     tcase_add_test(load, test_valid_values);
     tcase_add_test(load, test_valid_defaults);
+    tcase_add_test(load, test_timeouts_defaults_and_overrides);
     tcase_add_test(load, test_derived_conninfo_user_wins);
     tcase_add_test(load, test_uri_without_query);
     tcase_add_test(load, test_migrations_dir_and_shared_line);
