@@ -115,9 +115,9 @@ static void read_failed(gl_req *req, const gl_region *r, const gl_error *err) {
            err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
 }
 
-static bool is_admin(gl_req *req) { return gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN); }
+static bool is_admin(const gl_req *req) { return gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN); }
 
-static bool region_allowed(gl_req *req, const gl_region *r) {
+static bool region_allowed(const gl_req *req, const gl_region *r) {
     if (!req->claims.has_regions) return true;
     for (size_t i = 0; i < req->claims.n_regions; i++)
         if (strcmp(req->claims.regions[i], r->name) == 0) return true;
@@ -133,7 +133,7 @@ typedef struct {
 } field_spec;
 
 /* Parses the body as one JSON object with only the listed fields, of their types. */
-static json_t *parse_body(gl_req *req, const field_spec *spec, gl_response *fail) {
+static json_t *parse_body(const gl_req *req, const field_spec *spec, gl_response *fail) {
     json_error_t je;
     json_t *o = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
     if (!o || !json_is_object(o)) {
@@ -202,7 +202,7 @@ static bool idem_key_valid(const char *k) {
     return true;
 }
 
-static void request_hash(gl_req *req, unsigned char out[32]) {
+static void request_hash(const gl_req *req, unsigned char out[32]) {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int len = 0;
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
@@ -491,7 +491,7 @@ static int account_owned(gl_req *req, const gl_id *id) {
 }
 
 /* 503 for a read whose region cannot serve now (read_conn or read_failed logged why). */
-static gl_response unavailable(gl_req *req) {
+static gl_response unavailable(const gl_req *req) {
     gl_response r = gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%d", req->retry_after_s > 0 ? req->retry_after_s : 1);
     return r;
@@ -563,7 +563,7 @@ static gl_response get_account(gl_req *req, const gl_id *id) {
     return gl_respond_json(200, gl_account_json(&req->srv->regions, &a));
 }
 
-static const char *query(gl_req *req, const char *name) {
+static const char *query(const gl_req *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
@@ -859,6 +859,7 @@ static bool find_by_reference_in(gl_req *req, const gl_region *r, const char *re
     PGconn *db = read_conn(req, r);
     if (!db) return false;
     gl_error err;
+    gl_error_clear(&err);
     const char *p[2] = {req->claims.sub, reference};
     PGresult *res = gl_pg_exec(db, "SELECT id FROM transfers WHERE owner = $1 AND reference = $2", 2, p, &err);
     bool ok = res != NULL;
@@ -1254,6 +1255,11 @@ static gl_response route_v1(gl_req *req, char **seg, int n) {
         }
     }
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
+}
+
+bool gl_is_probe(const gl_req *req) {
+    return strcmp(req->method, "GET") == 0 &&
+           (strcmp(req->url, "/healthz") == 0 || strcmp(req->url, "/readyz") == 0 || strcmp(req->url, "/metrics") == 0);
 }
 
 gl_response gl_handle(gl_req *req) {

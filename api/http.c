@@ -336,6 +336,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
         return send_response(req, &r);
     }
+    /* The probes read only memory: answered here, so they answer even when
+     * every handler thread is busy. */
+    if (gl_is_probe(req)) {
+        gl_response r = gl_handle(req);
+        return send_response(req, &r);
+    }
     /* Suspended before it is queued: a handler thread may resume it at once. */
     MHD_suspend_connection(conn);
     if (!dispatch(srv, req)) {

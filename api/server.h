@@ -198,6 +198,8 @@ struct gl_req {
 /* handlers.c: answers the request now (returns a response) or queues a job
  * (returns resp.status 0 and sets req->job). */
 gl_response gl_handle(gl_req *req);
+/* GET /healthz, /readyz or /metrics: answered from memory, never from a database. */
+bool gl_is_probe(const gl_req *req);
 /* Gives back the read connections the handler leased (called once it returned). */
 void gl_handle_release(gl_req *req);
 gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,

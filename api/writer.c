@@ -365,8 +365,9 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
         gl_deadline d = gl_deadline_arm(k->db, w->region->timeouts.request_ms);
         bool ok = try_batch(k, jobs, &n, attempt > 0 || atomic_load(&w->lookup_first), &err);
         fired = gl_deadline_disarm(&d);
-        if (ok && !fired) {
-            gl_breaker_success(w->breaker);
+        if (ok) { /* committed (the deadline may have fired right after: the answers stand) */
+            if (fired) after_failure(k, false, &err);
+            else gl_breaker_success(w->breaker);
             for (size_t j = 0; j < n; j++) job_finish(jobs[j]);
             return;
         }
