@@ -7,6 +7,10 @@ set -euo pipefail
 PROG=cluster.sh
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 START_TIMEOUT=30
+# Every client call is bounded: a server that accepts connections but does not
+# answer (stopped processes, a full disk) must not hang `make run`.
+export PGCONNECT_TIMEOUT=10
+CLIENT_TIMEOUT=60
 DBNAME=geoledger
 SETTINGS_FILE=geoledger.conf   # include file inside each data directory
 
@@ -299,7 +303,7 @@ start_region() {
 
     # Wait until the server accepts connections.
     local deadline=$((SECONDS + START_TIMEOUT))
-    until "$PG_BINDIR/pg_isready" -q -h "$rdir" -p "$port" -U postgres -d postgres; do
+    until "$PG_BINDIR/pg_isready" -q -t 5 -h "$rdir" -p "$port" -U postgres -d postgres; do
         if ! is_running "$data"; then
             if ((started)); then
                 warn "region $region: server exited during startup"
@@ -322,12 +326,12 @@ start_region() {
 
     # Ensure the geoledger database exists.
     local have
-    if ! have=$("$PG_BINDIR/psql" -X -q -At -h "$rdir" -p "$port" -U postgres -d postgres \
+    if ! have=$(timeout "$CLIENT_TIMEOUT" "$PG_BINDIR/psql" -X -q -At -h "$rdir" -p "$port" -U postgres -d postgres \
         -c "SELECT 1 FROM pg_database WHERE datname = '$DBNAME'" 2>&1); then
         die "region $region: cannot query databases: $have"
     fi
     if [[ "$have" != 1 ]]; then
-        "$PG_BINDIR/createdb" -h "$rdir" -p "$port" -U postgres "$DBNAME" ||
+        timeout "$CLIENT_TIMEOUT" "$PG_BINDIR/createdb" -h "$rdir" -p "$port" -U postgres "$DBNAME" ||
             die "region $region: createdb $DBNAME failed"
     fi
 
