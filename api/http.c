@@ -75,6 +75,10 @@ gl_response gl_respond_error(const gl_req *req, unsigned status, const char *cod
     gl_response r = {.status = status};
     r.body = gl_error_body(gl_type_of_status(status), code, message, param, req ? req->request_id : NULL);
     if (status == 429 || status == 503) snprintf(r.retry_after, sizeof r.retry_after, "1");
+    /* A 503's cause is logged where it is found (region_unavailable, read_failed...);
+     * a 500 made here says its cause in its message. */
+    if (status == 500)
+        gl_log(GL_LOG_ERROR, "internal_error", "request %s: %s: %s", req ? req->request_id : "-", code, message);
     return r;
 }
 
