@@ -111,6 +111,8 @@ void gl_handle_release(gl_req *req) {
 static void read_failed(gl_req *req, const gl_region *r, const gl_error *err) {
     gl_lease *l = lease_of(req, r);
     if (l) gl_lease_failed(l, err);
+    req->read_error = err->kind;
+    snprintf(req->read_sqlstate, sizeof req->read_sqlstate, "%s", err->sqlstate);
     gl_log(GL_LOG_WARN, "read_failed", "request %s, region %s: %s%s%s", req->request_id, r->name, err->message,
            err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
 }
@@ -490,8 +492,15 @@ static int account_owned(gl_req *req, const gl_id *id) {
     return is_admin(req) || strcmp(owner, req->claims.sub) == 0 ? 1 : 2;
 }
 
-/* 503 for a read whose region cannot serve now (read_conn or read_failed logged why). */
-static gl_response unavailable(const gl_req *req) {
+/* The answer to a read that failed (read_conn or read_failed logged why): 503
+ * when the region could not serve it (no connection, a timeout, a lost
+ * connection), 400 when the database refused the request's data (SQLSTATE
+ * class 22: a value the checks before it let through), else 500. */
+static gl_response read_error(const gl_req *req) {
+    if (req->read_error == GL_ERR_DB && strncmp(req->read_sqlstate, "22", 2) == 0)
+        return gl_respond_error(req, 400, "invalid_value", "the database refused a value of the request", NULL);
+    if (req->read_error != GL_ERR_NONE && req->read_error != GL_ERR_UNAVAILABLE)
+        return gl_respond_error(req, 500, "internal", "a read failed", NULL);
     gl_response r = gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%d", req->retry_after_s > 0 ? req->retry_after_s : 1);
     return r;
@@ -557,7 +566,7 @@ static gl_response create_account(gl_req *req) {
 static gl_response get_account(gl_req *req, const gl_id *id) {
     ledger_account a;
     int v = account_visible(req, id, &a);
-    if (v < 0) return unavailable(req);
+    if (v < 0) return read_error(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     req->region_name = gl_region_of_id(&req->srv->regions, id)->name;
     return gl_respond_json(200, gl_account_json(&req->srv->regions, &a));
@@ -576,23 +585,49 @@ static bool rfc3339_valid(const char *s) {
 static gl_response get_balance(gl_req *req, const gl_id *id) {
     ledger_account a;
     int v = account_visible(req, id, &a);
-    if (v < 0) return unavailable(req);
+    if (v < 0) return read_error(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     const char *as_of = query(req, "as_of");
     if (as_of) {
         if (!rfc3339_valid(as_of))
             return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339 (2026-11-25T12:00:00Z)", "as_of");
+        /* The database gets the instant we parsed, in UTC: no offset or
+         * spelling it would read differently (or refuse) reaches it. */
+        int64_t as_of_us = 0;
+        char as_of_utc[40];
+        gl_parse_rfc3339_us(as_of, &as_of_us);
+        gl_format_ts_us(as_of_us, as_of_utc, sizeof as_of_utc);
         gl_error err;
         const gl_region *r = gl_region_of_id(&req->srv->regions, id);
         PGconn *db = read_conn(req, r);
-        int found = db ? ledger_account_get_as_of(db, id, as_of, &a, &err) : -1;
+        int found = db ? ledger_account_get_as_of(db, id, as_of_utc, &a, &err) : -1;
         if (found < 0 && db) read_failed(req, r, &err);
-        if (found < 0) return unavailable(req);
+        if (found < 0) return read_error(req);
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
     json_t *o = gl_account_json(&req->srv->regions, &a);
     json_object_set_new(o, "as_of", as_of ? json_string(as_of) : json_null());
     return gl_respond_json(200, o);
+}
+
+/* Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF):
+ * what a PostgreSQL text column accepts from a query string. */
+static bool utf8_valid(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0 || (n == 1 && c < 0xC2) || (n == 3 && c > 0xF4)) return false;
+        unsigned cp = n == 0 ? c : c & (0x3Fu >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3Fu);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        p += n + 1;
+    }
+    return true;
 }
 
 static bool parse_i64_str(const char *s, int64_t min, int64_t max, int64_t *out) {
@@ -620,7 +655,7 @@ static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, e
     int v = account_visible(req, id, &a);
     int64_t limit = ENTRIES_PAGE_DEFAULT, after = 0;
     bool good = false;
-    if (v < 0) *fail = unavailable(req);
+    if (v < 0) *fail = read_error(req);
     else if (v != 1) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", param);
     else if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
         *fail = gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
@@ -636,7 +671,7 @@ static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, e
     pg->n = pg->db ? ledger_entries_list(pg->db, id, after, (int)limit + 1, pg->e, &err) : -1;
     if (pg->n < 0 && pg->db) read_failed(req, r, &err);
     if (pg->n < 0) {
-        *fail = unavailable(req);
+        *fail = read_error(req);
         return false;
     }
     pg->more = pg->n > limit;
@@ -680,7 +715,7 @@ static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_
     gl_error err;
     int found = db ? gl_mandate_find_live(db, &c->debit_account_id, c->owner, c->currency, &c->mandate_id, &err) : -1;
     if (found < 0 && db) read_failed(req, r, &err);
-    if (found < 0) *fail = unavailable(req);
+    if (found < 0) *fail = read_error(req);
     else if (!found)
         *fail = gl_respond_error(req, 403, "mandate_required", "no live mandate lets you debit this account in this currency",
                                  "debit_account_id");
@@ -715,7 +750,7 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
     }
     int v = account_owned(req, &c->debit_account_id);
     if (v < 0) {
-        *fail = unavailable(req);
+        *fail = read_error(req);
         return false;
     }
     if (v == 0) {
@@ -844,7 +879,7 @@ static gl_response create_batch(gl_req *req) {
 static gl_response get_transfer(gl_req *req, const gl_id *id) {
     ledger_transfer t;
     int v = transfer_visible(req, id, &t);
-    if (v < 0) return unavailable(req);
+    if (v < 0) return read_error(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
     return gl_respond_json(200, gl_transfer_json(&t));
 }
@@ -879,8 +914,8 @@ static bool find_by_reference_in(gl_req *req, const gl_region *r, const char *re
  * cannot answer, the caller gets 503 naming it (at once while its breaker is
  * open), never a partial list that would read as "no such transfer there". */
 static gl_response list_by_reference(gl_req *req, const char *reference) {
-    if (strlen(reference) == 0 || strlen(reference) > LEDGER_REFERENCE_MAX)
-        return gl_respond_error(req, 400, "invalid_value", "reference must be 1..128 characters", "reference");
+    if (strlen(reference) == 0 || strlen(reference) > LEDGER_REFERENCE_MAX || !utf8_valid(reference))
+        return gl_respond_error(req, 400, "invalid_value", "reference must be 1..128 characters of UTF-8", "reference");
     json_t *data = json_array();
     char down[256] = "";
     for (int i = 0; i < req->srv->regions.n_regions; i++) {
@@ -890,8 +925,8 @@ static gl_response list_by_reference(gl_req *req, const char *reference) {
     }
     if (down[0]) {
         json_decref(data);
-        char msg[320];
-        snprintf(msg, sizeof msg, "the search spans every region and these are unavailable: %s; retry later", down);
+        char msg[sizeof down + 80];
+        snprintf(msg, sizeof msg, "the search spans every region and these are unavailable: %.255s; retry later", down);
         gl_response resp = gl_respond_error(req, 503, "region_unavailable", msg, NULL);
         snprintf(resp.retry_after, sizeof resp.retry_after, "%d", req->retry_after_s > 0 ? req->retry_after_s : 1);
         return resp;
@@ -912,7 +947,7 @@ static gl_response list_by_account(gl_req *req, const char *account) {
         if (ledger_transfer_get(pg.db, &pg.e[i].transfer_id, &t, &err) != 1) {
             read_failed(req, pg.region, &err);
             json_decref(data);
-            return unavailable(req);
+            return read_error(req);
         }
         json_array_append_new(data, gl_transfer_json(&t));
     }
@@ -947,7 +982,7 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
     if (!ok) return gl_respond_error(req, 400, "invalid_value", "amount must be > 0; reference 1..128 characters", NULL);
     ledger_transfer t;
     int v = transfer_visible(req, id, &t);
-    if (v < 0) return unavailable(req);
+    if (v < 0) return read_error(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
     const gl_region *r = gl_region_of_id(&req->srv->regions, id);
     if (!region_allowed(req, r)) return gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
@@ -955,7 +990,7 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
         /* A refund debits the payee: only the payee's owner (or a mandate) may do that. */
         ledger_account payee;
         int pv = account_visible(req, &t.credit_account_id, &payee);
-        if (pv < 0) return unavailable(req);
+        if (pv < 0) return read_error(req);
         if (pv != 1)
             return gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit the payee's account", NULL);
     }
@@ -1075,7 +1110,7 @@ static gl_response create_mandate(gl_req *req) {
     const gl_region *r = gl_region_of_id(&req->srv->regions, &m->wallet_account_id);
     gl_response resp = {0};
     gl_error err;
-    if (v < 0) resp = unavailable(req);
+    if (v < 0) resp = read_error(req);
     else if (v != 1) resp = gl_respond_error(req, 404, "account_not_found", "account not found", "wallet_account_id");
     else if (strcmp(a.owner, m->grantee) == 0)
         resp = gl_respond_error(req, 400, "invalid_value", "the wallet's owner needs no mandate", "grantee");
@@ -1097,7 +1132,7 @@ static gl_response create_mandate(gl_req *req) {
 static gl_response get_mandate(gl_req *req, const gl_id *id) {
     gl_mandate m;
     int v = mandate_visible(req, id, &m);
-    if (v < 0) return unavailable(req);
+    if (v < 0) return read_error(req);
     if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
     return gl_respond_json(200, gl_mandate_json(&m));
 }
@@ -1106,7 +1141,7 @@ static gl_response get_mandate(gl_req *req, const gl_id *id) {
 static gl_response revoke_mandate(gl_req *req, const gl_id *id) {
     gl_mandate m;
     int v = mandate_visible(req, id, &m);
-    if (v < 0) return unavailable(req);
+    if (v < 0) return read_error(req);
     if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
     gl_id *target = malloc(sizeof *target);
     gl_job *job = target ? job_new(req, gl_region_of_id(&req->srv->regions, id), 0) : NULL;

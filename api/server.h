@@ -189,6 +189,8 @@ struct gl_req {
     gl_lease leases[GL_REQ_LEASES_MAX];
     int n_leases;
     int retry_after_s;  /* from the breaker, for the 503 */
+    gl_error_kind read_error; /* how the last failed read failed (handlers.c read_error) */
+    char read_sqlstate[6];
     /* handler threads (http.c) */
     gl_response reply;  /* the answer a handler thread made */
     bool replied;

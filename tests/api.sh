@@ -989,6 +989,15 @@ expect "balance as_of now" 200
 check "balance as_of now = current balances" "body: $(snippet), now $A2_NOW" eq "$(j -c .balances)" "$A2_NOW"
 req GET "/v1/accounts/$A2/balance?as_of=yesterday" "$TA"
 expect "balance as_of garbage -> 400" 400 invalid_value
+# Found by tests/httpfuzz.sh: an offset PostgreSQL would refuse (beyond +-15:59)
+# and invalid UTF-8 in a reference were answered 503 (retry!) instead of what
+# they are: a valid instant, and a client error.
+req GET "/v1/accounts/$A2/balance?as_of=2026-12-07T20:11:01-23:59" "$TA"
+expect "balance as_of with offset -23:59 -> 200" 200
+req GET "/v1/transfers?reference=%FF%FE" "$TA"
+expect "transfers by reference, invalid UTF-8 -> 400" 400 invalid_value
+req GET "/v1/transfers?reference=caf%C3%A9-$RUN" "$TA"
+expect "transfers by reference, UTF-8 -> 200" 200
 
 # ---------------------------------------------------------------- one bad job in a group commit
 
