@@ -2,7 +2,8 @@
 # Appends a `ledgerd` group to a ledger.conf written by cluster.sh, with a
 # development HS256 key (created once, mode 0600) for `ledgerctl token`.
 # Usage: scripts/ledgerd-conf.sh CONF KEYFILE PORT
-# Env: LEDGERD_RATE_PER_S, LEDGERD_RATE_BURST (per principal; 0 = no limit), LEDGERD_LOG_LEVEL.
+# Env: LEDGERD_RATE_PER_S, LEDGERD_RATE_BURST (per principal; 0 = no limit), LEDGERD_LOG_LEVEL,
+# LEDGERD_SHUTDOWN_TIMEOUT_MS (how long SIGTERM waits for queued work; default 5000).
 set -euo pipefail
 conf=$1 key=$2 port=$3
 if [[ ! -s "$key" ]]; then
@@ -17,6 +18,7 @@ ledgerd = {
   listen = "127.0.0.1"; port = $port; threads = 4;
   body_limit = 1048576; batch_max = 8189; queue_depth = 10000;
   idempotency_ttl_hours = 24; log_level = "${LEDGERD_LOG_LEVEL:-info}";
+  shutdown_timeout_ms = ${LEDGERD_SHUTDOWN_TIMEOUT_MS:-5000};
   rate_per_s = ${LEDGERD_RATE_PER_S:-1000}; rate_burst = ${LEDGERD_RATE_BURST:-2000};
   auth = { algorithm = "HS256"; key_file = "$(cd "$(dirname "$key")" && pwd)/$(basename "$key")";
            issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };

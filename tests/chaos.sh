@@ -21,6 +21,9 @@
 #      < 5 s, sg's requests are answered (503) without a client timeout, and all
 #      regions serve again within 30 s of SIGCONT; the bank checks. The stricter
 #      targets (>= 90%, < 1 s) are printed, and asserted with CHAOS_STRICT=1.
+#   d. SIGTERM to a ledgerd (shutdown_timeout_ms 1000) while region sg is hung
+#      and a write to it is in flight: ledgerd exits 0 within 5 s and the write
+#      is answered 503 region_unavailable.
 # The workload: 8 clients posting transfers (client i serves region i mod 3,
 # retrying the same request until a definitive answer) and 6 readers reading
 # bank accounts (two per region: reads are what a hung region's database holds
@@ -47,7 +50,7 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 X=1
 [[ "${CHAOS_SOAK:-0}" == 1 ]] && X=5
 STRICT=${CHAOS_STRICT:-0}
-ONLY=${CHAOS_ONLY:-abc}
+ONLY=${CHAOS_ONLY:-abcd}
 CLIENTS=${CHAOS_CLIENTS:-8}
 READERS=${CHAOS_READERS:-6}
 PG_BASE=${CHAOS_PG_PORT_BASE:-5451}
@@ -216,6 +219,7 @@ if port_busy "$PORT"; then
 fi
 BASE="http://127.0.0.1:$PORT"
 # No rate limit (the workload is one principal per scenario); warn: no line per request.
+cp "$CONF" "$W/cluster.conf" # before the ledgerd group: scenario d writes its own
 LEDGERD_RATE_PER_S=0 LEDGERD_RATE_BURST=0 LEDGERD_LOG_LEVEL=warn scripts/ledgerd-conf.sh "$CONF" "$W/dev.key" "$PORT"
 
 # wait_healthz LIMIT_S: /healthz (curl --max-time 1) until 200; HZ_MS = how long it took.
@@ -640,9 +644,70 @@ scenario_c() {
     bank_checks c
 }
 
+# ---------------------------------------------------------------- d. SIGTERM while a region is hung
+
+# ledgerd with shutdown_timeout_ms = 1000, shorter than the region's request
+# deadline (2 s): a write in flight to the hung region cannot finish in time,
+# so the shutdown deadline itself must cut it (503) and let the process exit.
+scenario_d() {
+    local R=sg t_term dt code
+    echo "== d: SIGTERM while region $R is hung, a write in flight (shutdown_timeout_ms 1000)"
+    stop_ledgerd
+    cp "$W/cluster.conf" "$W/d.conf"
+    LEDGERD_SHUTDOWN_TIMEOUT_MS=1000 LEDGERD_LOG_LEVEL=warn scripts/ledgerd-conf.sh "$W/d.conf" "$W/dev.key" "$PORT"
+    "$LEDGERD" --config "$W/d.conf" >>"$W/ledgerd.log" 2>&1 &
+    LPID=$!
+    if ! wait_healthz 15; then
+        fail "d: ledgerd start" "no /healthz within 15 s"
+        return
+    fi
+    local tok a b
+    tok=$("$LEDGERCTL" --config "$W/d.conf" token --sub "chaos-d-$RUN")
+    a=$(curl -s --max-time 10 -H "Authorization: Bearer $tok" -d "{\"currency\":\"EUR\",\"region\":\"$R\"}" "$BASE/v1/accounts" | jq -r .id)
+    b=$(curl -s --max-time 10 -H "Authorization: Bearer $tok" -d "{\"currency\":\"EUR\",\"region\":\"$R\"}" "$BASE/v1/accounts" | jq -r .id)
+    if [[ ! "$a" =~ ^[0-9a-f-]{36}$ || ! "$b" =~ ^[0-9a-f-]{36}$ ]]; then
+        fail "d: setup" "accounts '$a' '$b'"
+        return
+    fi
+    # A read first, so that the request in flight waits on an open connection
+    # (a connect in progress is bounded by timeouts.connect_s instead).
+    curl -s -o /dev/null --max-time 10 -H "Authorization: Bearer $tok" "$BASE/v1/accounts/$a"
+    hang_region "$R" || { fail "d: hang $R" "no postmaster pid"; return; }
+    curl -s -o "$W/d.body" -w '%{http_code}' --max-time 20 -H "Authorization: Bearer $tok" -H "Idempotency-Key: d-$RUN" \
+        -d "{\"debit_account_id\":\"$a\",\"credit_account_id\":\"$b\",\"amount\":1,\"currency\":\"EUR\",\"reference\":\"d-$RUN\"}" \
+        "$BASE/v1/transfers" >"$W/d.code" 2>/dev/null &
+    local cpid=$!
+    sleep 0.3
+    t_term=$(now_ms)
+    kill -TERM "$LPID"
+    for _ in $(seq 100); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.05; done
+    dt=$(($(now_ms) - t_term))
+    local alive=0
+    kill -0 "$LPID" 2>/dev/null && alive=1
+    wait "$cpid" 2>/dev/null
+    code=$(cat "$W/d.code" 2>/dev/null)
+    cont_cluster
+    if ((alive)); then
+        kill -KILL "$LPID" 2>/dev/null
+        fail "d: ledgerd exits within 5 s of SIGTERM with a region hung" "still running after $(sec "$dt") s"
+    else
+        local rc=0
+        wait "$LPID" 2>/dev/null || rc=$?
+        fig "d: ledgerd exited $(sec "$dt") s after SIGTERM (status $rc), the write in flight got $code"
+        if flt "$dt" 5000; then ok "d: ledgerd exits $(sec "$dt") s after SIGTERM with a region hung (< 5 s)"; else fail "d: ledgerd exits within 5 s of SIGTERM" "$(sec "$dt") s"; fi
+        if [[ "$rc" == 0 ]]; then ok "d: exit status 0"; else fail "d: exit status 0" "status $rc"; fi
+    fi
+    LPID=""
+    if [[ "$code" == 503 && "$(jq -r .error.code "$W/d.body" 2>/dev/null)" == region_unavailable ]]; then
+        ok "d: the write in flight answered 503 region_unavailable"
+    else
+        fail "d: the write in flight answered 503 region_unavailable" "status '$code', body $(head -c 200 "$W/d.body" 2>/dev/null)"
+    fi
+}
+
 # ---------------------------------------------------------------- main
 
-for s in a b c; do
+for s in a b c d; do
     [[ "$ONLY" == *$s* ]] || continue
     t0=$SECONDS
     "scenario_$s"

@@ -9,7 +9,8 @@
 # 3. every integration test (one binary per tests/integration/test_*.c);
 # 4. tests/api.sh (ledgerd over HTTP), tests/httpfuzz.sh (HTTP fuzzing), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh;
-# 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind.
+# 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind;
+# 6. tests/chaos.sh (fault injection under a bank workload, on a cluster of its own).
 #
 # A failing step does not stop the run: the report is complete, and the last
 # line is "N passed, N failed". Exit status 1 if anything failed. The cluster
@@ -155,6 +156,10 @@ else
     [[ ! -x tests/stress.sh ]] || fail "stress" "not run: no cluster"
     fail "verify" "not run: no cluster"
 fi
+
+# ---- 6. chaos: its own cluster (5451-5453) and ledgerd (from 18300), so its
+# faults never touch the cluster above
+run_step "chaos: kill -9 ledgerd, PostgreSQL restart, hung region (bank workload)" tests/chaos.sh
 
 header "summary ($((SECONDS - SUITE_START))s, BUILD=$BUILD)"
 if ((FAILED > 0)); then
