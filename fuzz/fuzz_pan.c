@@ -1,0 +1,183 @@
+/*
+ * fuzz_pan.c — libFuzzer harness for the PAN guard (reconciliation/pan.c):
+ * gl_pan_mask_buf / gl_pan_mask_text scanning arbitrary text (every field of
+ * every settlement row goes through it), gl_pan_buf_has_pan, gl_pan_luhn_ok,
+ * gl_pan_token_with.
+ *
+ * Input: byte 0 bit 0 picks gl_pan_mask_text (NUL-terminated: the scan stops
+ * at the first NUL) instead of gl_pan_mask_buf (exactly `len` bytes, a NUL is
+ * an ordinary byte); the rest is the text.
+ *
+ * The leak oracle (an independent implementation of pan.h's definition; the
+ * harness aborts on any violation, so a finding is a card number that got
+ * through): in the masked output there is no
+ *   - digit run (digits joined by single ' ' or '-') of 13..19 digits that
+ *     passes Luhn,
+ *   - 13..19-digit window of a longer run that passes Luhn,
+ *   - sequence of whole groups of a 13..19-digit run (pan.c's group rule)
+ *     with 13..19 digits that passes Luhn; this includes a plain block of
+ *     13..19 digits written next to other groups.
+ * Masking only turns digits into '*' (never another byte; so every digit left
+ * in the output was at the same place in the input), the count is 0 exactly
+ * when nothing changed and agrees with gl_pan_buf_has_pan on the input, the
+ * first card's description has BIN/last 4 digits and a token, and the
+ * output no longer "has a PAN" for gl_pan_buf_has_pan either.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../reconciliation/pan.h"
+
+/* A broken invariant: say where, then abort (libFuzzer keeps the input as a crash). */
+#define FAIL() (fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, __LINE__), abort())
+
+static gl_pan_keyring ring;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    memset(&ring, 0, sizeof ring);
+    ring.n_keys = 1;
+    strcpy(ring.keys[0].id, "k1");
+    for (int i = 0; i < GL_KEY_BYTES; i++) ring.keys[0].key[i] = (uint8_t)i;
+    return 0;
+}
+
+static bool dig(char c) { return c >= '0' && c <= '9'; }
+static bool sep(char c) { return c == ' ' || c == '-'; }
+
+static bool luhn(const char *d, size_t n) {
+    unsigned sum = 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned v = (unsigned)(d[n - 1 - k] - '0');
+        if (k % 2 == 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
+        sum += v;
+    }
+    return sum % 10 == 0;
+}
+
+/* The card-shaped digits left in t[0, len): true if a leak is found. */
+static bool leaks(const char *t, size_t len) {
+    static char digits[4096];
+    static bool group_start[4096 + 1]; /* the digit at this index begins a group (a group ends where the next begins) */
+    size_t i = 0;
+    while (i < len) {
+        if (!dig(t[i])) {
+            i++;
+            continue;
+        }
+        /* one maximal run from i: its digits, and where each group starts */
+        size_t nd = 0;
+        bool new_group = true;
+        while (i < len) {
+            if (dig(t[i])) {
+                if (nd < sizeof digits) {
+                    digits[nd] = t[i];
+                    group_start[nd] = new_group;
+                    nd++;
+                }
+                new_group = false;
+                i++;
+            } else if (sep(t[i]) && i + 1 < len && dig(t[i + 1])) {
+                new_group = true;
+                i++;
+            } else {
+                break;
+            }
+        }
+        group_start[nd] = true; /* the run's end closes its last group */
+        if (nd >= GL_PAN_DIGITS_MIN && nd <= GL_PAN_DIGITS_MAX) {
+            if (luhn(digits, nd)) return true;
+            for (size_t a = 0; a < nd; a++) {
+                if (!group_start[a]) continue;
+                for (size_t b = a + GL_PAN_DIGITS_MIN; b <= nd && b - a <= GL_PAN_DIGITS_MAX; b++)
+                    if (group_start[b] && luhn(digits + a, b - a)) return true;
+            }
+        } else if (nd > GL_PAN_DIGITS_MAX) { /* (only the first 4096 digits of a huge run: enough for a test) */
+            for (size_t a = 0; a + GL_PAN_DIGITS_MIN <= nd; a++)
+                for (size_t w = GL_PAN_DIGITS_MIN; w <= GL_PAN_DIGITS_MAX && a + w <= nd; w++)
+                    if (luhn(digits + a, w)) return true;
+        }
+    }
+    return false;
+}
+
+static bool all_digits(const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (!dig(s[k])) return false;
+    return s[n] == '\0';
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    bool text_mode = data[0] & 1;
+    size_t len = size - 1;
+    char *in = malloc(len + 1), *out = malloc(len + 1);
+    if (!in || !out) {
+        free(in);
+        free(out);
+        return 0;
+    }
+    memcpy(in, data + 1, len);
+    in[len] = '\0';
+    memcpy(out, in, len + 1);
+
+    gl_pan_masked first;
+    memset(&first, 0x55, sizeof first);
+    int n;
+    size_t scanned = len;
+    if (text_mode) {
+        n = gl_pan_mask_text(out, &ring, &first);
+        scanned = strlen(in);
+    } else {
+        n = gl_pan_mask_buf(out, len, &ring, &first);
+    }
+
+    /* only digits become '*', only within the scanned part */
+    for (size_t k = 0; k <= len; k++) {
+        if (out[k] == in[k]) continue;
+        if (k >= scanned || !dig(in[k]) || out[k] != '*') FAIL();
+    }
+    bool changed = memcmp(in, out, len) != 0;
+    if (n < 0 || (n == 0) == changed) FAIL();
+    if (gl_pan_buf_has_pan(in, scanned) != (n > 0)) FAIL();
+    if (n > 0) {
+        if (!first.present || !all_digits(first.bin, 6) || !all_digits(first.last4, 4) ||
+            strcmp(first.key_id, "k1") != 0 || strlen(first.token) != GL_PAN_TOKEN_HEX)
+            FAIL();
+    } else if (first.present) {
+        FAIL();
+    }
+
+    /* the leak oracle */
+    if (leaks(out, scanned)) FAIL();
+    if (gl_pan_buf_has_pan(out, scanned)) FAIL();
+    if (gl_pan_text_has_pan(out)) FAIL(); /* stops at the first NUL: a part of what was scanned */
+
+    /* luhn and token helpers on the raw input */
+    if (len > 0 && len <= 64) {
+        bool ref = true;
+        for (size_t k = 0; k < len; k++) ref = ref && dig(in[k]);
+        ref = ref && luhn(in, len);
+        if (gl_pan_luhn_ok(in, len) != ref) FAIL();
+    }
+    char token[GL_PAN_TOKEN_HEX + 1];
+    gl_error err;
+    gl_error_clear(&err);
+    bool tok = gl_pan_token_with(&ring, "k1", in, token, sizeof token, &err);
+    size_t nd = 0;
+    bool shape = true;
+    for (const char *p = in; *p; p++) {
+        if (dig(*p)) nd++;
+        else if (!sep(*p)) shape = false;
+    }
+    if (tok != (shape && nd >= GL_PAN_DIGITS_MIN && nd <= GL_PAN_DIGITS_MAX)) FAIL();
+    if (tok && strlen(token) != GL_PAN_TOKEN_HEX) FAIL();
+
+    free(in);
+    free(out);
+    return 0;
+}
