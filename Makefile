@@ -40,7 +40,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/bin/ledger-bench $(BUILD)/bin/recon-seed
 
-.PHONY: all deps build run stop test unit asan bench lint install clean help
+.PHONY: all deps build run stop test unit asan chaos bench lint install clean help
 # Keep object files of test programs (otherwise make deletes them as intermediates).
 .SECONDARY:
 
@@ -52,6 +52,8 @@ help:
 	@echo "make stop       stop that cluster"
 	@echo "make test       unit + integration tests against real PostgreSQL (non-zero on failure)"
 	@echo "make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make chaos      fault injection under a bank workload, 5x longer than in make test (tests/chaos.sh)"
+	@echo "make fuzz       libFuzzer harnesses of every parser of untrusted bytes, bounded (fuzz/README.md)"
 	@echo "make bench      pgbench tpcb-like vs the engine (uniform, hot)"
 	@echo "make lint       cppcheck + clang-tidy"
 	@echo "make install    install ledgerctl, ledgerd and the migrations (PREFIX, DESTDIR)"
@@ -117,7 +119,7 @@ run: build
 	@scripts/cluster.sh start $(RUN_DIR)/pg $(foreach r,$(REGIONS),$(word 1,$(subst :, ,$(r))):$(word 2,$(subst :, ,$(r))))
 	@scripts/cluster.sh conf $(RUN_DIR)/pg $(RUN_DIR)/ledger.conf $(REGIONS)
 	@scripts/ledgerd-conf.sh $(RUN_DIR)/ledger.conf $(RUN_DIR)/dev-hs256.key $(API_PORT)
-	@$(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
+	@timeout 300 $(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
 	@scripts/dev-keys.sh $(RUN_DIR)
 	@scripts/ledgerd-run.sh start $(RUN_DIR) $(LEDGERD) $(API_PORT)
 	@scripts/usage.sh $(RUN_DIR)/ledger.conf $(LEDGERCTL) $(API_PORT)
@@ -133,6 +135,11 @@ test: build
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 test
+
+# The scenarios of make test, each five times longer; figures printed, like a benchmark.
+chaos: build
+	@scripts/deps.sh test
+	@BUILD=$(BUILD) CHAOS_SOAK=1 tests/chaos.sh
 
 bench: build
 	@scripts/deps.sh bench
@@ -155,3 +162,4 @@ install: $(LEDGERCTL) $(LEDGERD)
 
 clean:
 	rm -rf $(BUILD)
+include fuzz/fuzz.mk

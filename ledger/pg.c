@@ -473,6 +473,8 @@ static const char *parse_fraction(const char **p, bool allow_ns, int64_t *frac_u
     return NULL;
 }
 
+#define LAST_4_DIGIT_YEAR_S INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+
 const char *gl_rfc3339_parse(const char *s, bool allow_ns, int64_t *out_us) {
     if (s == NULL) return "missing";
     int year, mon, day, hour, min, sec;
@@ -507,6 +509,8 @@ const char *gl_rfc3339_parse(const char *s, bool allow_ns, int64_t *out_us) {
                     .tm_sec = sec};
     int64_t t = (int64_t)timegm(&tm) - offset_s;
     if (t < 0) return "before 1970-01-01T00:00:00Z";
+    /* 9999-12-31T23:59:59-23:59 is in year 10000 UTC: no 4-digit year formats it. */
+    if (t > LAST_4_DIGIT_YEAR_S) return "after 9999-12-31T23:59:59Z";
     *out_us = t * 1000000 + frac_us;
     return NULL;
 }

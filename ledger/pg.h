@@ -58,7 +58,8 @@ bool gl_parse_rfc3339_us(const char *s, int64_t *out_us);
  * `s` is a valid instant (then *out_us is set), else a short reason that never
  * quotes `s` ("expected YYYY-MM-DD", "bad UTC offset (want +HH:MM)"...).
  * 'T'/'t' and 'Z'/'z' are both accepted; dates are years 1970..9999 and the
- * instant must not be before 1970-01-01T00:00:00Z; no leap second (:60).
+ * instant must lie in 1970-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z (an
+ * offset cannot push it out); no leap second (:60).
  * With allow_ns up to 9 fraction digits are accepted (truncated to µs);
  * without, more than 6 are refused (nothing is silently dropped). */
 const char *gl_rfc3339_parse(const char *s, bool allow_ns, int64_t *out_us);
