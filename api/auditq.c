@@ -3,7 +3,6 @@
  */
 #include "auditq.h"
 
-#include "../ledger/deadline.h"
 #include "../ledger/pg.h"
 
 #include <pthread.h>
@@ -90,13 +89,9 @@ static bool flush_some(gl_auditq *q, size_t n) {
     pthread_mutex_unlock(&q->mu);
     gl_error err;
     gl_error_clear(&err);
-    bool ok = ensure_db(q);
-    if (ok) {
-        /* A hung region must not hold the audit thread (and shutdown) forever. */
-        gl_deadline d = gl_deadline_arm(q->db, q->region->timeouts.request_ms);
-        ok = gl_audit_append(q->db, evs, n, &err);
-        if (gl_deadline_disarm(&d)) gl_error_set(&err, GL_ERR_UNAVAILABLE, "the audit region did not answer in time");
-    }
+    /* A hung region costs each round trip at most the region's request
+     * deadline (a service-role connection is guarded: ledger/deadline.h). */
+    bool ok = ensure_db(q) && gl_audit_append(q->db, evs, n, &err);
     free(evs);
     if (!ok && err.kind == GL_ERR_INVALID) {
         /* A malformed event would block the queue forever: drop it, loudly. */
@@ -155,13 +150,30 @@ gl_auditq *gl_auditq_start(const gl_region *r, gl_error *err) {
     return q;
 }
 
-void gl_auditq_stop(gl_auditq *q) {
+void gl_auditq_stop(gl_auditq *q, int deadline_ms) {
     if (!q) return;
     pthread_mutex_lock(&q->mu);
     q->stopping = true;
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
-    pthread_join(q->thread, NULL);
+    /* One last flush, bounded by the region's deadlines; if even that does
+     * not end, the process is exiting: say so and leave the queue behind. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += deadline_ms / 1000;
+    until.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(q->thread, NULL, &until) != 0) {
+        pthread_mutex_lock(&q->mu);
+        size_t left = q->count;
+        pthread_mutex_unlock(&q->mu);
+        gl_log(GL_LOG_ERROR, "audit_lost_at_shutdown", "the audit thread did not finish within %d ms: %zu events "
+               "not appended to region %s", deadline_ms, left, q->region->name);
+        return;
+    }
     if (q->count)
         gl_log(GL_LOG_ERROR, "audit_lost_at_shutdown", "%zu audit events could not be appended to region %s",
                q->count, q->region->name);

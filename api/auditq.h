@@ -28,8 +28,10 @@ typedef struct gl_auditq gl_auditq;
 gl_auditq *gl_auditq_start(const gl_region *r, gl_error *err);
 /* Queues one event (strings are copied; detail_text only, no json_t). */
 void gl_auditq_record(gl_auditq *q, const gl_audit_event *ev);
-/* Appends what is queued (one last try) and stops the thread. */
-void gl_auditq_stop(gl_auditq *q);
+/* Appends what is queued (one last try) and stops the thread, waiting at most
+ * deadline_ms (past it the events left are logged as lost and the thread is
+ * left to the exiting process). */
+void gl_auditq_stop(gl_auditq *q, int deadline_ms);
 uint64_t gl_auditq_dropped(const gl_auditq *q);
 uint64_t gl_auditq_written(const gl_auditq *q);
 

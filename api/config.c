@@ -7,9 +7,9 @@
  *     idempotency_ttl_hours = 24; log_level = "info";
  *     audit_region = "eu";   # where auth failures and admin requests are audited; default: the first region
  *     rate_per_s = 1000; rate_burst = 2000;   # per principal; 0 = no limit
- *     handler_threads = 16; handler_queue = 4096;   # where requests run (http.c), off the HTTP threads
+ *     handler_threads = 32; handler_queue = 4096;   # where requests run (http.c), off the HTTP threads
  *     read_pool_size = 4; read_acquire_ms = 100;    # per region (regions/pool.h)
- *     breaker = { threshold = 3; open_ms = 500; open_max_ms = 2000; };   # per region (regions/breaker.h)
+ *     breaker = { threshold = 3; open_ms = 500; open_max_ms = 1000; };   # per region (regions/breaker.h)
  *     shutdown_timeout_ms = 5000;   # SIGTERM: what has not finished by then is answered 503
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
  *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
@@ -36,7 +36,7 @@ static void defaults(gl_server_config *c) {
     c->auth_skew_s = 60;
     c->rate_per_s = 1000;
     c->rate_burst = 2000;
-    c->handler_threads = 16;
+    c->handler_threads = 32;
     c->handler_queue = 4096;
     c->read_pool_size = 4;
     c->read_acquire_ms = 100;

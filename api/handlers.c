@@ -944,7 +944,10 @@ static gl_response list_by_account(gl_req *req, const char *account) {
     for (int i = 0; i < pg.n; i++) {
         ledger_transfer t;
         gl_error err;
-        if (ledger_transfer_get(pg.db, &pg.e[i].transfer_id, &t, &err) != 1) {
+        gl_error_clear(&err);
+        int found = ledger_transfer_get(pg.db, &pg.e[i].transfer_id, &t, &err);
+        if (found != 1) {
+            if (found == 0) gl_error_set(&err, GL_ERR_INTERNAL, "an entry names a transfer that is not there");
             read_failed(req, pg.region, &err);
             json_decref(data);
             return read_error(req);

@@ -18,6 +18,7 @@
 
 #include <openssl/rand.h>
 
+#include "../ledger/deadline.h"
 #include "server.h"
 
 /* ---------- the error shape (API.md) ---------- */
@@ -229,6 +230,13 @@ static void run_request(gl_req *req) {
     MHD_resume_connection(req->conn);
 }
 
+/* Past the shutdown deadline a queued request is not run: 503. */
+static void abandon_request(gl_req *req) {
+    req->reply = gl_respond_error(req, 503, "server_busy", "the server is stopping, retry later", NULL);
+    req->replied = true;
+    MHD_resume_connection(req->conn);
+}
+
 static void *handler_main(void *arg) {
     gl_server *srv = arg;
     gl_handlers *h = &srv->handlers;
@@ -241,9 +249,11 @@ static void *handler_main(void *arg) {
             if (!h->head) h->tail = NULL;
             h->depth--;
         }
+        bool abandon = h->abandon;
         pthread_mutex_unlock(&h->mu);
         if (!req) break; /* stopping, and nothing left */
-        run_request(req);
+        if (abandon) abandon_request(req);
+        else run_request(req);
     }
     return NULL;
 }
@@ -280,27 +290,46 @@ bool gl_handlers_start(gl_server *srv, gl_error *err) {
     return true;
 }
 
+/* Joins the handler threads by the absolute (CLOCK_REALTIME) time `until`. */
+static bool join_handlers(gl_handlers *h, const struct timespec *until) {
+    bool all = true;
+    for (int i = 0; i < h->n_threads; i++) {
+        if (!h->threads[i]) continue;
+        if (pthread_timedjoin_np(h->threads[i], NULL, until) == 0) h->threads[i] = 0;
+        else all = false;
+    }
+    return all;
+}
+
+static struct timespec realtime_in(int ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 bool gl_handlers_stop(gl_server *srv, int deadline_ms) {
     gl_handlers *h = &srv->handlers;
     pthread_mutex_lock(&h->mu);
     h->stopping = true;
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += deadline_ms / 1000;
-    until.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    bool all = true;
-    for (int i = 0; i < h->n_threads; i++) {
-        if (!h->threads[i]) continue;
-        if (pthread_timedjoin_np(h->threads[i], NULL, &until) == 0) h->threads[i] = 0;
-        else all = false;
-    }
-    return all;
+    struct timespec until = realtime_in(deadline_ms);
+    if (join_handlers(h, &until)) return true;
+    /* Past the deadline: what is queued is answered 503, round trips in
+     * flight are cut (their requests answer 503 too). */
+    gl_log(GL_LOG_WARN, "shutdown_deadline", "handlers still busy after %d ms: answering the rest 503", deadline_ms);
+    pthread_mutex_lock(&h->mu);
+    h->abandon = true;
+    pthread_mutex_unlock(&h->mu);
+    gl_deadline_fire_all();
+    until = realtime_in(2000);
+    return join_handlers(h, &until);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

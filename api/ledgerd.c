@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../ledger/deadline.h"
 #include "server.h"
 
 static int fail(const gl_error *e) {
@@ -161,10 +160,6 @@ int main(int argc, char **argv) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     bool handlers_done = gl_handlers_stop(&srv, srv.cfg.shutdown_timeout_ms);
-    if (!handlers_done) { /* reads still waiting on a database: cut them, they answer 503 */
-        gl_deadline_fire_all();
-        handlers_done = gl_handlers_stop(&srv, 2000);
-    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int spent_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
     int left_ms = srv.cfg.shutdown_timeout_ms - spent_ms;
@@ -177,7 +172,7 @@ int main(int argc, char **argv) {
         _exit(1);
     }
     gl_http_stop(&srv);
-    gl_auditq_stop(srv.audit); /* after the last request: its events are queued */
+    gl_auditq_stop(srv.audit, 3000); /* after the last request: its events are queued */
     gl_jwt_verifier_free(&srv.jwt);
     json_decref(srv.inflight);
     gl_metrics_free(srv.metrics);

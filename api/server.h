@@ -130,7 +130,7 @@ struct gl_writer {
     atomic_bool up;
     atomic_int depth_seen; /* queue depth for /metrics, read without the lock */
     atomic_bool lookup_first; /* the region's last keyed batch met a replay: look keys up before running */
-    bool abandon;             /* shutdown past its deadline: queued jobs are answered 503, not run */
+    atomic_bool abandon;      /* shutdown past its deadline: queued jobs are answered 503, not run */
     gl_breaker *breaker;      /* the region's (shared with its reads) */
     atomic_uint_fast64_t deadlines_fired; /* batches cut by the request deadline */
 };
@@ -143,6 +143,7 @@ typedef struct {
     gl_req *head, *tail;
     int depth;
     bool stopping;
+    bool abandon; /* past the shutdown deadline: queued requests are answered 503 */
     int n_threads;
     pthread_t threads[GL_HANDLERS_MAX];
 } gl_handlers;
@@ -224,8 +225,9 @@ gl_writer *gl_writer_of(gl_server *srv, const gl_region *r);
 
 /* http.c */
 bool gl_handlers_start(gl_server *srv, gl_error *err);
-/* Runs what is queued, then stops the handler threads; false when one had
- * not finished by deadline_ms. */
+/* Runs what is queued, then stops the handler threads within deadline_ms;
+ * past it, answers what is still queued 503 and cuts the round trips in
+ * flight. False when a thread still had not finished 2 s after that. */
 bool gl_handlers_stop(gl_server *srv, int deadline_ms);
 bool gl_http_start(gl_server *srv, gl_error *err);
 void gl_http_quiesce(gl_server *srv);

@@ -243,7 +243,7 @@ static bool before_commit(void *arg, PGconn *db, const ledger_result *results, s
 static bool run_without_engine(PGconn *db, batch_ctx *ctx, gl_error *err) {
     if (!gl_pg_run(db, "BEGIN", 0, NULL, err)) return false;
     if (before_commit(ctx, db, NULL, 0, err) && gl_pg_run(db, "COMMIT", 0, NULL, err)) return true;
-    PQclear(PQexec(db, "ROLLBACK"));
+    gl_pg_rollback(db);
     return false;
 }
 
@@ -263,18 +263,23 @@ static bool ensure_connected(gl_worker *k, gl_error *err) {
     return k->db != NULL;
 }
 
-/* After a failed hop: a connection that is not usable any more is dropped,
- * and the breaker hears of failures the database caused. */
-static void after_failure(gl_worker *k, bool deadline_fired, const gl_error *err) {
+/* After a failed try: the connection is dropped when it is not usable or the
+ * server said it cannot serve (read-only after a failover, shutting down), so
+ * the next batch connects again (to the new primary, with a multi-host
+ * conninfo); the breaker hears what the failure says of the database: a cut
+ * round trip trips it, an unavailable server counts against it, an answer
+ * (an error of the statement, a statement or lock timeout) is a sign of life. */
+static void after_failure(gl_worker *k, bool fired, const gl_error *err) {
     gl_writer *w = k->w;
-    if (deadline_fired) atomic_fetch_add(&w->deadlines_fired, 1);
-    if (!gl_pg_reusable(k->db)) {
+    if (fired) atomic_fetch_add(&w->deadlines_fired, 1);
+    if (fired || err->kind == GL_ERR_UNAVAILABLE || !gl_pg_reusable(k->db)) {
         PQfinish(k->db);
         k->db = NULL;
         atomic_store(&w->up, false);
     }
-    if (deadline_fired || !k->db) gl_breaker_trip(w->breaker);
+    if (fired) gl_breaker_trip(w->breaker);
     else if (err->kind == GL_ERR_UNAVAILABLE) gl_breaker_failure(w->breaker);
+    else gl_breaker_success(w->breaker);
 }
 
 /* Answers replays; returns the jobs that still need executing (compacted in place). */
@@ -352,7 +357,11 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
     gl_error err;
     gl_error_clear(&err);
     int retry_after_s = 1;
-    if (!gl_breaker_allow(w->breaker, &retry_after_s)) {
+    if (atomic_load(&w->abandon)) {
+        fail_unavailable(w, jobs, n, 1, "shutting down past the deadline");
+        return;
+    }
+    if (!gl_breaker_allow(w->breaker, &retry_after_s, NULL)) {
         fail_unavailable(w, jobs, n, retry_after_s, "circuit open");
         return;
     }
@@ -362,26 +371,24 @@ static void run_batch(gl_worker *k, gl_job **jobs, size_t n) {
             fail_unavailable(w, jobs, n, 1, err.message);
             return;
         }
-        gl_deadline d = gl_deadline_arm(k->db, w->region->timeouts.request_ms);
+        (void)gl_deadline_take_fired(k->db);
         bool ok = try_batch(k, jobs, &n, attempt > 0 || atomic_load(&w->lookup_first), &err);
-        fired = gl_deadline_disarm(&d);
-        if (ok) { /* committed (the deadline may have fired right after: the answers stand) */
-            if (fired) after_failure(k, false, &err);
-            else gl_breaker_success(w->breaker);
+        fired = gl_deadline_take_fired(k->db);
+        if (ok) { /* committed: the answers stand, whatever happened to the connection after */
+            after_failure(k, false, &err);
             for (size_t j = 0; j < n; j++) job_finish(jobs[j]);
             return;
         }
         bool race = !fired && gl_error_is_constraint(&err, IDEM_RACE); /* a replay, or another process's commit */
         if (!race) gl_metrics_db_error(w->srv->metrics, (int)(w - w->srv->writers));
-        if (!race || attempt >= IDEM_RACE_RETRIES) break;
+        if (!race || attempt >= IDEM_RACE_RETRIES || atomic_load(&w->abandon)) break;
     }
     after_failure(k, fired, &err);
-    if (fired || err.kind == GL_ERR_UNAVAILABLE || !k->db) {
-        fail_unavailable(w, jobs, n, 1, fired ? "the database did not answer within the request deadline" : err.message);
+    if (fired || err.kind == GL_ERR_UNAVAILABLE || err.kind == GL_ERR_BUSY) {
+        fail_unavailable(w, jobs, n, 1, err.message);
         return;
     }
-    gl_breaker_success(w->breaker); /* the database answered: it is up, the batch was refused */
-    if (n > 1) {
+    if (n > 1 && !atomic_load(&w->abandon)) {
         /* One job's failure must not fail the others that shared its batch:
          * nothing committed, so each runs again alone and only the bad one fails. */
         gl_log(GL_LOG_WARN, "batch_split", "batch of %zu jobs failed (%s): running them one by one", n, err.message);
@@ -416,8 +423,8 @@ static void housekeeping(gl_worker *k) {
     gl_writer *w = k->w;
     gl_error err;
     gl_error_clear(&err);
-    if (!gl_breaker_allow(w->breaker, NULL) || !ensure_connected(k, &err)) return;
-    gl_deadline d = gl_deadline_arm(k->db, w->region->timeouts.request_ms);
+    if (!gl_breaker_allow(w->breaker, NULL, NULL) || !ensure_connected(k, &err)) return;
+    (void)gl_deadline_take_fired(k->db);
     ledger_ctx ctx = {.partition_code = w->region->code};
     bool ok = ledger_expire_due(k->db, &ctx, 1000, &err) >= 0;
     PGresult *r = ok ? gl_pg_exec(k->db,
@@ -427,19 +434,14 @@ static void housekeeping(gl_worker *k) {
                      : NULL;
     ok = ok && r != NULL;
     PQclear(r);
-    bool fired = gl_deadline_disarm(&d);
-    if (ok && !fired) {
-        gl_breaker_success(w->breaker);
-        return;
-    }
-    gl_log(GL_LOG_WARN, "housekeeping_failed", "region %s: %s", w->region->name,
-           fired ? "the database did not answer within the request deadline" : err.message);
-    after_failure(k, fired, &err);
-    if (!fired && err.kind != GL_ERR_UNAVAILABLE && k->db) gl_breaker_success(w->breaker); /* it answered */
+    bool fired = gl_deadline_take_fired(k->db);
+    if (!ok) gl_log(GL_LOG_WARN, "housekeeping_failed", "region %s: %s", w->region->name, err.message);
+    after_failure(k, fired, &err); /* on success too: it tells the breaker the region answered */
 }
 
-/* Waits (at most 1 s) for jobs and takes them; *stop when the writer is done. */
-static size_t wait_for_jobs(gl_writer *w, gl_job **jobs, size_t cap, bool *stop, bool *abandon) {
+/* Waits (at most 1 s) for jobs and takes them. *stop: stopping with nothing
+ * queued (the thread ends); *stopping: the writer's flag. */
+static size_t wait_for_jobs(gl_writer *w, gl_job **jobs, size_t cap, bool *stop, bool *stopping) {
     pthread_mutex_lock(&w->mu);
     if (!w->head && !w->stopping) {
         struct timespec until;
@@ -448,7 +450,7 @@ static size_t wait_for_jobs(gl_writer *w, gl_job **jobs, size_t cap, bool *stop,
         pthread_cond_timedwait(&w->cv, &w->mu, &until);
     }
     *stop = w->stopping && !w->head;
-    *abandon = w->abandon;
+    *stopping = w->stopping;
     size_t n = jobs ? take_jobs(w, jobs, cap) : 0;
     pthread_mutex_unlock(&w->mu);
     return n;
@@ -461,14 +463,13 @@ static void *writer_main(void *arg) {
     gl_job **jobs = calloc(cap, sizeof(gl_job *));
     time_t last_housekeeping = 0;
     for (;;) {
-        bool stop, abandon;
-        size_t n = wait_for_jobs(w, jobs, cap, &stop, &abandon);
+        bool stop, stopping;
+        size_t n = wait_for_jobs(w, jobs, cap, &stop, &stopping);
         if (stop) break;
-        if (n > 0 && abandon) fail_unavailable(w, jobs, n, 1, "shutting down past the deadline");
-        else if (n > 0) run_batch(k, jobs, n);
+        if (n > 0) run_batch(k, jobs, n); /* answers 503 at once past the shutdown deadline */
         time_t now = time(NULL);
         bool probe = gl_breaker_state_now(w->breaker) != GL_BREAKER_CLOSED;
-        if (k->housekeeper && !w->stopping && (probe || now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S)) {
+        if (k->housekeeper && !stopping && (probe || now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S)) {
             housekeeping(k);
             last_housekeeping = now;
         }
@@ -542,7 +543,7 @@ static void set_flags(gl_server *srv, bool stopping, bool abandon) {
         gl_writer *w = &srv->writers[i];
         pthread_mutex_lock(&w->mu);
         w->stopping = w->stopping || stopping;
-        w->abandon = w->abandon || abandon;
+        if (abandon) atomic_store(&w->abandon, true);
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
     }

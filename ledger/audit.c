@@ -367,7 +367,7 @@ bool gl_audit_append(PGconn *db, const gl_audit_event *events, size_t n, gl_erro
     ok = ok && (!own || gl_pg_run(db, "BEGIN", 0, NULL, err));
     ok = ok && append_locked(db, events, details, n, err);
     if (own && ok) ok = gl_pg_run(db, "COMMIT", 0, NULL, err);
-    if (own && !ok && PQtransactionStatus(db) != PQTRANS_IDLE) PQclear(PQexec(db, "ROLLBACK"));
+    if (own && !ok && PQtransactionStatus(db) != PQTRANS_IDLE) gl_pg_rollback(db);
     free_details(details, n);
     return ok;
 }

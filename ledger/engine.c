@@ -1075,8 +1075,7 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
         /* Sends what is still queued (inside the transaction: undone by the
          * ROLLBACK; after a failed statement, skipped) and leaves pipeline mode. */
         gl_pg_pipeline_end(db, NULL);
-        PGresult *r = PQexec(db, "ROLLBACK");
-        PQclear(r);
+        gl_pg_rollback(db);
     }
     return ok;
 }

@@ -20,6 +20,8 @@ typedef enum {
     GL_ERR_INTERNAL,
     GL_ERR_UNAVAILABLE,  /* the database is gone, shutting down, read-only (failover) or did not
                           * answer in time: nothing to fix in the request, retry later (HTTP 503) */
+    GL_ERR_BUSY,         /* the database is up but the statement could not finish in time (statement
+                          * or lock timeout): retry later (HTTP 503); no sign the region is down */
 } gl_error_kind;
 
 /* A database error also carries what the server said, as data: callers decide

@@ -1,5 +1,7 @@
 #include "pg.h"
 
+#include "deadline.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,8 +16,10 @@ static void trim_newline(char *s) {
 /* What a SQLSTATE means for the caller (PostgreSQL's errcodes.h, Appendix A):
  * a conflict is resolved by running the whole batch again; "unavailable" means
  * the server cannot serve now (connection lost, shutting down, read-only after
- * a failover, out of resources, or a timeout fired) and the request is
- * answered 503; anything else is an error of the statement. */
+ * a failover, out of resources) and "busy" that it is up but the statement
+ * ran out of time (statement or lock timeout): both are answered 503, only
+ * the first counts against the region; anything else is an error of the
+ * statement. */
 static gl_error_kind kind_of_sqlstate(const char *state) {
     if (!state || strlen(state) != 5) return GL_ERR_DB;
     static const char *const conflict[] = {
@@ -27,17 +31,21 @@ static gl_error_kind kind_of_sqlstate(const char *state) {
         "57P01", /* admin_shutdown */
         "57P02", /* crash_shutdown */
         "57P03", /* cannot_connect_now (starting up, recovering) */
-        "57P05", /* idle_session_timeout */
         "25006", /* read_only_sql_transaction: the primary was demoted (failover) */
+        "40003", /* statement_completion_unknown */
+    };
+    static const char *const busy[] = {
         "57014", /* query_canceled: statement_timeout (or a cancel) */
         "55P03", /* lock_not_available: lock_timeout */
-        "25P03", /* idle_in_transaction_session_timeout */
-        "40003", /* statement_completion_unknown */
+        "25P03", /* idle_in_transaction_session_timeout: the session was ours to keep busy */
+        "57P05", /* idle_session_timeout */
     };
     for (size_t i = 0; i < sizeof conflict / sizeof conflict[0]; i++)
         if (strcmp(state, conflict[i]) == 0) return GL_ERR_CONFLICT;
     for (size_t i = 0; i < sizeof unavailable / sizeof unavailable[0]; i++)
         if (strcmp(state, unavailable[i]) == 0) return GL_ERR_UNAVAILABLE;
+    for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++)
+        if (strcmp(state, busy[i]) == 0) return GL_ERR_BUSY;
     /* Whole classes: 08 connection_exception, 53 insufficient_resources, 58 system_error. */
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 || strncmp(state, "58", 2) == 0)
         return GL_ERR_UNAVAILABLE;
@@ -74,6 +82,12 @@ bool gl_pg_reusable(PGconn *db) {
            PQpipelineStatus(db) == PQ_PIPELINE_OFF && !PQisBusy(db);
 }
 
+/* A round trip that the client-side deadline cut (ledger/deadline.h): the
+ * server did not answer in time, whatever libpq says of the closed socket. */
+static void cut_error(gl_error *err, const char *what) {
+    gl_error_set(err, GL_ERR_UNAVAILABLE, "%s: no answer from the server within the deadline", what);
+}
+
 /* A libpq call that failed without a result (send, sync, pipeline switch). */
 static void conn_error(gl_error *err, PGconn *db, const char *what) {
     gl_error_set(err, PQstatus(db) == CONNECTION_OK ? GL_ERR_DB : GL_ERR_UNAVAILABLE, "%s: %s", what,
@@ -99,13 +113,27 @@ bool gl_pg_pipeline_begin(PGconn *db, gl_error *err) {
 /* Sends Sync and reads every result up to it. The first failure fills err (the
  * statements after it come back aborted); *last, when asked, gets the result
  * of the last statement when all succeeded. */
+static bool pipeline_sync_unguarded(PGconn *db, PGresult **last, gl_error *err);
+
+/* One round trip: under the connection's deadline. */
 static bool pipeline_sync(PGconn *db, PGresult **last, gl_error *err) {
+    gl_deadline d = gl_hop_begin(db);
+    bool ok = pipeline_sync_unguarded(db, last, err);
+    if (gl_hop_end(db, &d) && !ok) cut_error(err, "pipeline");
+    return ok;
+}
+
+static bool pipeline_sync_unguarded(PGconn *db, PGresult **last, gl_error *err) {
     if (last) *last = NULL;
     if (PQpipelineSync(db) != 1) {
         conn_error(err, db, "pipeline sync failed");
         return false;
     }
     bool ok = true;
+    /* A COMMIT that answered "COMMIT" committed, whatever happens to the
+     * connection before the Sync's answer: its batch must not be reported as
+     * failed (a keyed retry would replay it, an unkeyed one run it twice). */
+    bool committed = false;
     /* PQgetResult returns NULL once after each statement's results. Two NULLs
      * in a row mean nothing more will come: the connection broke and the Sync
      * will never be answered (libpq may still say CONNECTION_OK then). */
@@ -114,6 +142,7 @@ static bool pipeline_sync(PGconn *db, PGresult **last, gl_error *err) {
         PGresult *r = PQgetResult(db);
         if (!r) {
             if (after_null || PQstatus(db) != CONNECTION_OK) {
+                if (ok && committed && !last) break; /* the COMMIT's answer came: done */
                 if (ok) {
                     gl_error_set(err, GL_ERR_UNAVAILABLE, "connection lost in a pipeline: %s", PQerrorMessage(db));
                     if (err) trim_newline(err->message);
@@ -126,6 +155,7 @@ static bool pipeline_sync(PGconn *db, PGresult **last, gl_error *err) {
         }
         after_null = false;
         ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0) committed = true;
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
             break;
@@ -135,7 +165,7 @@ static bool pipeline_sync(PGconn *db, PGresult **last, gl_error *err) {
             *last = r;
             continue;
         }
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED && ok) {
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED && ok && !committed) {
             gl_pg_error(err, db, r, "query");
             ok = false;
         }
@@ -151,7 +181,9 @@ static bool pipeline_sync(PGconn *db, PGresult **last, gl_error *err) {
 bool gl_pg_pipeline_end(PGconn *db, gl_error *err) {
     if (!in_pipeline(db)) return true;
     bool ok = pipeline_sync(db, NULL, err);
-    if (PQexitPipelineMode(db) != 1 && ok) {
+    /* A connection that broke after a successful sync (a COMMIT answered)
+     * stays in pipeline mode; what it did stands, and its user sees it broken. */
+    if (PQexitPipelineMode(db) != 1 && ok && PQstatus(db) == CONNECTION_OK) {
         conn_error(err, db, "cannot leave pipeline mode");
         ok = false;
     }
@@ -160,8 +192,12 @@ bool gl_pg_pipeline_end(PGconn *db, gl_error *err) {
 
 static bool queue_params(PGconn *db, const char *sql, int nparams, const char *const *values, const int *lengths,
                          const int *formats, int result_format, gl_error *err) {
-    if (PQsendQueryParams(db, sql, nparams, NULL, values, lengths, formats, result_format) == 1) return true;
-    conn_error(err, db, "cannot queue a statement");
+    gl_deadline d = gl_hop_begin(db); /* sending may wait for the server to read */
+    bool sent = PQsendQueryParams(db, sql, nparams, NULL, values, lengths, formats, result_format) == 1;
+    bool cut = gl_hop_end(db, &d);
+    if (sent) return true;
+    if (cut) cut_error(err, "sending a statement");
+    else conn_error(err, db, "cannot queue a statement");
     return false;
 }
 
@@ -174,10 +210,13 @@ static PGresult *exec_params(PGconn *db, const char *sql, int nparams, const cha
                   pipeline_sync(db, &r, err);
         return ok ? r : NULL;
     }
+    gl_deadline d = gl_hop_begin(db);
     PGresult *r = PQexecParams(db, sql, nparams, NULL, values, lengths, formats, result_format);
+    bool cut = gl_hop_end(db, &d);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-    gl_pg_error(err, db, r, "query");
+    if (cut) cut_error(err, "query");
+    else gl_pg_error(err, db, r, "query");
     PQclear(r);
     return NULL;
 }
@@ -200,12 +239,21 @@ bool gl_pg_run(PGconn *db, const char *sql, int nparams, const char *const *valu
     return run_params(db, sql, nparams, values, NULL, NULL, err);
 }
 
+static bool copy_unguarded(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err);
+
 bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err) {
     if (data->failed) {
         gl_error_set(err, GL_ERR_INTERNAL, "out of memory building COPY data");
         return false;
     }
     if (!gl_pg_pipeline_end(db, err)) return false; /* COPY cannot be pipelined */
+    gl_deadline d = gl_hop_begin(db);
+    bool ok = copy_unguarded(db, copy_sql, data, err);
+    if (gl_hop_end(db, &d) && !ok) cut_error(err, "COPY");
+    return ok;
+}
+
+static bool copy_unguarded(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err) {
     PGresult *r = PQexec(db, copy_sql);
     if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
         gl_pg_error(err, db, r, "COPY");
@@ -235,6 +283,13 @@ bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err) {
         ok = false;
     }
     return ok;
+}
+
+void gl_pg_rollback(PGconn *db) {
+    if (!db || PQstatus(db) != CONNECTION_OK) return;
+    gl_deadline d = gl_hop_begin(db);
+    PQclear(PQexec(db, "ROLLBACK"));
+    gl_hop_end(db, &d);
 }
 
 bool gl_pg_get_id(const PGresult *r, int row, int col, gl_id *out) {

@@ -1,6 +1,8 @@
 /*
  * pg.h — small libpq helpers shared by the engine, reads and verify.
- * All statements are parameterized; values travel as text.
+ * All statements are parameterized; values travel as text. Every round trip
+ * they make is under the connection's deadline when it is guarded
+ * (ledger/deadline.h).
  */
 #ifndef GL_PG_H
 #define GL_PG_H
@@ -25,6 +27,9 @@ PGresult *gl_pg_exec(PGconn *db, const char *sql, int nparams, const char *const
 bool gl_pg_run(PGconn *db, const char *sql, int nparams, const char *const *values, gl_error *err);
 /* Streams `data` into a COPY ... FROM STDIN statement (ends a pipeline first). */
 bool gl_pg_copy(PGconn *db, const char *copy_sql, gl_buf *data, gl_error *err);
+/* ROLLBACK, ignoring the outcome (a failed transaction's cleanup); a broken
+ * connection is left alone. */
+void gl_pg_rollback(PGconn *db);
 /* Pipeline mode (libpq >= 14): see gl_pg_exec and gl_pg_run. _end sends what is
  * queued, reads every result and leaves the mode; false with the first failure
  * (the connection is then out of pipeline mode unless it broke). */
@@ -39,7 +44,7 @@ void gl_pg_error(gl_error *err, PGconn *db, const PGresult *res, const char *wha
  * here, not by the next statement. Anything else (a transaction, pipeline or
  * COPY cut short) is for the caller to close. */
 bool gl_pg_reusable(PGconn *db);
-/* GL_ERR_CONFLICT (rerun), GL_ERR_UNAVAILABLE (503) or GL_ERR_DB for a SQLSTATE. */
+/* GL_ERR_CONFLICT (rerun), GL_ERR_UNAVAILABLE or GL_ERR_BUSY (503) or GL_ERR_DB for a SQLSTATE. */
 gl_error_kind gl_pg_kind_of_sqlstate(const char *state);
 
 bool gl_pg_get_id(const PGresult *r, int row, int col, gl_id *out); /* false if NULL/invalid */

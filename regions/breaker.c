@@ -47,9 +47,10 @@ bool gl_breaker_refuses(gl_breaker *b, int *retry_after_s) {
     return refuses;
 }
 
-bool gl_breaker_allow(gl_breaker *b, int *retry_after_s) {
+bool gl_breaker_allow(gl_breaker *b, int *retry_after_s, bool *probe) {
     pthread_mutex_lock(&b->mu);
     bool allow = b->state == GL_BREAKER_CLOSED;
+    if (probe) *probe = false;
     uint64_t now = gl_monotonic_ms();
     if (b->state == GL_BREAKER_OPEN && now >= b->opened_at_ms + (uint64_t)b->open_for_ms) {
         b->state = GL_BREAKER_HALF_OPEN;
@@ -59,10 +60,17 @@ bool gl_breaker_allow(gl_breaker *b, int *retry_after_s) {
         b->probing = true; /* this caller is the probe */
         b->probe_at_ms = now;
         allow = true;
+        if (probe) *probe = true;
     }
     if (!allow && retry_after_s) *retry_after_s = retry_after_locked(b, now);
     pthread_mutex_unlock(&b->mu);
     return allow;
+}
+
+void gl_breaker_release_probe(gl_breaker *b) {
+    pthread_mutex_lock(&b->mu);
+    if (b->state == GL_BREAKER_HALF_OPEN) b->probing = false;
+    pthread_mutex_unlock(&b->mu);
 }
 
 void gl_breaker_success(gl_breaker *b) {

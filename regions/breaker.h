@@ -25,7 +25,7 @@ typedef struct {
     int open_max_ms; /* the doubling stops here */
 } gl_breaker_config;
 
-#define GL_BREAKER_DEFAULT ((gl_breaker_config){.threshold = 3, .open_ms = 500, .open_max_ms = 2000})
+#define GL_BREAKER_DEFAULT ((gl_breaker_config){.threshold = 3, .open_ms = 500, .open_max_ms = 1000})
 
 typedef struct {
     pthread_mutex_t mu;
@@ -43,8 +43,12 @@ void gl_breaker_init(gl_breaker *b, gl_breaker_config cfg);
 void gl_breaker_destroy(gl_breaker *b);
 /* Whether a call may go to the database now. When false, *retry_after_s (if
  * given) says when to come back (>= 1). A true answer in the half-open state
- * makes the caller the probe: it must report success or failure. */
-bool gl_breaker_allow(gl_breaker *b, int *retry_after_s);
+ * makes the caller the probe (*probe, if given, says so): it must report
+ * success or failure, or give its turn back (gl_breaker_release_probe). */
+bool gl_breaker_allow(gl_breaker *b, int *retry_after_s, bool *probe);
+/* A probe that never reached the database (no connection free) gives its
+ * turn back: the breaker stays half-open for the next caller. */
+void gl_breaker_release_probe(gl_breaker *b);
 /* Whether the breaker is open now (without taking the probe): callers that
  * only queue work (the writer probes) refuse it at once. */
 bool gl_breaker_refuses(gl_breaker *b, int *retry_after_s);

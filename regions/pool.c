@@ -37,7 +37,8 @@ void gl_pool_destroy(gl_pool *p) {
     pthread_mutex_destroy(&p->mu);
 }
 
-/* Waits for a free slot until the acquire deadline; false on timeout. */
+/* Waits for a free slot until the acquire deadline; false on timeout, or at
+ * once when `size` callers already wait (a slow region holds no more). */
 static bool take_slot(gl_pool *p, PGconn **out) {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -49,7 +50,11 @@ static bool take_slot(gl_pool *p, PGconn **out) {
     }
     pthread_mutex_lock(&p->mu);
     int rc = 0;
-    while (p->n_idle == 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);
+    if (p->n_idle == 0 && p->n_waiting < p->size) {
+        p->n_waiting++;
+        while (p->n_idle == 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);
+        p->n_waiting--;
+    }
     bool got = p->n_idle > 0;
     if (got) *out = p->idle[--p->n_idle];
     pthread_mutex_unlock(&p->mu);
@@ -65,19 +70,18 @@ static void put_slot(gl_pool *p, PGconn *db) {
 }
 
 bool gl_pool_acquire(gl_pool *p, gl_lease *l, int *retry_after_s, gl_error *err) {
-    *l = (gl_lease){.pool = p, .deadline = {.slot = -1}, .failure = GL_ERR_NONE};
+    *l = (gl_lease){.pool = p, .failure = GL_ERR_NONE};
     *retry_after_s = 1;
-    if (!gl_breaker_allow(p->breaker, retry_after_s)) {
+    if (!gl_breaker_allow(p->breaker, retry_after_s, &l->probe)) {
         gl_error_set(err, GL_ERR_UNAVAILABLE, "region %s is unavailable (circuit open)", p->region->name);
         return false;
     }
-    l->probe = gl_breaker_state_now(p->breaker) == GL_BREAKER_HALF_OPEN;
     PGconn *db = NULL;
     if (!take_slot(p, &db)) {
         atomic_fetch_add(&p->acquire_timeouts, 1);
-        /* Load, not a failure of the database: the breaker is not told, but a
-         * probe that did not run gives its turn back by failing. */
-        if (l->probe) gl_breaker_failure(p->breaker);
+        /* Load, not a failure of the database: the breaker is not told, and a
+         * probe that did not run gives its turn back. */
+        if (l->probe) gl_breaker_release_probe(p->breaker);
         gl_error_set(err, GL_ERR_UNAVAILABLE, "region %s is busy (no connection free within %d ms)", p->region->name,
                      p->acquire_ms);
         return false;
@@ -93,24 +97,27 @@ bool gl_pool_acquire(gl_pool *p, gl_lease *l, int *retry_after_s, gl_error *err)
             return false;
         }
     }
+    (void)gl_deadline_take_fired(db); /* what happened before this lease is not its business */
     l->db = db;
-    l->deadline = gl_deadline_arm(db, p->region->timeouts.request_ms);
     return true;
 }
 
 void gl_lease_failed(gl_lease *l, const gl_error *err) {
-    if (err && err->kind == GL_ERR_UNAVAILABLE) l->failure = GL_ERR_UNAVAILABLE;
+    if (err && (err->kind == GL_ERR_UNAVAILABLE || err->kind == GL_ERR_BUSY) && l->failure != GL_ERR_UNAVAILABLE)
+        l->failure = err->kind;
 }
 
 void gl_pool_release(gl_lease *l) {
     gl_pool *p = l->pool;
     if (!p || !l->db) return;
-    bool fired = gl_deadline_disarm(&l->deadline);
     PGconn *db = l->db;
     l->db = NULL;
+    bool fired = gl_deadline_take_fired(db);
     /* Only an idle, healthy connection goes back: anything else (a broken
-     * socket, a transaction left open, a pipeline or COPY cut short) is closed. */
-    bool healthy = !fired && gl_pg_reusable(db);
+     * socket, a transaction left open, a pipeline or COPY cut short, a server
+     * that said it cannot serve: read-only after a failover, shutting down) is
+     * closed, and a later lease connects again. */
+    bool healthy = !fired && l->failure != GL_ERR_UNAVAILABLE && gl_pg_reusable(db);
     if (!healthy) {
         PQfinish(db);
         db = NULL;
@@ -118,9 +125,9 @@ void gl_pool_release(gl_lease *l) {
     if (fired) {
         atomic_fetch_add(&p->deadlines_fired, 1);
         gl_breaker_trip(p->breaker);
-    } else if (l->failure == GL_ERR_UNAVAILABLE || !healthy) {
+    } else if (l->failure == GL_ERR_UNAVAILABLE || (!healthy && l->failure != GL_ERR_BUSY)) {
         gl_breaker_failure(p->breaker);
-    } else {
+    } else { /* the database answered: a statement's error or a timeout of its own is no sign it is down */
         gl_breaker_success(p->breaker);
     }
     atomic_fetch_sub(&p->in_use, 1);

@@ -1,15 +1,17 @@
 /*
  * pool.h — a bounded pool of connections to one region, guarded by the
- * region's breaker and by a deadline on every lease.
+ * region's breaker and by a deadline on every round trip.
  *
- * A caller (an HTTP thread) leases a connection, uses it, and gives it back.
- * At most `size` leases exist at once, so a slow or hung region holds at most
- * `size` callers; the others wait at most `acquire_ms` and get
- * GL_ERR_UNAVAILABLE. Each lease arms the region's request deadline
+ * A caller (a handler thread) leases a connection, uses it, and gives it back.
+ * At most `size` leases exist at once and at most `size` callers wait for one
+ * (each at most `acquire_ms`; the others are refused at once), so a slow or
+ * hung region holds at most 2 x `size` callers. The connections are
+ * service-role ones, guarded per round trip by the region's request deadline
  * (timeouts.request_ms, ledger/deadline.h): a database that stops answering
- * costs the lease at most that long. A lease ends "broken" (closed, reopened on
- * a later lease) when its connection is unhealthy or not idle; failures of kind
- * GL_ERR_UNAVAILABLE are reported to the breaker, which then refuses leases at
+ * costs a round trip at most that long. A lease ends "broken" (closed,
+ * reopened on a later lease) when its connection is unhealthy, not idle, or
+ * failed with GL_ERR_UNAVAILABLE; a cut round trip trips the breaker, other
+ * GL_ERR_UNAVAILABLE failures count against it, and it then refuses leases at
  * once while the region is down.
  */
 #ifndef GL_POOL_H
@@ -36,6 +38,7 @@ typedef struct {
     pthread_cond_t cv;
     PGconn *idle[GL_POOL_MAX]; /* connections not leased (some may be NULL: not open yet) */
     int n_idle;
+    int n_waiting; /* callers waiting for a slot (at most size) */
     atomic_int in_use;
     atomic_uint_fast64_t acquire_timeouts; /* metrics */
     atomic_uint_fast64_t deadlines_fired;
@@ -44,7 +47,6 @@ typedef struct {
 typedef struct {
     gl_pool *pool;
     PGconn *db;
-    gl_deadline deadline;
     bool probe; /* this lease is the breaker's half-open probe */
     gl_error_kind failure; /* how a query on it failed (gl_lease_failed); GL_ERR_NONE if none did */
 } gl_lease;

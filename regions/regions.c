@@ -7,6 +7,7 @@
  */
 #include "regions.h"
 
+#include "../ledger/deadline.h"
 #include "../ledger/pg.h"
 
 #include <assert.h>
@@ -555,15 +556,14 @@ static bool set_session_timeouts(PGconn *conn, const gl_region_timeouts *t, gl_e
     snprintf(lock, sizeof lock, "%d", t->lock_ms);
     snprintf(idle, sizeof idle, "%d", t->idle_in_tx_ms);
     const char *values[3] = {stmt, lock, idle};
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT set_config('statement_timeout', $1, false), "
-                                 "set_config('lock_timeout', $2, false), "
-                                 "set_config('idle_in_transaction_session_timeout', $3, false)",
-                                 3, NULL, values, NULL, NULL, 0);
-    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok) gl_pg_error(err, conn, res, "setting the session timeouts");
+    /* A round trip of its own, under the connection's deadline. */
+    PGresult *res = gl_pg_exec(conn,
+                               "SELECT set_config('statement_timeout', $1, false), "
+                               "set_config('lock_timeout', $2, false), "
+                               "set_config('idle_in_transaction_session_timeout', $3, false)",
+                               3, values, err);
     PQclear(res);
-    return ok;
+    return res != NULL;
 }
 
 PGconn *gl_region_connect(const gl_region *r, gl_db_role role, gl_error *err) {
@@ -595,6 +595,13 @@ PGconn *gl_region_connect(const gl_region *r, gl_db_role role, gl_error *err) {
         const char *why = PQerrorMessage(conn);
         gl_error_set(err, GL_ERR_UNAVAILABLE, "cannot connect to region %s (%s)", r->name, role_name(role));
         gl_error_detail(err, "%.*s", trimmed_len(why), why);
+        PQfinish(conn);
+        return NULL;
+    }
+    /* The service role is what serves requests: every round trip it makes is
+     * under the region's request deadline (ledger/deadline.h). */
+    if (role == GL_ROLE_SERVICE && !gl_deadline_guard(conn, t->request_ms)) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory guarding a connection to region %s", r->name);
         PQfinish(conn);
         return NULL;
     }

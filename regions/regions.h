@@ -42,7 +42,8 @@ typedef enum {
  * group; regions/README.md). connect_s, the keepalives and tcp_user_timeout
  * apply to every role; the session timeouts to the service role only (recon,
  * reports and migrations run long statements on purpose); request_ms is the
- * client-side deadline ledgerd puts on each database hop (ledger/deadline.h). */
+ * client-side deadline on each round trip of a service-role connection
+ * (ledger/deadline.h). */
 typedef struct {
     int connect_s;          /* libpq connect_timeout (libpq's minimum is 2) */
     int statement_ms;       /* statement_timeout */
@@ -52,7 +53,7 @@ typedef struct {
     int keepalives_interval_s;
     int keepalives_count;
     int tcp_user_timeout_ms;
-    int request_ms;         /* ledgerd: a hung database costs a request at most this */
+    int request_ms;         /* a round trip the server does not answer within this is cut */
 } gl_region_timeouts;
 
 #define GL_TIMEOUTS_DEFAULT                                                                               \
@@ -93,7 +94,10 @@ const gl_region *gl_region_by_code(const gl_config *cfg, uint8_t code);
 const gl_region *gl_region_of_id(const gl_config *cfg, const gl_id *id);
 
 /* Opens a connection for `role` with the region's timeouts; on failure err
- * (GL_ERR_UNAVAILABLE) says which region and why. Bounded by timeouts.connect_s. */
+ * (GL_ERR_UNAVAILABLE) says which region and why. Bounded by timeouts.connect_s
+ * (and, for the service role, whose connections are guarded by
+ * timeouts.request_ms per round trip, by one more round trip that sets the
+ * session timeouts). */
 PGconn *gl_region_connect(const gl_region *r, gl_db_role role, gl_error *err);
 
 #endif

@@ -45,7 +45,7 @@ static bool run_hook_alone(PGconn *db, route_hook *h, gl_error *err) {
     /* Nothing reached the engine, but the caller's rows still need a transaction. */
     if (!gl_pg_run(db, "BEGIN", 0, NULL, err)) return false;
     bool ok = h->hook(h->hook_arg, db, h->results, h->n, err) && gl_pg_run(db, "COMMIT", 0, NULL, err);
-    if (!ok) PQclear(PQexec(db, "ROLLBACK"));
+    if (!ok) gl_pg_rollback(db);
     return ok;
 }
 

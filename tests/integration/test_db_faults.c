@@ -55,6 +55,45 @@ START_TEST(test_deadline_cuts_a_query_the_server_does_not_answer) {
 }
 END_TEST
 
+/* A guarded connection: every round trip gets the hop time, and only a round
+ * trip the server does not answer is cut, not a series of quick ones. */
+START_TEST(test_guard_cuts_one_round_trip_not_many_quick_ones) {
+    PGconn *db = itest_connect(EU, GL_ROLE_ADMIN);
+    ck_assert(gl_deadline_guard(db, 300));
+    gl_error err;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 40; i++) { /* 40 x 20 ms: well past 300 ms in all */
+        PGresult *r = gl_pg_exec(db, "SELECT pg_sleep(0.02)", 0, NULL, &err);
+        ck_assert_msg(r != NULL, "round trip %d: %s", i, err.message);
+        PQclear(r);
+    }
+    ck_assert_uint_ge(ms_since(&t0), 700);
+    ck_assert(!gl_deadline_take_fired(db));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_ptr_null(gl_pg_exec(db, "SELECT pg_sleep(30)", 0, NULL, &err));
+    ck_assert_uint_lt(ms_since(&t0), 3000);
+    ck_assert_int_eq(err.kind, GL_ERR_UNAVAILABLE);
+    ck_assert_msg(strstr(err.message, "no answer") != NULL, "%s", err.message);
+    ck_assert(gl_deadline_take_fired(db));
+    ck_assert(!gl_deadline_take_fired(db)); /* taken */
+    PQfinish(db);                           /* frees the guard (libpq instance data) */
+}
+END_TEST
+
+START_TEST(test_service_connections_are_guarded_with_the_request_deadline) {
+    /* request_ms 2000 > statement_ms 1500: a slow statement is ended by the
+     * server (busy), the connection is not cut. */
+    PGconn *db = itest_connect(EU, GL_ROLE_SERVICE);
+    gl_error err;
+    ck_assert_ptr_null(gl_pg_exec(db, "SELECT pg_sleep(5)", 0, NULL, &err));
+    ck_assert_int_eq(err.kind, GL_ERR_BUSY);
+    ck_assert(!gl_deadline_take_fired(db));
+    ck_assert(gl_pg_reusable(db));
+    PQfinish(db);
+}
+END_TEST
+
 START_TEST(test_disarmed_deadline_never_fires) {
     PGconn *db = itest_connect(EU, GL_ROLE_SERVICE);
     gl_deadline d = gl_deadline_arm(db, 100);
@@ -85,7 +124,7 @@ START_TEST(test_statement_timeout_is_unavailable_and_keeps_the_connection) {
     PGresult *r = gl_pg_exec(db, "SELECT pg_sleep(10)", 0, NULL, &err);
     ck_assert_ptr_null(r);
     ck_assert_str_eq(err.sqlstate, "57014");
-    ck_assert_int_eq(err.kind, GL_ERR_UNAVAILABLE);
+    ck_assert_int_eq(err.kind, GL_ERR_BUSY);
     ck_assert_int_eq(PQstatus(db), CONNECTION_OK);
     r = gl_pg_exec(db, "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')",
                    0, NULL, &err);
@@ -242,6 +281,8 @@ static Suite *faults_suite(void) {
     tcase_add_checked_fixture(tc, itest_setup, itest_teardown);
     tcase_set_timeout(tc, 15);
     tcase_add_test(tc, test_deadline_cuts_a_query_the_server_does_not_answer);
+    tcase_add_test(tc, test_guard_cuts_one_round_trip_not_many_quick_ones);
+    tcase_add_test(tc, test_service_connections_are_guarded_with_the_request_deadline);
     tcase_add_test(tc, test_disarmed_deadline_never_fires);
     tcase_add_test(tc, test_statement_timeout_is_unavailable_and_keeps_the_connection);
     tcase_add_test(tc, test_killed_backend_under_a_pipeline_fails_at_once);

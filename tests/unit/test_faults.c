@@ -24,7 +24,7 @@ static gl_breaker make(int threshold, int open_ms, int open_max_ms) {
 
 START_TEST(test_opens_after_threshold_consecutive_failures) {
     gl_breaker b = make(3, 500, 800);
-    ck_assert(gl_breaker_allow(&b, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
     gl_breaker_failure(&b);
     gl_breaker_failure(&b);
     gl_breaker_success(&b); /* a success in between resets the count */
@@ -34,7 +34,7 @@ START_TEST(test_opens_after_threshold_consecutive_failures) {
     gl_breaker_failure(&b);
     ck_assert_int_eq(gl_breaker_state_now(&b), GL_BREAKER_OPEN);
     int retry = 0;
-    ck_assert(!gl_breaker_allow(&b, &retry));
+    ck_assert(!gl_breaker_allow(&b, &retry, NULL));
     ck_assert_int_eq(retry, 1); /* under 500 ms left: rounded up to whole seconds, at least 1 */
     ck_assert(gl_breaker_refuses(&b, &retry));
     ck_assert_uint_eq(gl_breaker_opened_total(&b), 1);
@@ -46,7 +46,7 @@ START_TEST(test_trip_opens_at_once) {
     gl_breaker b = make(100, 200, 800);
     gl_breaker_trip(&b);
     ck_assert_int_eq(gl_breaker_state_now(&b), GL_BREAKER_OPEN);
-    ck_assert(!gl_breaker_allow(&b, NULL));
+    ck_assert(!gl_breaker_allow(&b, NULL, NULL));
     gl_breaker_destroy(&b);
 }
 END_TEST
@@ -54,16 +54,22 @@ END_TEST
 START_TEST(test_half_open_lets_one_probe_through) {
     gl_breaker b = make(1, 100, 400);
     gl_breaker_failure(&b);
-    ck_assert(!gl_breaker_allow(&b, NULL));
+    ck_assert(!gl_breaker_allow(&b, NULL, NULL));
     sleep_ms(150);
     ck_assert(!gl_breaker_refuses(&b, NULL)); /* the open period is over: queue, the writer probes */
-    ck_assert(gl_breaker_allow(&b, NULL));     /* the probe */
+    bool probe = false;
+    ck_assert(gl_breaker_allow(&b, NULL, &probe)); /* the probe */
+    ck_assert(probe);
     ck_assert_int_eq(gl_breaker_state_now(&b), GL_BREAKER_HALF_OPEN);
-    ck_assert(!gl_breaker_allow(&b, NULL)); /* only one */
+    ck_assert(!gl_breaker_allow(&b, NULL, &probe)); /* only one */
+    ck_assert(!probe);
+    gl_breaker_release_probe(&b); /* it never reached the database: the next caller probes */
+    ck_assert(gl_breaker_allow(&b, NULL, &probe));
+    ck_assert(probe);
     gl_breaker_success(&b);
     ck_assert_int_eq(gl_breaker_state_now(&b), GL_BREAKER_CLOSED);
-    ck_assert(gl_breaker_allow(&b, NULL));
-    ck_assert(gl_breaker_allow(&b, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
     gl_breaker_destroy(&b);
 }
 END_TEST
@@ -74,22 +80,22 @@ START_TEST(test_failed_probe_doubles_the_open_period_up_to_the_cap) {
     gl_breaker b = make(1, 100, 250);
     gl_breaker_trip(&b);
     sleep_ms(150);
-    ck_assert(gl_breaker_allow(&b, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
     gl_breaker_failure(&b); /* the probe failed: open for 200 ms */
     ck_assert_int_eq(gl_breaker_state_now(&b), GL_BREAKER_OPEN);
     sleep_ms(20);
-    ck_assert(!gl_breaker_allow(&b, NULL));
+    ck_assert(!gl_breaker_allow(&b, NULL, NULL));
     sleep_ms(250);
-    ck_assert(gl_breaker_allow(&b, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
     gl_breaker_trip(&b); /* fails again: 400 ms, capped at 250 */
     sleep_ms(20);
-    ck_assert(!gl_breaker_allow(&b, NULL));
+    ck_assert(!gl_breaker_allow(&b, NULL, NULL));
     sleep_ms(300);
-    ck_assert(gl_breaker_allow(&b, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
     gl_breaker_success(&b);
     gl_breaker_trip(&b); /* closed in between: this opening is open_ms again */
     sleep_ms(150);
-    ck_assert(gl_breaker_allow(&b, NULL));
+    ck_assert(gl_breaker_allow(&b, NULL, NULL));
     ck_assert_uint_eq(gl_breaker_opened_total(&b), 4);
     gl_breaker_destroy(&b);
 }
@@ -109,9 +115,13 @@ START_TEST(test_sqlstate_kinds) {
     ck_assert_int_eq(gl_pg_kind_of_sqlstate("23505"), GL_ERR_CONFLICT);
     /* the database cannot serve now: 503 */
     const char *unavailable[] = {"08000", "08003", "08006", "08001", "08004", "57P01", "57P02", "57P03",
-                                 "25006", "57014", "55P03", "25P03", "53300", "53100", "58030", "40003"};
+                                 "25006", "53300", "53100", "58030", "40003"};
     for (size_t i = 0; i < sizeof unavailable / sizeof unavailable[0]; i++)
         ck_assert_msg(gl_pg_kind_of_sqlstate(unavailable[i]) == GL_ERR_UNAVAILABLE, "%s", unavailable[i]);
+    /* up, but out of time: 503 without counting against the region */
+    const char *busy[] = {"57014", "55P03", "25P03", "57P05"};
+    for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++)
+        ck_assert_msg(gl_pg_kind_of_sqlstate(busy[i]) == GL_ERR_BUSY, "%s", busy[i]);
     /* errors of the statement */
     const char *db[] = {"23514", "23503", "P0001", "42601", "22003", "42501", "XX000", "", "4", "400010"};
     for (size_t i = 0; i < sizeof db / sizeof db[0]; i++)
