@@ -8,7 +8,7 @@
  *     audit_region = "eu";   # where auth failures and admin requests are audited; default: the first region
  *     rate_per_s = 1000; rate_burst = 2000;   # per principal; 0 = no limit
  *     handler_threads = 32; handler_queue = 4096;   # where requests run (http.c), off the HTTP threads
- *     read_pool_size = 4; read_acquire_ms = 100;    # per region (regions/pool.h)
+ *     read_pool_size = 8; read_acquire_ms = 250;    # per region (regions/pool.h)
  *     breaker = { threshold = 3; open_ms = 500; open_max_ms = 1000; };   # per region (regions/breaker.h)
  *     shutdown_timeout_ms = 5000;   # SIGTERM: what has not finished by then is answered 503
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
@@ -38,8 +38,8 @@ static void defaults(gl_server_config *c) {
     c->rate_burst = 2000;
     c->handler_threads = 32;
     c->handler_queue = 4096;
-    c->read_pool_size = 4;
-    c->read_acquire_ms = 100;
+    c->read_pool_size = 8;
+    c->read_acquire_ms = 250;
     c->breaker = GL_BREAKER_DEFAULT;
     c->shutdown_timeout_ms = 5000;
 }

@@ -71,6 +71,10 @@ static gl_lease *lease_of(gl_req *req, const gl_region *r) {
  * cause is logged and the caller answers 503. */
 static PGconn *read_conn(gl_req *req, const gl_region *r) {
     assert(r); /* callers answer 404 for an id of no configured region before reading */
+    if (req->inline_only) { /* on the HTTP thread: a read is a handler thread's job */
+        req->would_block = true;
+        return NULL;
+    }
     gl_pool *pool = &req->srv->pools[r - req->srv->regions.regions];
     gl_lease *held = lease_of(req, r);
     if (held) return held->db;
@@ -300,6 +304,9 @@ static gl_response submit(gl_req *req, gl_job *job) {
      * and the request may be gone before this thread returns. */
     gl_handle_release(req);
     req->job = job;
+    /* On the HTTP thread the connection is suspended here, before the writer
+     * can resume it (a handler thread's request was suspended when queued). */
+    if (req->inline_only) MHD_suspend_connection(req->conn);
     int retry_after_s = 1;
     if (gl_writer_submit(req->srv, job, &retry_after_s)) return (gl_response){0};
     req->job = NULL;
@@ -309,7 +316,11 @@ static gl_response submit(gl_req *req, gl_job *job) {
     gl_response r = gl_respond_error(req, 503, "region_unavailable", "the region is unavailable or busy, retry later",
                                      NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%d", retry_after_s);
-    return r;
+    if (!req->inline_only) return r;
+    req->reply = r; /* suspended above: answered once resumed */
+    req->replied = true;
+    MHD_resume_connection(req->conn);
+    return (gl_response){0};
 }
 
 static bool respond_error_in_job(gl_job *job, unsigned status, const char *code, const char *msg) {
@@ -1295,11 +1306,6 @@ static gl_response route_v1(gl_req *req, char **seg, int n) {
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
 }
 
-bool gl_is_probe(const gl_req *req) {
-    return strcmp(req->method, "GET") == 0 &&
-           (strcmp(req->url, "/healthz") == 0 || strcmp(req->url, "/readyz") == 0 || strcmp(req->url, "/metrics") == 0);
-}
-
 gl_response gl_handle(gl_req *req) {
     char path[GL_PATH_MAX];
     snprintf(path, sizeof path, "%s", req->url);
@@ -1318,10 +1324,15 @@ gl_response gl_handle(gl_req *req) {
         snprintf(req->route, sizeof req->route, "/metrics");
         return metrics(req);
     }
-    gl_response a = authenticate(req);
-    if (a.status) return a;
-    a = rate_limit(req);
-    if (a.status) return a;
+    /* A request run again on a handler thread was authenticated and counted
+     * against its rate on the HTTP thread: its claims stand. */
+    if (!req->authenticated) {
+        gl_response a = authenticate(req);
+        if (a.status) return a;
+        a = rate_limit(req);
+        if (a.status) return a;
+        req->authenticated = true;
+    }
     if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) return route_v1(req, seg, n);
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
 }

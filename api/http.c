@@ -213,13 +213,15 @@ static bool append_body(gl_req *req, const char *data, size_t n) {
 }
 
 /* ---------- handler threads ----------
- * A request runs on a handler thread, never on an MHD thread. A handler may
- * wait on a region's database (bounded by the region's pool, breaker and
- * deadline), and an MHD thread serves many connections at once: a slow region
- * would stall every request that shares the thread with one of its reads. The
- * MHD thread suspends the connection and queues the request; a handler thread
- * runs gl_handle, stores the reply and resumes the connection, or leaves that
- * to the writer when the request became a job. */
+ * An MHD thread never waits on a database: it serves many connections at
+ * once, and a slow region would stall every request that shares the thread
+ * with one of its reads. It runs a request as far as it goes without a read
+ * (the common write, whose payer's owner is cached, goes straight to its
+ * writer); at the first read it gives up, suspends the connection and queues
+ * the request for a handler thread, which runs it again from the start (it
+ * may wait on a region's database, bounded by the region's pool, breaker and
+ * deadline), stores the reply and resumes the connection, or leaves that to
+ * the writer when the request became a job. */
 
 static void run_request(gl_req *req) {
     gl_response r = gl_handle(req);
@@ -369,12 +371,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
         return send_response(req, &r);
     }
-    /* The probes read only memory: answered here, so they answer even when
-     * every handler thread is busy. */
-    if (gl_is_probe(req)) {
-        gl_response r = gl_handle(req);
+    req->inline_only = true;
+    gl_response r = gl_handle(req);
+    req->inline_only = false;
+    if (!req->would_block) {
+        if (r.status == 0) return MHD_YES; /* a job (or a refusal of one): suspended by submit */
         return send_response(req, &r);
     }
+    free(r.body); /* run again on a handler thread */
+    req->would_block = false;
+    req->read_error = GL_ERR_NONE;
+    req->read_sqlstate[0] = '\0';
+    req->retry_after_s = 0;
     /* Suspended before it is queued: a handler thread may resume it at once. */
     MHD_suspend_connection(conn);
     if (!dispatch(srv, req)) {

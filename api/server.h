@@ -193,16 +193,20 @@ struct gl_req {
     gl_error_kind read_error; /* how the last failed read failed (handlers.c read_error) */
     char read_sqlstate[6];
     /* handler threads (http.c) */
+    bool inline_only;   /* running on the HTTP thread: the first read sets would_block instead of waiting */
+    bool would_block;   /* ... and the request runs again, from the start, on a handler thread */
+    bool authenticated; /* its token was verified and its rate counted (claims set) */
     gl_response reply;  /* the answer a handler thread made */
     bool replied;
     gl_req *next;
 };
 
 /* handlers.c: answers the request now (returns a response) or queues a job
- * (returns resp.status 0 and sets req->job). */
+ * (returns resp.status 0 and sets req->job). With req->inline_only (the HTTP
+ * thread), the first database read instead sets req->would_block and the
+ * answer is to be discarded: nothing was done that running it again from the
+ * start on a handler thread would do twice. */
 gl_response gl_handle(gl_req *req);
-/* GET /healthz, /readyz or /metrics: answered from memory, never from a database. */
-bool gl_is_probe(const gl_req *req);
 /* Gives back the read connections the handler leased (called once it returned). */
 void gl_handle_release(gl_req *req);
 gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,

@@ -1,6 +1,7 @@
 #include "breaker.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <time.h>
 
 /* A probe that has not reported by then is taken as lost (a bug or a killed
@@ -21,6 +22,13 @@ void gl_breaker_init(gl_breaker *b, gl_breaker_config cfg) {
 
 void gl_breaker_destroy(gl_breaker *b) { pthread_mutex_destroy(&b->mu); }
 
+/* Caller holds mu: publishes what the lock-free readers see. */
+static void publish(gl_breaker *b) {
+    atomic_store(&b->seen_open_until_ms, b->opened_at_ms + (uint64_t)b->open_for_ms);
+    atomic_store(&b->seen_failures, b->failures);
+    atomic_store(&b->seen_state, (int)b->state);
+}
+
 /* Caller holds mu. */
 static void open_now(gl_breaker *b, int for_ms) {
     b->state = GL_BREAKER_OPEN;
@@ -28,6 +36,7 @@ static void open_now(gl_breaker *b, int for_ms) {
     b->opened_at_ms = gl_monotonic_ms();
     b->probing = false;
     b->opened_total++;
+    publish(b);
 }
 
 /* Caller holds mu: whole seconds until the open period ends (>= 1). */
@@ -39,15 +48,18 @@ static int retry_after_locked(const gl_breaker *b, uint64_t now) {
 }
 
 bool gl_breaker_refuses(gl_breaker *b, int *retry_after_s) {
-    pthread_mutex_lock(&b->mu);
-    uint64_t now = gl_monotonic_ms();
-    bool refuses = b->state == GL_BREAKER_OPEN && now < b->opened_at_ms + (uint64_t)b->open_for_ms;
-    if (refuses && retry_after_s) *retry_after_s = retry_after_locked(b, now);
-    pthread_mutex_unlock(&b->mu);
-    return refuses;
+    if (atomic_load(&b->seen_state) != GL_BREAKER_OPEN) return false;
+    uint64_t until = atomic_load(&b->seen_open_until_ms), now = gl_monotonic_ms();
+    if (now >= until) return false;
+    if (retry_after_s) *retry_after_s = (int)((until - now + 999) / 1000);
+    return true;
 }
 
 bool gl_breaker_allow(gl_breaker *b, int *retry_after_s, bool *probe) {
+    if (atomic_load(&b->seen_state) == GL_BREAKER_CLOSED) {
+        if (probe) *probe = false;
+        return true;
+    }
     pthread_mutex_lock(&b->mu);
     bool allow = b->state == GL_BREAKER_CLOSED;
     if (probe) *probe = false;
@@ -55,6 +67,7 @@ bool gl_breaker_allow(gl_breaker *b, int *retry_after_s, bool *probe) {
     if (b->state == GL_BREAKER_OPEN && now >= b->opened_at_ms + (uint64_t)b->open_for_ms) {
         b->state = GL_BREAKER_HALF_OPEN;
         b->probing = false;
+        publish(b);
     }
     if (b->state == GL_BREAKER_HALF_OPEN && (!b->probing || now >= b->probe_at_ms + PROBE_STALE_MS)) {
         b->probing = true; /* this caller is the probe */
@@ -74,11 +87,13 @@ void gl_breaker_release_probe(gl_breaker *b) {
 }
 
 void gl_breaker_success(gl_breaker *b) {
+    if (atomic_load(&b->seen_state) == GL_BREAKER_CLOSED && atomic_load(&b->seen_failures) == 0) return;
     pthread_mutex_lock(&b->mu);
     b->state = GL_BREAKER_CLOSED;
     b->failures = 0;
     b->probing = false;
     b->open_for_ms = b->cfg.open_ms;
+    publish(b);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -86,6 +101,7 @@ void gl_breaker_failure(gl_breaker *b) {
     pthread_mutex_lock(&b->mu);
     if (b->state == GL_BREAKER_HALF_OPEN) open_now(b, b->open_for_ms * 2); /* the probe failed */
     else if (b->state == GL_BREAKER_CLOSED && ++b->failures >= b->cfg.threshold) open_now(b, b->cfg.open_ms);
+    else publish(b);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -96,12 +112,7 @@ void gl_breaker_trip(gl_breaker *b) {
     pthread_mutex_unlock(&b->mu);
 }
 
-gl_breaker_state gl_breaker_state_now(gl_breaker *b) {
-    pthread_mutex_lock(&b->mu);
-    gl_breaker_state s = b->state;
-    pthread_mutex_unlock(&b->mu);
-    return s;
-}
+gl_breaker_state gl_breaker_state_now(gl_breaker *b) { return (gl_breaker_state)atomic_load(&b->seen_state); }
 
 const char *gl_breaker_state_name(gl_breaker_state s) {
     switch (s) {

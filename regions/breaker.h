@@ -14,6 +14,7 @@
 #define GL_BREAKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,6 +38,11 @@ typedef struct {
     bool probing;          /* half-open: the probe is out */
     uint64_t probe_at_ms;  /* when it went out (a probe that never reports is replaced) */
     uint64_t opened_total; /* times it opened (metrics) */
+    /* Mirrors written under mu, read without it: the common case (closed, no
+     * failure) of every request and batch takes no lock. */
+    _Atomic int seen_state;
+    _Atomic int seen_failures;
+    _Atomic uint64_t seen_open_until_ms;
 } gl_breaker;
 
 void gl_breaker_init(gl_breaker *b, gl_breaker_config cfg);

@@ -21,6 +21,7 @@ bool gl_pool_init(gl_pool *p, const gl_region *r, gl_db_role role, gl_breaker *b
     p->size = size;
     p->acquire_ms = acquire_ms;
     p->n_idle = size; /* every slot free, none connected yet: connections open on first use */
+    p->last_release_ms = gl_monotonic_ms();
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -37,26 +38,42 @@ void gl_pool_destroy(gl_pool *p) {
     pthread_mutex_destroy(&p->mu);
 }
 
-/* Waits for a free slot until the acquire deadline; false on timeout, or at
- * once when `size` callers already wait (a slow region holds no more). */
+static struct timespec monotonic_at(uint64_t ms) {
+    return (struct timespec){.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+}
+
+/* The pool is stalled when every connection is out and none was given back
+ * for acquire_ms since it ran out (or since `from`): the database is slow or
+ * hung. A cold pool, or a busy one that gives back, is not stalled. */
+static uint64_t stall_at(const gl_pool *p, uint64_t from) {
+    uint64_t since = p->last_release_ms > p->exhausted_ms ? p->last_release_ms : p->exhausted_ms;
+    if (from > since) since = from;
+    return since + (uint64_t)p->acquire_ms;
+}
+
+/* Waits for a free slot while the pool makes progress, at most the region's
+ * request deadline in all; false when the pool stalls, when that deadline
+ * passes, or at once when the pool is stalled and `size` callers wait. */
 static bool take_slot(gl_pool *p, PGconn **out) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += p->acquire_ms / 1000;
-    until.tv_nsec += (long)(p->acquire_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    uint64_t start = gl_monotonic_ms();
+    uint64_t give_up = start + (uint64_t)p->region->timeouts.request_ms;
     pthread_mutex_lock(&p->mu);
-    int rc = 0;
-    if (p->n_idle == 0 && p->n_waiting < p->size) {
+    bool stalled = start >= stall_at(p, 0);
+    if (p->n_idle == 0 && (!stalled || p->n_waiting < p->size)) {
         p->n_waiting++;
-        while (p->n_idle == 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);
+        for (;;) {
+            uint64_t now = gl_monotonic_ms();
+            uint64_t until = stall_at(p, start);
+            if (until > give_up) until = give_up;
+            if (p->n_idle > 0 || now >= until) break;
+            struct timespec ts = monotonic_at(until);
+            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        }
         p->n_waiting--;
     }
     bool got = p->n_idle > 0;
     if (got) *out = p->idle[--p->n_idle];
+    if (got && p->n_idle == 0) p->exhausted_ms = gl_monotonic_ms();
     pthread_mutex_unlock(&p->mu);
     return got;
 }
@@ -65,6 +82,7 @@ static void put_slot(gl_pool *p, PGconn *db) {
     pthread_mutex_lock(&p->mu);
     assert(p->n_idle < p->size);
     p->idle[p->n_idle++] = db;
+    p->last_release_ms = gl_monotonic_ms();
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }

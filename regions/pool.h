@@ -3,9 +3,12 @@
  * region's breaker and by a deadline on every round trip.
  *
  * A caller (a handler thread) leases a connection, uses it, and gives it back.
- * At most `size` leases exist at once and at most `size` callers wait for one
- * (each at most `acquire_ms`; the others are refused at once), so a slow or
- * hung region holds at most 2 x `size` callers. The connections are
+ * At most `size` leases exist at once; the others wait while leases come back
+ * (at most the region's timeouts.request_ms in all). The pool is stalled when
+ * no lease came back for `acquire_ms` (the database is slow or hung): then the
+ * waiters are refused, at most `size` callers wait and the rest are refused at
+ * once, so such a region holds at most 2 x `size` callers; a busy
+ * but healthy region keeps its callers waiting their turn. The connections are
  * service-role ones, guarded per round trip by the region's request deadline
  * (timeouts.request_ms, ledger/deadline.h): a database that stops answering
  * costs a round trip at most that long. A lease ends "broken" (closed,
@@ -38,9 +41,11 @@ typedef struct {
     pthread_cond_t cv;
     PGconn *idle[GL_POOL_MAX]; /* connections not leased (some may be NULL: not open yet) */
     int n_idle;
-    int n_waiting; /* callers waiting for a slot (at most size) */
+    int n_waiting;            /* callers waiting for a slot */
+    uint64_t last_release_ms; /* monotonic: when a lease was last given back */
+    uint64_t exhausted_ms;    /* monotonic: when the last free connection was last leased */
     atomic_int in_use;
-    atomic_uint_fast64_t acquire_timeouts; /* metrics */
+    atomic_uint_fast64_t acquire_timeouts; /* metrics: waits that ran out, and refusals of a stalled pool */
     atomic_uint_fast64_t deadlines_fired;
 } gl_pool;
 

@@ -252,7 +252,7 @@ check "readyz: every breaker closed" "body: $(snippet)" \
 req GET /metrics
 expect "metrics 200" 200
 for fam in 'geoledger_region_up{region="eu"} 1' 'geoledger_region_breaker_state{region="us"} 0' \
-    'geoledger_db_pool_size{region="sg"} 4' 'geoledger_db_timeouts_total{region="eu"} 0' \
+    'geoledger_db_pool_size{region="sg"} 8' 'geoledger_db_timeouts_total{region="eu"} 0' \
     'geoledger_db_pool_acquire_timeouts_total{region="eu"} 0' 'geoledger_region_breaker_openings_total{region="sg"} 0'; do
     check "metrics: $fam" "$(grep -c . "$W/body") lines" grep -qxF "$fam" "$W/body"
 done
