@@ -3,6 +3,7 @@
  */
 #include "auditq.h"
 
+#include "../ledger/clock.h"
 #include "../ledger/pg.h"
 
 #include <pthread.h>
@@ -158,14 +159,7 @@ void gl_auditq_stop(gl_auditq *q, int deadline_ms) {
     pthread_mutex_unlock(&q->mu);
     /* One last flush, bounded by the region's deadlines; if even that does
      * not end, the process is exiting: say so and leave the queue behind. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += deadline_ms / 1000;
-    until.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = gl_realtime_in(deadline_ms);
     if (pthread_timedjoin_np(q->thread, NULL, &until) != 0) {
         pthread_mutex_lock(&q->mu);
         size_t left = q->count;

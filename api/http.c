@@ -18,6 +18,7 @@
 
 #include <openssl/rand.h>
 
+#include "../ledger/clock.h"
 #include "../ledger/deadline.h"
 #include "server.h"
 
@@ -303,25 +304,13 @@ static bool join_handlers(gl_handlers *h, const struct timespec *until) {
     return all;
 }
 
-static struct timespec realtime_in(int ms) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 bool gl_handlers_stop(gl_server *srv, int deadline_ms) {
     gl_handlers *h = &srv->handlers;
     pthread_mutex_lock(&h->mu);
     h->stopping = true;
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
-    struct timespec until = realtime_in(deadline_ms);
+    struct timespec until = gl_realtime_in(deadline_ms);
     if (join_handlers(h, &until)) return true;
     /* Past the deadline: what is queued is answered 503, round trips in
      * flight are cut (their requests answer 503 too). */
@@ -330,7 +319,7 @@ bool gl_handlers_stop(gl_server *srv, int deadline_ms) {
     h->abandon = true;
     pthread_mutex_unlock(&h->mu);
     gl_deadline_fire_all();
-    until = realtime_in(2000);
+    until = gl_realtime_in(2000);
     return join_handlers(h, &until);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../ledger/clock.h"
 #include "../ledger/deadline.h"
 #include "../ledger/pg.h"
 #include "../regions/route.h"
@@ -444,9 +445,7 @@ static void housekeeping(gl_worker *k) {
 static size_t wait_for_jobs(gl_writer *w, gl_job **jobs, size_t cap, bool *stop, bool *stopping) {
     pthread_mutex_lock(&w->mu);
     if (!w->head && !w->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        struct timespec until = gl_realtime_in(1000);
         pthread_cond_timedwait(&w->cv, &w->mu, &until);
     }
     *stop = w->stopping && !w->head;
@@ -526,18 +525,6 @@ static bool join_until(gl_server *srv, const struct timespec *until) {
     return all;
 }
 
-static struct timespec realtime_in(int ms) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 static void set_flags(gl_server *srv, bool stopping, bool abandon) {
     for (int i = 0; i < srv->regions.n_regions; i++) {
         gl_writer *w = &srv->writers[i];
@@ -552,13 +539,13 @@ static void set_flags(gl_server *srv, bool stopping, bool abandon) {
 bool gl_writers_stop(gl_server *srv, int deadline_ms) {
     if (!srv->writers) return true;
     set_flags(srv, true, false);
-    struct timespec until = realtime_in(deadline_ms);
+    struct timespec until = gl_realtime_in(deadline_ms);
     if (join_until(srv, &until)) return true;
     /* Past the deadline: what is queued is answered 503, what is in flight is
      * cut by shutting its socket (its jobs get 503 too). */
     gl_log(GL_LOG_WARN, "shutdown_deadline", "writers still busy after %d ms: answering the rest 503", deadline_ms);
     set_flags(srv, true, true);
     gl_deadline_fire_all();
-    until = realtime_in(2000);
+    until = gl_realtime_in(2000);
     return join_until(srv, &until);
 }

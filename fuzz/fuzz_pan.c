@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../reconciliation/pan.h"
+#include "pan_oracle.h"
 
 /* A broken invariant: say where, then abort (libFuzzer keeps the input as a crash). */
 #define FAIL() (fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, __LINE__), abort())
@@ -39,75 +39,13 @@ static gl_pan_keyring ring;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    memset(&ring, 0, sizeof ring);
-    ring.n_keys = 1;
-    strcpy(ring.keys[0].id, "k1");
-    for (int i = 0; i < GL_KEY_BYTES; i++) ring.keys[0].key[i] = (uint8_t)i;
+    fuzz_test_ring(&ring);
     return 0;
-}
-
-static bool dig(char c) { return c >= '0' && c <= '9'; }
-static bool sep(char c) { return c == ' ' || c == '-'; }
-
-static bool luhn(const char *d, size_t n) {
-    unsigned sum = 0;
-    for (size_t k = 0; k < n; k++) {
-        unsigned v = (unsigned)(d[n - 1 - k] - '0');
-        if (k % 2 == 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-        sum += v;
-    }
-    return sum % 10 == 0;
-}
-
-/* The card-shaped digits left in t[0, len): true if a leak is found. */
-static bool leaks(const char *t, size_t len) {
-    static char digits[4096];
-    static bool group_start[4096 + 1]; /* the digit at this index begins a group (a group ends where the next begins) */
-    size_t i = 0;
-    while (i < len) {
-        if (!dig(t[i])) {
-            i++;
-            continue;
-        }
-        /* one maximal run from i: its digits, and where each group starts */
-        size_t nd = 0;
-        bool new_group = true;
-        while (i < len) {
-            if (dig(t[i])) {
-                if (nd < sizeof digits) {
-                    digits[nd] = t[i];
-                    group_start[nd] = new_group;
-                    nd++;
-                }
-                new_group = false;
-                i++;
-            } else if (sep(t[i]) && i + 1 < len && dig(t[i + 1])) {
-                new_group = true;
-                i++;
-            } else {
-                break;
-            }
-        }
-        group_start[nd] = true; /* the run's end closes its last group */
-        if (nd >= GL_PAN_DIGITS_MIN && nd <= GL_PAN_DIGITS_MAX) {
-            if (luhn(digits, nd)) return true;
-            for (size_t a = 0; a < nd; a++) {
-                if (!group_start[a]) continue;
-                for (size_t b = a + GL_PAN_DIGITS_MIN; b <= nd && b - a <= GL_PAN_DIGITS_MAX; b++)
-                    if (group_start[b] && luhn(digits + a, b - a)) return true;
-            }
-        } else if (nd > GL_PAN_DIGITS_MAX) { /* (only the first 4096 digits of a huge run: enough for a test) */
-            for (size_t a = 0; a + GL_PAN_DIGITS_MIN <= nd; a++)
-                for (size_t w = GL_PAN_DIGITS_MIN; w <= GL_PAN_DIGITS_MAX && a + w <= nd; w++)
-                    if (luhn(digits + a, w)) return true;
-        }
-    }
-    return false;
 }
 
 static bool all_digits(const char *s, size_t n) {
     for (size_t k = 0; k < n; k++)
-        if (!dig(s[k])) return false;
+        if (!fuzz_dig(s[k])) return false;
     return s[n] == '\0';
 }
 
@@ -139,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* only digits become '*', only within the scanned part */
     for (size_t k = 0; k <= len; k++) {
         if (out[k] == in[k]) continue;
-        if (k >= scanned || !dig(in[k]) || out[k] != '*') FAIL();
+        if (k >= scanned || !fuzz_dig(in[k]) || out[k] != '*') FAIL();
     }
     bool changed = memcmp(in, out, len) != 0;
     if (n < 0 || (n == 0) == changed) FAIL();
@@ -153,15 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* the leak oracle */
-    if (leaks(out, scanned)) FAIL();
+    if (fuzz_pan_leaks(out, scanned)) FAIL();
     if (gl_pan_buf_has_pan(out, scanned)) FAIL();
     if (gl_pan_text_has_pan(out)) FAIL(); /* stops at the first NUL: a part of what was scanned */
 
     /* luhn and token helpers on the raw input */
     if (len > 0 && len <= 64) {
         bool ref = true;
-        for (size_t k = 0; k < len; k++) ref = ref && dig(in[k]);
-        ref = ref && luhn(in, len);
+        for (size_t k = 0; k < len; k++) ref = ref && fuzz_dig(in[k]);
+        ref = ref && fuzz_luhn(in, len);
         if (gl_pan_luhn_ok(in, len) != ref) FAIL();
     }
     char token[GL_PAN_TOKEN_HEX + 1];
@@ -171,8 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t nd = 0;
     bool shape = true;
     for (const char *p = in; *p; p++) {
-        if (dig(*p)) nd++;
-        else if (!sep(*p)) shape = false;
+        if (fuzz_dig(*p)) nd++;
+        else if (!fuzz_sep(*p)) shape = false;
     }
     if (tok != (shape && nd >= GL_PAN_DIGITS_MIN && nd <= GL_PAN_DIGITS_MAX)) FAIL();
     if (tok && strlen(token) != GL_PAN_TOKEN_HEX) FAIL();

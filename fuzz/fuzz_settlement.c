@@ -29,6 +29,7 @@
 
 #include "../ledger/currency.h"
 #include "../reconciliation/settlement.h"
+#include "pan_oracle.h"
 
 /* A broken invariant: say where, then abort (libFuzzer keeps the input as a crash). */
 #define FAIL() (fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, __LINE__), abort())
@@ -38,80 +39,16 @@ static gl_pan_keyring ring;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    memset(&ring, 0, sizeof ring);
-    ring.n_keys = 1;
-    strcpy(ring.keys[0].id, "k1");
-    for (int i = 0; i < GL_KEY_BYTES; i++) ring.keys[0].key[i] = (uint8_t)i;
+    fuzz_test_ring(&ring);
     return 0;
 }
 
-static bool dig(char c) { return c >= '0' && c <= '9'; }
-static bool sep(char c) { return c == ' ' || c == '-'; }
-
-static bool luhn(const char *d, size_t n) {
-    unsigned sum = 0;
-    for (size_t k = 0; k < n; k++) {
-        unsigned v = (unsigned)(d[n - 1 - k] - '0');
-        if (k % 2 == 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-        sum += v;
-    }
-    return sum % 10 == 0;
-}
-
-/* A card left in t[0, len) (the same check as fuzz_pan.c): a Luhn-valid run of
- * 13..19 digits joined by single ' '/'-', a Luhn-valid 13..19 window of a
- * longer run, or a Luhn-valid sequence of whole groups of a 13..19-digit run. */
-static bool leaks(const char *t, size_t len) {
-    static char digits[4096];
-    static bool group_start[4096 + 1]; /* the digit at this index begins a group (a group ends where the next begins) */
-    size_t i = 0;
-    while (i < len) {
-        if (!dig(t[i])) {
-            i++;
-            continue;
-        }
-        /* one maximal run from i: its digits, and where each group starts */
-        size_t nd = 0;
-        bool new_group = true;
-        while (i < len) {
-            if (dig(t[i])) {
-                if (nd < sizeof digits) {
-                    digits[nd] = t[i];
-                    group_start[nd] = new_group;
-                    nd++;
-                }
-                new_group = false;
-                i++;
-            } else if (sep(t[i]) && i + 1 < len && dig(t[i + 1])) {
-                new_group = true;
-                i++;
-            } else {
-                break;
-            }
-        }
-        group_start[nd] = true; /* the run's end closes its last group */
-        if (nd >= GL_PAN_DIGITS_MIN && nd <= GL_PAN_DIGITS_MAX) {
-            if (luhn(digits, nd)) return true;
-            for (size_t a = 0; a < nd; a++) {
-                if (!group_start[a]) continue;
-                for (size_t b = a + GL_PAN_DIGITS_MIN; b <= nd && b - a <= GL_PAN_DIGITS_MAX; b++)
-                    if (group_start[b] && luhn(digits + a, b - a)) return true;
-            }
-        } else if (nd > GL_PAN_DIGITS_MAX) { /* (only the first 4096 digits of a huge run: enough for a test) */
-            for (size_t a = 0; a + GL_PAN_DIGITS_MIN <= nd; a++)
-                for (size_t w = GL_PAN_DIGITS_MIN; w <= GL_PAN_DIGITS_MAX && a + w <= nd; w++)
-                    if (luhn(digits + a, w)) return true;
-        }
-    }
-    return false;
-}
-
-static bool has_card(const char *s) { return leaks(s, strlen(s)); }
+static bool has_card(const char *s) { return fuzz_pan_leaks(s, strlen(s)); }
 
 static bool long_digit_run(const char *s) {
     size_t run = 0;
     for (; *s; s++) {
-        run = dig(*s) ? run + 1 : 0;
+        run = fuzz_dig(*s) ? run + 1 : 0;
         if (run >= 13) return true;
     }
     return false;
@@ -152,9 +89,9 @@ static bool on_line(void *arg, const gl_settlement_line *l, gl_error *err) {
     if (c->src == GL_SOURCE_ADYEN && l->settled_at_us != 0) FAIL();
     if (l->card.present) {
         for (int k = 0; k < 6; k++)
-            if (!dig(l->card.bin[k])) FAIL();
+            if (!fuzz_dig(l->card.bin[k])) FAIL();
         for (int k = 0; k < 4; k++)
-            if (!dig(l->card.last4[k])) FAIL();
+            if (!fuzz_dig(l->card.last4[k])) FAIL();
         if (l->card.bin[6] || l->card.last4[4]) FAIL();
         if (c->keyed && (strlen(l->card.token) != GL_PAN_TOKEN_HEX || strcmp(l->card.key_id, "k1") != 0))
             FAIL();

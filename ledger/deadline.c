@@ -1,5 +1,7 @@
 #include "deadline.h"
 
+#include "clock.h"
+
 #include <assert.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,12 +32,6 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_uint_fast64_t fired_total;
 static atomic_bool warned_full;
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Caller holds mu. */
 static void fire(slot *s) {
     if (!s->armed || s->fired) return;
@@ -51,7 +47,7 @@ static void *watchdog(void *arg) {
     const struct timespec tick = {.tv_sec = 0, .tv_nsec = WATCHDOG_TICK_MS * 1000000L};
     for (;;) {
         nanosleep(&tick, NULL);
-        uint64_t now = now_ns();
+        uint64_t now = gl_monotonic_ns();
         pthread_mutex_lock(&mu);
         for (int i = 0; i < high_water; i++)
             if (slots[i].armed && now >= slots[i].deadline_ns) fire(&slots[i]);
@@ -86,7 +82,7 @@ gl_deadline gl_deadline_arm(PGconn *db, int timeout_ms) {
     for (int i = 0; i < GL_DEADLINE_SLOTS; i++) {
         if (slots[i].armed) continue;
         slots[i] = (slot){.armed = true, .fd = fd, .generation = next_generation++,
-                          .deadline_ns = now_ns() + (uint64_t)timeout_ms * 1000000u};
+                          .deadline_ns = gl_monotonic_ns() + (uint64_t)timeout_ms * 1000000u};
         if (i >= high_water) high_water = i + 1;
         d = (gl_deadline){.slot = i, .generation = slots[i].generation};
         break;

@@ -8,12 +8,6 @@
  * thread), and the next caller probes: the breaker can never stay half-open. */
 #define PROBE_STALE_MS 10000
 
-uint64_t gl_monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void gl_breaker_init(gl_breaker *b, gl_breaker_config cfg) {
     assert(b && cfg.threshold >= 1 && cfg.open_ms > 0 && cfg.open_max_ms >= cfg.open_ms);
     *b = (gl_breaker){.cfg = cfg, .state = GL_BREAKER_CLOSED, .open_for_ms = cfg.open_ms};

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../ledger/clock.h"
+
 typedef enum { GL_BREAKER_CLOSED = 0, GL_BREAKER_OPEN = 1, GL_BREAKER_HALF_OPEN = 2 } gl_breaker_state;
 
 typedef struct {
@@ -66,7 +68,5 @@ void gl_breaker_trip(gl_breaker *b);
 gl_breaker_state gl_breaker_state_now(gl_breaker *b);
 const char *gl_breaker_state_name(gl_breaker_state s);
 uint64_t gl_breaker_opened_total(gl_breaker *b);
-/* Monotonic milliseconds (the breaker's and the pools' clock). */
-uint64_t gl_monotonic_ms(void);
 
 #endif

@@ -1,5 +1,6 @@
 #include "pool.h"
 
+#include "../ledger/clock.h"
 #include "../ledger/pg.h"
 
 #include <assert.h>
@@ -38,10 +39,6 @@ void gl_pool_destroy(gl_pool *p) {
     pthread_mutex_destroy(&p->mu);
 }
 
-static struct timespec monotonic_at(uint64_t ms) {
-    return (struct timespec){.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-}
-
 /* The pool is stalled when every connection is out and none was given back
  * for acquire_ms since it ran out (or since `from`): the database is slow or
  * hung. A cold pool, or a busy one that gives back, is not stalled. */
@@ -66,7 +63,7 @@ static bool take_slot(gl_pool *p, PGconn **out) {
             uint64_t until = stall_at(p, start);
             if (until > give_up) until = give_up;
             if (p->n_idle > 0 || now >= until) break;
-            struct timespec ts = monotonic_at(until);
+            struct timespec ts = gl_monotonic_at(until);
             pthread_cond_timedwait(&p->cv, &p->mu, &ts);
         }
         p->n_waiting--;

@@ -59,12 +59,7 @@ show_log() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n "$LPID" ]] && kill -0 "$LPID" 2>/dev/null; then
-        kill -TERM "$LPID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$LPID" 2>/dev/null || true
-        wait "$LPID" 2>/dev/null || true
-    fi
+    [[ -z "$LPID" ]] || stop_pid "$LPID" 50 || true
     if ((!SUMMARY_DONE)); then # stopped early (set -e, a signal): still end with the summary line
         fail "api.sh" "stopped early (exit status $rc) after the line above"
         show_log
@@ -82,13 +77,7 @@ START=$SECONDS
 
 # ---------------------------------------------------------------- start ledgerd
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=$((18000 + $$ % 1000))
-for _ in $(seq 100); do
-    port_busy "$PORT" || break
-    PORT=$((PORT + 1))
-done
-if port_busy "$PORT"; then
+if ! PORT=$(free_port $((18000 + $$ % 1000))); then
     fail "start" "no free port near $PORT"
     SUMMARY_DONE=1
     echo "$PASSED passed, $FAILED failed"

@@ -206,13 +206,7 @@ if ! timeout 180 scripts/cluster.sh start "$DIR" "eu:$P1" "us:$P2" "sg:$P3" >"$W
 fi
 ok "cluster: 3 regions started and migrated"
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=${CHAOS_PORT:-18300}
-for _ in $(seq 100); do
-    port_busy "$PORT" || break
-    PORT=$((PORT + 1))
-done
-if port_busy "$PORT"; then
+if ! PORT=$(free_port "${CHAOS_PORT:-18300}"); then
     fail "ledgerd" "no free port from ${CHAOS_PORT:-18300}"
     summary
     exit 1

@@ -78,12 +78,7 @@ SAN_RE='runtime error:|AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySani
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n "$LPID" ]] && kill -0 "$LPID" 2>/dev/null; then
-        kill -TERM "$LPID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$LPID" 2>/dev/null || true
-        wait "$LPID" 2>/dev/null || true
-    fi
+    [[ -z "$LPID" ]] || stop_pid "$LPID" 100 || true
     if ((!SUMMARY_DONE)); then
         fail "httpfuzz.sh" "stopped early (exit status $rc) after the line above"
         echo "$PASSED passed, $FAILED failed"
@@ -111,15 +106,8 @@ finish() {
 
 # ---------------------------------------------------------------- start ledgerd
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=${HTTPFUZZ_PORT:-$((18100 + $$ % 100))}
-for _ in $(seq 100); do
-    port_busy "$PORT" || break
-    PORT=$((PORT + 1))
-    ((PORT < 18200)) || PORT=18100
-done
-if port_busy "$PORT"; then
-    fail "start" "no free port in 18100-18199"
+if ! PORT=$(free_port "${HTTPFUZZ_PORT:-$((18100 + $$ % 100))}"); then
+    fail "start" "no free port from 18100"
     finish
 fi
 

@@ -1,5 +1,5 @@
-# lib.sh — what the shell tests share (sourced by api.sh, recon.sh, report.sh):
-# conf_value, admin_sql, and one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
+# lib.sh — what the shell tests share (sourced by api.sh, recon.sh, report.sh,
+# httpfuzz.sh, chaos.sh): conf_value, admin_sql, free_port, stop_pid, and one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
 # "N passed, N failed" line each script ends with.
 PASSED=0
 FAILED=0
@@ -24,4 +24,35 @@ conf_value() {
 # admin_sql SQL: runs SQL as region eu's admin (unaligned, tuples only); fails on error.
 admin_sql() {
     "${PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" -X -q -At -v ON_ERROR_STOP=1 "$(conf_value eu admin_conninfo)" -c "$1"
+}
+
+# port_busy PORT: something listens on PORT on loopback.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port FROM: prints the first port of FROM..FROM+99 nothing listens on; fails if none.
+free_port() {
+    local p=$1
+    for _ in $(seq 100); do
+        port_busy "$p" || {
+            echo "$p"
+            return 0
+        }
+        p=$((p + 1))
+    done
+    return 1
+}
+
+# stop_pid PID TENTHS: SIGTERM, up to TENTHS x 0.1 s for it to end, then SIGKILL; reaps it
+# (PID must be a child of this shell). Ends 0 if SIGTERM was enough.
+stop_pid() {
+    local pid=$1 rc=0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq "$2"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        rc=1
+    fi
+    wait "$pid" 2>/dev/null || true
+    return "$rc"
 }
