@@ -120,8 +120,11 @@ start=$SECONDS
 cluster_ok=0
 DIR=$(mktemp -d /tmp/geoledger-test.XXXXXX)
 export GEOLEDGER_CONFIG="$DIR/ledger.conf"
-if scripts/cluster.sh start "$DIR" eu:5441 us:5442 sg:5443 &&
-    scripts/cluster.sh conf "$DIR" "$GEOLEDGER_CONFIG" eu:5441:1 us:5442:2 sg:5443:3 &&
+# TEST_PG_PORT_BASE: the regions' ports (eu, us, sg from it; default 5441),
+# so that two suites (two worktrees) can run side by side.
+P=${TEST_PG_PORT_BASE:-5441}
+if scripts/cluster.sh start "$DIR" eu:$P us:$((P + 1)) sg:$((P + 2)) &&
+    scripts/cluster.sh conf "$DIR" "$GEOLEDGER_CONFIG" eu:$P:1 us:$((P + 1)):2 sg:$((P + 2)):3 &&
     [[ -x "$BUILD/bin/ledgerctl" ]] &&
     "$BUILD/bin/ledgerctl" migrate; then
     cluster_ok=1
