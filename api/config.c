@@ -6,13 +6,17 @@
  *     body_limit = 1048576; batch_max = 8189; queue_depth = 10000; writers_per_region = 2;
  *     idempotency_ttl_hours = 24; log_level = "info";
  *     audit_region = "eu";   # where auth failures and admin requests are audited; default: the first region
- *     rate_per_s = 1000; rate_burst = 2000;   # per principal; 0 = no limit
+ *     rate_per_s = 1000; rate_burst = 10000;  # per principal (a batch counts each transfer); 0 = no limit
  *     handler_threads = 32; handler_queue = 4096;   # where requests run (http.c), off the HTTP threads
  *     read_pool_size = 8; read_acquire_ms = 250;    # per region (regions/pool.h)
  *     breaker = { threshold = 3; open_ms = 500; open_max_ms = 1000; };   # per region (regions/breaker.h)
  *     shutdown_timeout_ms = 5000;   # SIGTERM: what has not finished by then is answered 503
+ *     clients = { per_address_connections = 128;          # an address: IPv4, or an IPv6 /64
+ *                 unauth_rate_per_s = 20; unauth_burst = 100;   # requests without a valid token, per address
+ *                 idle_timeout_s = 10; read_timeout_ms = 10000; };
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
- *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
+ *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60;
+ *              max_token_lifetime_s = 86400; };   # exp - iat at most (iat required); 0 = no limit
  *   };
  */
 #include <stdio.h>
@@ -34,8 +38,11 @@ static void defaults(gl_server_config *c) {
     c->idem_ttl_h = 24;
     snprintf(c->log_level, sizeof c->log_level, "info");
     c->auth_skew_s = 60;
+    c->auth_max_lifetime_s = 86400;
+    c->clients = (gl_clients_config){.per_address_connections = 128, .unauth_rate_per_s = 20, .unauth_burst = 100,
+                                     .idle_timeout_s = 10, .read_timeout_ms = 10000};
     c->rate_per_s = 1000;
-    c->rate_burst = 2000;
+    c->rate_burst = 10000; /* holds the largest batch (8189 transfers count 8189) */
     c->handler_threads = 32;
     c->handler_queue = 4096;
     c->read_pool_size = 8;
@@ -80,7 +87,19 @@ static bool load_auth(const config_setting_t *g, gl_server_config *c, gl_error *
            get_str(a, "key_file", c->auth_key_file, sizeof c->auth_key_file, true, err) &&
            get_str(a, "issuer", c->auth_issuer, sizeof c->auth_issuer, true, err) &&
            get_str(a, "audience", c->auth_audience, sizeof c->auth_audience, true, err) &&
-           get_int(a, "clock_skew_s", 0, 300, &c->auth_skew_s, err);
+           get_int(a, "clock_skew_s", 0, 300, &c->auth_skew_s, err) &&
+           get_int(a, "max_token_lifetime_s", 0, GL_JWT_LIFETIME_S_MAX, &c->auth_max_lifetime_s, err);
+}
+
+static bool load_clients(const config_setting_t *g, gl_server_config *c, gl_error *err) {
+    const config_setting_t *k = config_setting_get_member(g, "clients");
+    if (!k) return true;
+    gl_clients_config *l = &c->clients;
+    return get_int(k, "per_address_connections", 0, 100000, &l->per_address_connections, err) &&
+           get_int(k, "unauth_rate_per_s", 0, 1000000, &l->unauth_rate_per_s, err) &&
+           get_int(k, "unauth_burst", 1, 10000000, &l->unauth_burst, err) &&
+           get_int(k, "idle_timeout_s", 1, 3600, &l->idle_timeout_s, err) &&
+           get_int(k, "read_timeout_ms", 100, 600000, &l->read_timeout_ms, err);
 }
 
 static bool load_breaker(const config_setting_t *g, gl_server_config *c, gl_error *err) {
@@ -124,7 +143,7 @@ bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err)
          get_int(g, "read_pool_size", 1, GL_POOL_MAX, &c->read_pool_size, err) &&
          get_int(g, "read_acquire_ms", 0, 60000, &c->read_acquire_ms, err) &&
          get_int(g, "shutdown_timeout_ms", 100, 600000, &c->shutdown_timeout_ms, err) && load_breaker(g, c, err) &&
-         load_auth(g, c, err);
+         load_clients(g, c, err) && load_auth(g, c, err);
     c->body_limit = (size_t)body;
     config_destroy(&cf);
     return ok;

@@ -17,9 +17,11 @@
 
 #include <openssl/evp.h>
 
+#include "../ledger/clock.h"
 #include "../ledger/currency.h"
 #include "../ledger/pg.h"
 #include "../ledger/audit.h"
+#include "../ledger/kinds.h"
 #include "mandates.h"
 #include "render.h"
 #include "server.h"
@@ -128,6 +130,19 @@ static bool region_allowed(const gl_req *req, const gl_region *r) {
     for (size_t i = 0; i < req->claims.n_regions; i++)
         if (strcmp(req->claims.regions[i], r->name) == 0) return true;
     return false;
+}
+
+/* The `regions` claim holds on every route (API.md): an id names its region,
+ * so a request about an id of a region the token does not cover is refused
+ * before anything is read. An id of no configured region passes here and is
+ * answered 404 by the handler, like an unknown id of a known region. */
+static bool id_region_allowed(const gl_req *req, const gl_id *id) {
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
+    return !r || region_allowed(req, r);
+}
+
+static gl_response region_forbidden(const gl_req *req, const char *param) {
+    return gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", param);
 }
 
 /* ---------- request bodies ---------- */
@@ -248,6 +263,55 @@ static bool take_idem_key(gl_req *req, gl_job *job, bool required, gl_response *
     }
     req->inflight_held = true;
     return true;
+}
+
+/* A keyed POST that today's authorization refuses (a mandate revoked or
+ * expired since, a token's regions narrowed): when its key already holds the
+ * completed response of the same request, that response stands, replayed
+ * byte for byte; only new effects are authorized again (API.md). Another
+ * request under the key is 422 as always. When region r cannot say, 503: a
+ * refusal could make the client give up on a charge that went through. */
+static gl_response read_error(const gl_req *req);
+
+static gl_response replay_or(gl_req *req, const gl_region *r, gl_response refusal) {
+    const char *k = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!r || !k || !idem_key_valid(k) || req->claims.sub[0] == '\0') return refusal;
+    PGconn *db = read_conn(req, r);
+    gl_error err;
+    gl_error_clear(&err);
+    const char *p[2] = {req->claims.sub, k};
+    PGresult *res = db ? gl_pg_exec(db,
+                                    "SELECT path, request_hash, status, response_body FROM idempotency_keys "
+                                    "WHERE principal = $1 AND key = $2 AND expires_at > now()",
+                                    2, p, &err)
+                       : NULL;
+    if (!res) {
+        if (db) read_failed(req, r, &err);
+        free(refusal.body);
+        return read_error(req);
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return refusal;
+    }
+    unsigned char hash[32];
+    request_hash(req, hash);
+    size_t stored_len = 0;
+    unsigned char *stored = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &stored_len);
+    bool same = stored && stored_len == sizeof hash && memcmp(stored, hash, sizeof hash) == 0 &&
+                strcmp(PQgetvalue(res, 0, 0), req->url) == 0;
+    PQfreemem(stored);
+    free(refusal.body);
+    gl_response r2;
+    if (same) {
+        r2 = (gl_response){.status = (unsigned)strtoul(PQgetvalue(res, 0, 2), NULL, 10), .replayed = true};
+        r2.body = strdup(PQgetvalue(res, 0, 3));
+    } else {
+        r2 = gl_respond_error(req, 422, "idempotency_key_reused", "this Idempotency-Key was used with another request",
+                              NULL);
+    }
+    PQclear(res);
+    return r2;
 }
 
 /* ---------- jobs ---------- */
@@ -519,6 +583,46 @@ static gl_response read_error(const gl_req *req) {
 
 /* ---------- accounts ---------- */
 
+/* The flags a request asks for ("flags": {"name": bool}); false when a name
+ * is unknown or a value is not a boolean. *asked_off: flags set to false. */
+static bool requested_flags(json_t *flags, uint32_t *on, uint32_t *asked_off) {
+    *on = *asked_off = 0;
+    const char *fk;
+    json_t *fv;
+    json_object_foreach(flags, fk, fv) {
+        uint32_t bit = strcmp(fk, "debits_must_not_exceed_credits") == 0   ? LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS
+                       : strcmp(fk, "credits_must_not_exceed_debits") == 0 ? LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS
+                                                                           : 0;
+        if (!bit || !json_is_boolean(fv)) return false;
+        if (json_is_true(fv)) *on |= bit;
+        else *asked_off |= bit;
+    }
+    return true;
+}
+
+/* Who may open an account of which kind, with which flags (ledger/kinds.h):
+ * a kind that may go below zero needs accounts:issue or admin; any other
+ * kind always carries its floor flag, and a request cannot take it off.
+ * 0 with *flags set, or an error response. */
+static gl_response account_kind_policy(gl_req *req, const gl_account_kind *k, json_t *flags_json, uint32_t *flags) {
+    uint32_t on, off;
+    if (!requested_flags(flags_json, &on, &off))
+        return gl_respond_error(req, 400, "invalid_value", "flags: known names with boolean values only", "flags");
+    if (k->may_go_below_zero) {
+        if (!gl_jwt_has_scope(&req->claims, GL_SCOPE_ACCOUNTS_ISSUE) && !is_admin(req))
+            return gl_respond_error(req, 403, "account_kind_forbidden",
+                                    "this kind may go below zero: opening one needs the accounts:issue scope", "kind");
+        *flags = on;
+        return (gl_response){0};
+    }
+    uint32_t floor = gl_account_kind_floor_flag(k);
+    if ((off & floor) || (on & ~floor))
+        return gl_respond_error(req, 400, "account_flags_forbidden",
+                                "this kind never goes below zero: its limit flag is fixed", "flags");
+    *flags = floor;
+    return (gl_response){0};
+}
+
 static gl_response create_account(gl_req *req) {
     static const field_spec spec[] = {{"currency", JSON_STRING, true}, {"region", JSON_STRING, true},
                                       {"owner", JSON_STRING, false},   {"kind", JSON_STRING, false},
@@ -528,14 +632,21 @@ static gl_response create_account(gl_req *req) {
     json_t *o = parse_body(req, spec, &fail);
     if (!o) return fail;
     const gl_region *r = gl_region_by_name(&req->srv->regions, str_field(o, "region"));
+    const char *kind_name = str_field(o, "kind") ? str_field(o, "kind") : "wallet";
+    const gl_account_kind *kind = gl_account_kind_find(kind_name);
+    uint32_t flags = 0;
     gl_response resp = {0};
     gl_job *job = NULL;
     if (!r) resp = gl_respond_error(req, 400, "invalid_value", "unknown region", "region");
-    else if (!region_allowed(req, r)) resp = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", "region");
+    else if (!region_allowed(req, r)) resp = region_forbidden(req, "region");
     else if (!gl_currency_find(str_field(o, "currency")))
         resp = gl_respond_error(req, 400, "invalid_value", "not an ISO 4217 currency", "currency");
     else if (str_field(o, "owner") && strcmp(str_field(o, "owner"), req->claims.sub) != 0 && !is_admin(req))
         resp = gl_respond_error(req, 403, "permission_denied", "accounts are created for yourself", "owner");
+    else if (!kind)
+        resp = gl_respond_error(req, 400, "kind_invalid", "unknown account kind (see the account kinds in the docs)", "kind");
+    else if ((resp = account_kind_policy(req, kind, json_object_get(o, "flags"), &flags)).status)
+        ;
     else if (!(job = job_new(req, r, 1)))
         resp = gl_respond_error(req, 500, "internal", "out of memory", NULL);
     if (resp.status || !job) {
@@ -546,28 +657,16 @@ static gl_response create_account(gl_req *req) {
     ledger_cmd_init(c, LEDGER_CMD_CREATE_ACCOUNT);
     copy_str(c->currency, sizeof c->currency, str_field(o, "currency"));
     copy_str(c->owner, sizeof c->owner, str_field(o, "owner") ? str_field(o, "owner") : req->claims.sub);
-    if (str_field(o, "kind") && !copy_str(c->account_kind, sizeof c->account_kind, str_field(o, "kind")))
-        c->account_kind[0] = '\0'; /* the engine answers kind_invalid */
-    json_t *flags = json_object_get(o, "flags");
-    const char *fk;
-    json_t *fv;
-    bool flags_ok = true;
-    json_object_foreach(flags, fk, fv) {
-        uint32_t bit = strcmp(fk, "debits_must_not_exceed_credits") == 0   ? LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS
-                       : strcmp(fk, "credits_must_not_exceed_debits") == 0 ? LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS
-                                                                           : 0;
-        if (!bit || !json_is_boolean(fv)) flags_ok = false;
-        else if (json_is_true(fv)) c->account_flags |= bit;
-    }
+    copy_str(c->account_kind, sizeof c->account_kind, kind->name);
+    c->account_flags = flags;
     json_t *meta = json_object_get(o, "metadata");
     char *meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
-    if (!flags_ok || (meta_text && strlen(meta_text) > LEDGER_METADATA_MAX)) {
-        free(meta_text);
-        json_decref(o);
-        job_free(job);
-        return gl_respond_error(req, 400, "invalid_value", "flags or metadata are invalid", flags_ok ? "metadata" : "flags");
-    }
     json_decref(o);
+    if (meta_text && strlen(meta_text) > LEDGER_METADATA_MAX) {
+        free(meta_text);
+        job_free(job);
+        return gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
+    }
     job->metadata = meta_text; /* owned by the job: the writer reads it while the batch runs */
     c->metadata = meta_text;
     job->respond = respond_account;
@@ -733,6 +832,19 @@ static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_
     return found == 1;
 }
 
+/* A mandate charge credits only an account of the grantee's own (API.md):
+ * else a grantee could move a user's money to anyone. Owners never change,
+ * so the (cached) owner read here cannot go stale before the batch runs. */
+static bool mandate_payee_allowed(gl_req *req, const ledger_cmd *c, gl_response *fail) {
+    int v = account_owned(req, &c->credit_account_id);
+    if (v < 0) *fail = read_error(req);
+    else if (v == 0) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", "credit_account_id");
+    else if (v == 2)
+        *fail = gl_respond_error(req, 403, "mandate_payee_forbidden",
+                                 "a mandate charge may credit only the grantee's own accounts", "credit_account_id");
+    return v == 1;
+}
+
 /* Fills one transfer command from a validated object; on failure sets *fail. */
 static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region **region, gl_response *fail) {
     ledger_cmd_init(c, LEDGER_CMD_TRANSFER);
@@ -769,13 +881,13 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
         return false;
     }
     *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
-    if (!region_allowed(req, *region)) {
-        *fail = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
+    if (!region_allowed(req, *region) || !id_region_allowed(req, &c->credit_account_id)) {
+        *fail = region_forbidden(req, region_allowed(req, *region) ? "credit_account_id" : "debit_account_id");
         return false;
     }
     /* Someone else's wallet: a live mandate must cover it (API.md: else 403);
      * the engine checks it again, and its caps, under the mandate's row lock. */
-    return v == 1 || find_mandate_for(req, *region, c, fail);
+    return v == 1 || (mandate_payee_allowed(req, c, fail) && find_mandate_for(req, *region, c, fail));
 }
 
 static gl_response create_transfer(gl_req *req) {
@@ -788,7 +900,7 @@ static gl_response create_transfer(gl_req *req) {
     json_t *meta = json_object_get(o, "metadata");
     char *meta_text = ok && meta && !json_is_null(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (!ok) return fail;
+    if (!ok) return fail.status == 403 ? replay_or(req, r, fail) : fail;
     if (meta_text && strlen(meta_text) > LEDGER_METADATA_MAX) {
         free(meta_text);
         return gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
@@ -824,6 +936,23 @@ static bool batch_metadata(gl_job *job, char **metas) {
     return true;
 }
 
+/* A batch of n transfers counts as n requests against the principal's rate
+ * (the request itself took one already): batching is not a way around it. */
+static gl_response rate_limit_items(gl_req *req, size_t n) {
+    assert(n >= 1);
+    if (!req->srv->ratelimit || n == 1) return (gl_response){0};
+    uint64_t retry_s = 1;
+    if (gl_ratelimit_take_n(req->srv->ratelimit, req->claims.sub, (uint32_t)(n - 1), gl_monotonic_ns() / 1000u,
+                            &retry_s))
+        return (gl_response){0};
+    gl_response r = gl_respond_error(req, 429, "rate_limited",
+                                     retry_s ? "too many requests for this principal (a batch counts each transfer)"
+                                             : "this batch is larger than the principal's burst: split it",
+                                     "transfers");
+    snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));
+    return r;
+}
+
 static gl_response create_batch(gl_req *req) {
     static const field_spec spec[] = {{"atomic", JSON_TRUE, true}, {"transfers", JSON_ARRAY, true},
                                       {NULL, JSON_NULL, false}};
@@ -836,9 +965,14 @@ static gl_response create_batch(gl_req *req) {
         json_decref(o);
         return gl_respond_error(req, 400, "invalid_value", "transfers must hold 1..8189 items", "transfers");
     }
+    gl_response limited = rate_limit_items(req, n);
+    if (limited.status) {
+        json_decref(o);
+        return limited;
+    }
     bool atomic = json_is_true(json_object_get(o, "atomic"));
     gl_job *job = NULL;
-    const gl_region *region = NULL;
+    const gl_region *region = NULL, *refused_region = NULL;
     char **metas = calloc(n, sizeof *metas);
     bool ok = metas != NULL;
     if (!ok) fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
@@ -852,6 +986,7 @@ static gl_response create_batch(gl_req *req) {
         ledger_cmd c;
         const gl_region *r = NULL;
         ok = io && transfer_cmd(req, io, &c, &r, &fail);
+        if (!ok) refused_region = r;
         json_t *meta = ok ? json_object_get(io, "metadata") : NULL;
         bool has_meta = meta && !json_is_null(meta);
         if (has_meta) metas[i] = json_dumps(meta, JSON_COMPACT);
@@ -880,7 +1015,7 @@ static gl_response create_batch(gl_req *req) {
     free(metas);
     if (!ok) {
         job_free(job);
-        return fail;
+        return fail.status == 403 ? replay_or(req, refused_region, fail) : fail;
     }
     job->atomic = atomic;
     job->respond = respond_batch;
@@ -931,6 +1066,7 @@ static gl_response list_by_reference(gl_req *req, const char *reference) {
     char down[256] = "";
     for (int i = 0; i < req->srv->regions.n_regions; i++) {
         const gl_region *r = &req->srv->regions.regions[i];
+        if (!region_allowed(req, r)) continue; /* the token's regions bound the search */
         if (!find_by_reference_in(req, r, reference, data))
             snprintf(down + strlen(down), sizeof down - strlen(down), "%s%s", down[0] ? ", " : "", r->name);
     }
@@ -948,6 +1084,7 @@ static gl_response list_by_reference(gl_req *req, const char *reference) {
 static gl_response list_by_account(gl_req *req, const char *account) {
     gl_id id;
     if (!gl_id_parse(account, &id)) return gl_respond_error(req, 400, "invalid_value", "not an id", "account_id");
+    if (!id_region_allowed(req, &id)) return region_forbidden(req, "account_id");
     entries_page pg;
     gl_response fail;
     if (!read_entries_page(req, &id, "account_id", &pg, &fail)) return fail;
@@ -998,8 +1135,7 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
     int v = transfer_visible(req, id, &t);
     if (v < 0) return read_error(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
-    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
-    if (!region_allowed(req, r)) return gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
+    const gl_region *r = gl_region_of_id(&req->srv->regions, id); /* allowed: route_v1 checked */
     if (kind == LEDGER_CMD_REVERSE) {
         /* A refund debits the payee: only the payee's owner (or a mandate) may do that. */
         ledger_account payee;
@@ -1119,6 +1255,10 @@ static gl_response create_mandate(gl_req *req) {
         return m ? fail : gl_respond_error(req, 500, "internal", "out of memory", NULL);
     }
     /* Only the wallet's owner grants (another principal's wallet is "not found"). */
+    if (!id_region_allowed(req, &m->wallet_account_id)) {
+        free(m);
+        return region_forbidden(req, "wallet_account_id");
+    }
     ledger_account a;
     int v = account_visible(req, &m->wallet_account_id, &a);
     const gl_region *r = gl_region_of_id(&req->srv->regions, &m->wallet_account_id);
@@ -1130,7 +1270,9 @@ static gl_response create_mandate(gl_req *req) {
         resp = gl_respond_error(req, 400, "invalid_value", "the wallet's owner needs no mandate", "grantee");
     else if (strcmp(a.currency, m->currency) != 0)
         resp = gl_respond_error(req, 422, "currency_mismatch", "the mandate's currency differs from the wallet's", "currency");
-    else if (!region_allowed(req, r)) resp = gl_respond_error(req, 403, "region_forbidden", "not allowed in this region", NULL);
+    else if (!(a.flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS)) /* a grantee could spend money the wallet lacks */
+        resp = gl_respond_error(req, 422, "wallet_unbounded", "a mandate covers only an account that never goes below zero",
+                                "wallet_account_id");
     else if (!gl_id_new(r->code, &m->id, &err)) resp = gl_respond_error(req, 500, "internal", "cannot make an id", NULL);
     gl_job *job = resp.status ? NULL : job_new(req, r, 0);
     if (!job) {
@@ -1230,12 +1372,22 @@ static gl_response authenticate(gl_req *req) {
                             NULL);
 }
 
+/* An address that has spent its allowance of requests without a valid
+ * token is refused before its token is looked at (api/clients.h). */
+static gl_response admit_address(gl_req *req) {
+    uint64_t retry_s = 1;
+    if (gl_clients_admit(req->srv->clients, req->address_key, &retry_s)) return (gl_response){0};
+    gl_response r = gl_respond_error(req, 429, "too_many_failed_requests",
+                                     "too many requests without a valid token from this address", NULL);
+    snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));
+    return r;
+}
+
 static gl_response rate_limit(gl_req *req) {
     if (!req->srv->ratelimit) return (gl_response){0};
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, retry_s = 1;
-    if (gl_ratelimit_take(req->srv->ratelimit, req->claims.sub, now_us, &retry_s)) return (gl_response){0};
+    uint64_t retry_s = 1;
+    if (gl_ratelimit_take(req->srv->ratelimit, req->claims.sub, gl_monotonic_ns() / 1000u, &retry_s))
+        return (gl_response){0};
     gl_response r = gl_respond_error(req, 429, "rate_limited", "too many requests for this principal", NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));
     return r;
@@ -1258,6 +1410,7 @@ static gl_response route_v1(gl_req *req, char **seg, int n) {
     bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
     gl_id id;
     bool has_id = n >= 3 && gl_id_parse(seg[2], &id);
+    if (has_id && !id_region_allowed(req, &id)) return region_forbidden(req, NULL);
     gl_response s;
     if (strcmp(seg[1], "accounts") == 0) {
         if (n == 2 && post) return snprintf(req->route, sizeof req->route, "/v1/accounts"),
@@ -1327,8 +1480,13 @@ gl_response gl_handle(gl_req *req) {
     /* A request run again on a handler thread was authenticated and counted
      * against its rate on the HTTP thread: its claims stand. */
     if (!req->authenticated) {
-        gl_response a = authenticate(req);
+        gl_response a = admit_address(req);
         if (a.status) return a;
+        a = authenticate(req);
+        if (a.status) {
+            if (a.status == 401) gl_clients_charge(req->srv->clients, req->address_key);
+            return a;
+        }
         a = rate_limit(req);
         if (a.status) return a;
         req->authenticated = true;

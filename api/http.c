@@ -174,6 +174,8 @@ static void take_client_ip(gl_req *req) {
         ok = inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, req->client_ip,
                        sizeof req->client_ip);
     if (!ok) snprintf(req->client_ip, sizeof req->client_ip, "unknown");
+    if (!ok || !gl_address_key(req->client_ip, req->address_key))
+        snprintf(req->address_key, sizeof req->address_key, "unknown");
 }
 
 static gl_req *req_new(gl_server *srv, struct MHD_Connection *conn, const char *url, const char *method) {
@@ -360,6 +362,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
         return send_response(req, &r);
     }
+    gl_clients_request_read(conn);
     req->inline_only = true;
     gl_response r = gl_handle(req);
     req->inline_only = false;
@@ -392,9 +395,9 @@ static void release_inflight(gl_req *req) {
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)conn;
+    gl_server *srv = cls;
     (void)toe;
+    gl_clients_response_done(srv->clients, conn);
     gl_req *req = *con_cls;
     if (!req) return;
     release_inflight(req);
@@ -422,8 +425,12 @@ bool gl_http_start(gl_server *srv, gl_error *err) {
                                        MHD_USE_ERROR_LOG,
                                    0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-                                   (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                   MHD_OPTION_NOTIFY_CONNECTION, gl_clients_on_connection, srv->clients,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.clients.idle_timeout_s,
+                                   MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                   (unsigned)srv->cfg.clients.per_address_connections,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
     if (!srv->daemon) {
         gl_error_set(err, GL_ERR_CONFIG, "cannot listen on %s:%d", srv->cfg.listen, srv->cfg.port);
         return false;

@@ -47,6 +47,7 @@ static const char *const reason_names[] = {
     [GL_JWT_TOKEN_SIGNATURE_INVALID] = "token_signature_invalid",
     [GL_JWT_TOKEN_EXPIRED] = "token_expired",
     [GL_JWT_TOKEN_NOT_YET_VALID] = "token_not_yet_valid",
+    [GL_JWT_TOKEN_LIFETIME_INVALID] = "token_lifetime_invalid",
     [GL_JWT_TOKEN_ISSUER_INVALID] = "token_issuer_invalid",
     [GL_JWT_TOKEN_AUDIENCE_INVALID] = "token_audience_invalid",
     [GL_JWT_TOKEN_CLAIMS_INVALID] = "token_claims_invalid",
@@ -62,16 +63,18 @@ static const char *const scope_names[GL_SCOPE_COUNT] = {
     [GL_SCOPE_MANDATES_WRITE] = "mandates:write",
     [GL_SCOPE_RECONCILIATION_RUN] = "reconciliation:run",
     [GL_SCOPE_REPORTS_READ] = "reports:read",
+    [GL_SCOPE_ACCOUNTS_ISSUE] = "accounts:issue",
     [GL_SCOPE_ADMIN] = "admin",
 };
 
-_Static_assert(sizeof reason_names / sizeof reason_names[0] == GL_JWT_INTERNAL + 1, "every reason has a name");
+_Static_assert(sizeof reason_names / sizeof reason_names[0] == GL_JWT_TOKEN_LIFETIME_INVALID + 1,
+               "every reason has a name");
 _Static_assert(GL_SCOPE_COUNT <= 32, "scopes fit the uint32_t bitmask");
 
 /* ---- names ---- */
 
 const char *gl_jwt_reason_name(gl_jwt_reason reason) {
-    if ((unsigned)reason > (unsigned)GL_JWT_INTERNAL) return "unknown";
+    if ((unsigned)reason > (unsigned)GL_JWT_TOKEN_LIFETIME_INVALID) return "unknown";
     return reason_names[reason];
 }
 
@@ -564,6 +567,11 @@ static gl_jwt_reason check_times(const gl_jwt_verifier *v, const gl_jwt_claims *
         gl_error_detail(err, "iat is %" PRId64 " s after now", c->iat_s - now_s);
         return GL_JWT_TOKEN_NOT_YET_VALID;
     }
+    if (v->max_lifetime_s > 0 && (!c->has_iat || c->exp_s - c->iat_s > v->max_lifetime_s)) {
+        reject(err, GL_JWT_TOKEN_LIFETIME_INVALID, "token lives too long");
+        gl_error_detail(err, "iat is required and exp - iat must be at most %" PRId64 " s", v->max_lifetime_s);
+        return GL_JWT_TOKEN_LIFETIME_INVALID;
+    }
     return GL_JWT_OK;
 }
 
@@ -649,6 +657,11 @@ static bool check_config(const gl_jwt_config *cfg, gl_jwt_alg *alg, gl_error *er
     if (cfg->clock_skew_s < 0 || cfg->clock_skew_s > GL_JWT_CLOCK_SKEW_S_MAX) {
         gl_error_set(err, GL_ERR_CONFIG, "JWT clock skew %d s is out of range", cfg->clock_skew_s);
         gl_error_detail(err, "allowed: 0..%d s", GL_JWT_CLOCK_SKEW_S_MAX);
+        return false;
+    }
+    if (cfg->max_lifetime_s < 0 || cfg->max_lifetime_s > GL_JWT_LIFETIME_S_MAX) {
+        gl_error_set(err, GL_ERR_CONFIG, "JWT max token lifetime %d s is out of range", cfg->max_lifetime_s);
+        gl_error_detail(err, "allowed: 0 (no limit)..%d s", GL_JWT_LIFETIME_S_MAX);
         return false;
     }
     if (cfg->max_token_bytes < GL_JWT_MAX_TOKEN_BYTES_MIN || cfg->max_token_bytes > GL_JWT_MAX_TOKEN_BYTES_LIMIT) {
@@ -860,6 +873,7 @@ bool gl_jwt_verifier_init(gl_jwt_verifier *v, const gl_jwt_config *cfg, const un
     memcpy(v->issuer, cfg->issuer, strlen(cfg->issuer) + 1);
     memcpy(v->audience, cfg->audience, strlen(cfg->audience) + 1);
     v->clock_skew_s = cfg->clock_skew_s;
+    v->max_lifetime_s = cfg->max_lifetime_s;
     v->max_token_bytes = cfg->max_token_bytes;
     v->alg = alg; /* last: only a complete verifier is usable */
     return true;

@@ -45,6 +45,9 @@
  *     now >= exp + skew                                      -> token_expired
  *     nbf > now + skew, or iat > now + skew (a token from the future means a
  *     broken issuer clock or a forgery)                -> token_not_yet_valid
+ *     with max_lifetime_s set: no iat, or exp - iat > max_lifetime_s (a
+ *     leaked long-lived token stays usable for long; issuers must mint
+ *     short-lived ones)                               -> token_lifetime_invalid
  *
  * Keys: HS256 takes 32..1024 secret bytes, and refuses a PEM block as secret
  * (that is the confusion attack's precondition). ES256 takes a PEM
@@ -81,6 +84,7 @@
 
 #define GL_JWT_CLOCK_SKEW_S_DEFAULT 60
 #define GL_JWT_CLOCK_SKEW_S_MAX 300
+#define GL_JWT_LIFETIME_S_MAX (30 * 86400)
 #define GL_JWT_MAX_TOKEN_BYTES_DEFAULT 8192
 #define GL_JWT_MAX_TOKEN_BYTES_MIN 64
 #define GL_JWT_MAX_TOKEN_BYTES_LIMIT 65536
@@ -115,6 +119,7 @@ typedef enum {
     GL_JWT_TOKEN_AUDIENCE_INVALID = 8,
     GL_JWT_TOKEN_CLAIMS_INVALID = 9,
     GL_JWT_INTERNAL = 10, /* out of memory, OpenSSL failure, uninitialized verifier: a 500 */
+    GL_JWT_TOKEN_LIFETIME_INVALID = 11,
 } gl_jwt_reason;
 
 /* The scopes of API.md; a bit (1u << scope) each in gl_jwt_claims.scopes. */
@@ -127,6 +132,7 @@ typedef enum {
     GL_SCOPE_MANDATES_WRITE,
     GL_SCOPE_RECONCILIATION_RUN,
     GL_SCOPE_REPORTS_READ,
+    GL_SCOPE_ACCOUNTS_ISSUE, /* open accounts that may go below zero (ledger/kinds.h) */
     GL_SCOPE_ADMIN,
     GL_SCOPE_COUNT
 } gl_jwt_scope;
@@ -136,6 +142,7 @@ typedef struct {
     const char *issuer;     /* expected `iss`, 1..255 printable ASCII */
     const char *audience;   /* expected `aud` (this service), 1..255 printable ASCII */
     int clock_skew_s;       /* 0..300 */
+    int max_lifetime_s;     /* 0: any; else exp - iat must be <= this, and iat is required (1..GL_JWT_LIFETIME_S_MAX) */
     size_t max_token_bytes; /* 64..65536 */
 } gl_jwt_config;
 
@@ -145,6 +152,7 @@ typedef struct {
     char issuer[GL_JWT_ISSUER_MAX + 1];
     char audience[GL_JWT_AUDIENCE_MAX + 1];
     int64_t clock_skew_s;
+    int64_t max_lifetime_s; /* 0: no limit */
     size_t max_token_bytes;
     unsigned char *secret; /* HS256: heap copy, cleansed on free */
     size_t secret_len;

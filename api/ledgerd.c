@@ -34,6 +34,7 @@ static bool init_auth(gl_server *srv, gl_error *err) {
     jc.issuer = srv->cfg.auth_issuer;
     jc.audience = srv->cfg.auth_audience;
     jc.clock_skew_s = srv->cfg.auth_skew_s;
+    jc.max_lifetime_s = srv->cfg.auth_max_lifetime_s;
     return gl_jwt_verifier_init_from_files(&srv->jwt, &jc, srv->cfg.auth_key_file, err);
 }
 
@@ -69,7 +70,7 @@ static bool init_observability(gl_server *srv, gl_error *err) {
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) gl_metrics_route(srv->metrics, routes[i]);
     for (int i = 0; i < srv->regions.n_regions; i++) gl_metrics_region(srv->metrics, srv->regions.regions[i].name);
-    for (int r = GL_JWT_TOKEN_MALFORMED; r <= GL_JWT_INTERNAL; r++)
+    for (int r = GL_JWT_TOKEN_MALFORMED; r <= GL_JWT_TOKEN_LIFETIME_INVALID; r++)
         gl_metrics_reason(srv->metrics, gl_jwt_reason_name((gl_jwt_reason)r));
     gl_metrics_reason(srv->metrics, "token_missing");
     if (srv->cfg.rate_per_s > 0) {
@@ -80,7 +81,9 @@ static bool init_observability(gl_server *srv, gl_error *err) {
         srv->ratelimit = gl_ratelimit_new(&rc, err);
         if (!srv->ratelimit) return false;
     }
-    return true;
+    const gl_clients_config *k = &srv->cfg.clients;
+    srv->clients = gl_clients_new(k->unauth_rate_per_s, k->unauth_burst, k->read_timeout_ms, err);
+    return srv->clients != NULL;
 }
 
 /* Each region's breaker (shared by its reads and writers) and read pool. */
@@ -177,6 +180,7 @@ int main(int argc, char **argv) {
     json_decref(srv.inflight);
     gl_metrics_free(srv.metrics);
     gl_ratelimit_free(srv.ratelimit);
+    gl_clients_free(srv.clients);
     free(srv.writers);
     free_regions(&srv);
     gl_config_free(&srv.regions);

@@ -167,8 +167,9 @@ static uint64_t retry_after(const gl_ratelimit *rl, uint64_t missing_micro) {
     return s > 0 ? s : 1;
 }
 
-bool gl_ratelimit_take_n(gl_ratelimit *rl, const char *principal, uint32_t cost, uint64_t now_us,
-                         uint64_t *retry_after_s) {
+/* Takes cost tokens (take) or only looks whether they are there (!take). */
+static bool take_or_look(gl_ratelimit *rl, const char *principal, uint32_t cost, uint64_t now_us,
+                         uint64_t *retry_after_s, bool take) {
     uint64_t unused = 0;
     uint64_t *retry = retry_after_s ? retry_after_s : &unused;
     *retry = 1;
@@ -187,10 +188,19 @@ bool gl_ratelimit_take_n(gl_ratelimit *rl, const char *principal, uint32_t cost,
     slot *s = find_or_claim(rl, &rl->slots[g * GL_RATELIMIT_GROUP], hash, principal, len, now_us);
     refill(rl, s, now_us);
     bool ok = s->tokens_micro >= need;
-    if (ok) s->tokens_micro -= need;
-    else *retry = retry_after(rl, need - s->tokens_micro);
+    if (!ok) *retry = retry_after(rl, need - s->tokens_micro);
+    else if (take) s->tokens_micro -= need;
     pthread_mutex_unlock(lock);
     return ok;
+}
+
+bool gl_ratelimit_take_n(gl_ratelimit *rl, const char *principal, uint32_t cost, uint64_t now_us,
+                         uint64_t *retry_after_s) {
+    return take_or_look(rl, principal, cost, now_us, retry_after_s, true);
+}
+
+bool gl_ratelimit_has(gl_ratelimit *rl, const char *principal, uint64_t now_us, uint64_t *retry_after_s) {
+    return take_or_look(rl, principal, 1, now_us, retry_after_s, false);
 }
 
 bool gl_ratelimit_take(gl_ratelimit *rl, const char *principal, uint64_t now_us, uint64_t *retry_after_s) {

@@ -32,8 +32,10 @@
  * bucket: the limiter errs towards letting requests through rather than
  * refusing principals it has no room for. Both kinds are counted in
  * gl_ratelimit_stats so operators can size the table. Principals are
- * authenticated, so they are not attacker-chosen strings; the hash is not
- * keyed.
+ * usually authenticated, so they are not attacker-chosen strings; the hash
+ * is not keyed. (ledgerd also keys a table by client address, which an
+ * attacker picks only within the addresses it holds: at worst its own
+ * buckets evict each other and start full again.)
  *
  * Threads: groups are guarded by GL_RATELIMIT_STRIPES striped mutexes
  * (group index modulo the stripe count); takes on different groups
@@ -94,6 +96,11 @@ bool gl_ratelimit_take(gl_ratelimit *rl, const char *principal, uint64_t now_us,
  */
 bool gl_ratelimit_take_n(gl_ratelimit *rl, const char *principal, uint32_t cost, uint64_t now_us,
                          uint64_t *retry_after_s);
+
+/* Whether one token is there now, without taking it (the same answers as
+ * gl_ratelimit_take otherwise): a caller that charges only some requests
+ * (failures) refuses the next one early when the bucket is empty. */
+bool gl_ratelimit_has(gl_ratelimit *rl, const char *principal, uint64_t now_us, uint64_t *retry_after_s);
 
 /* Counters since creation (principals: current). Each is read atomically, not all together. */
 void gl_ratelimit_get_stats(const gl_ratelimit *rl, gl_ratelimit_stats *out);

@@ -27,10 +27,21 @@
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
+#include "clients.h"
 #include "ratelimit.h"
 
 #define GL_IDEM_KEY_MAX 255
 #define GL_PATH_MAX 256
+
+/* Limits on clients before and around authentication (abuse: floods of bad
+ * tokens, idle or slow sockets). An address is an IPv4 address or an IPv6 /64. */
+typedef struct {
+    int per_address_connections; /* open connections per address (MHD); 0 = no limit */
+    int unauth_rate_per_s;       /* unauthenticated or failed-auth requests per address; 0 = no limit */
+    int unauth_burst;
+    int idle_timeout_s;          /* a connection with no traffic is closed after this */
+    int read_timeout_ms;         /* a request must be read within this, from connect or the last response */
+} gl_clients_config;
 
 typedef struct {
     char listen[64];
@@ -50,6 +61,8 @@ typedef struct {
     char auth_issuer[128];
     char auth_audience[128];
     int auth_skew_s;
+    int auth_max_lifetime_s; /* exp - iat at most; 0 = no limit */
+    gl_clients_config clients;
     int handler_threads; /* run requests off the HTTP threads (http.c) */
     int handler_queue;   /* requests waiting for a handler thread */
     int read_pool_size;  /* read connections per region */
@@ -161,6 +174,7 @@ struct gl_server {
     json_t *inflight; /* "principal\x1fkey" -> true while a request with that key runs */
     gl_metrics *metrics;
     gl_ratelimit *ratelimit; /* NULL: no per-principal limit */
+    gl_clients *clients;     /* limits before authentication */
     gl_auditq *audit;        /* auth failures, denials, admin requests */
 };
 
@@ -174,6 +188,7 @@ struct gl_req {
     char request_id[33];
     char traceparent[56];
     char client_ip[64]; /* where from (audit) */
+    char address_key[GL_ADDRESS_KEY_MAX]; /* what unauthenticated traffic is counted by (clients.h) */
     char method[8];
     char url[GL_PATH_MAX];
     char route[64]; /* the matched route template, for logs and metrics */

@@ -19,7 +19,7 @@ ledgerd = {
   body_limit = 1048576; batch_max = 8189; queue_depth = 10000;
   idempotency_ttl_hours = 24; log_level = "${LEDGERD_LOG_LEVEL:-info}";
   shutdown_timeout_ms = ${LEDGERD_SHUTDOWN_TIMEOUT_MS:-5000};
-  rate_per_s = ${LEDGERD_RATE_PER_S:-1000}; rate_burst = ${LEDGERD_RATE_BURST:-2000};
+  rate_per_s = ${LEDGERD_RATE_PER_S:-1000}; rate_burst = ${LEDGERD_RATE_BURST:-10000};
   auth = { algorithm = "HS256"; key_file = "$(cd "$(dirname "$key")" && pwd)/$(basename "$key")";
            issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
 };

@@ -207,10 +207,10 @@ es256() {
     der=$(printf '%s%s' "$r" "$s" | sed 's/../\\x&/g')
     printf '%s.%s.%s' "$h" "$p" "$(printf '%b' "$der" | b64u)"
 }
-claims() { # SUB EXP [AUD] [ISS] [SCOPE]
+claims() { # SUB EXP [AUD] [ISS] [SCOPE]   (iat: now)
     jq -cn --arg sub "$1" --argjson exp "$2" --arg aud "${3:-geoledger}" --arg iss "${4:-geoledger-dev}" \
-        --arg scope "${5:-accounts:read accounts:write transfers:read transfers:write}" \
-        '{iss: $iss, aud: $aud, sub: $sub, scope: $scope, exp: $exp}'
+        --arg scope "${5:-accounts:read accounts:write transfers:read transfers:write}" --argjson iat "$(date +%s)" \
+        '{iss: $iss, aud: $aud, sub: $sub, scope: $scope, exp: $exp, iat: $iat}'
 }
 
 transfer() { # DEBIT CREDIT AMOUNT REF [EXTRA-JSON-OBJECT]
@@ -261,12 +261,19 @@ NOW=$(date +%s)
 
 # ---------------------------------------------------------------- accounts
 
+# FUND is where the money of these tests comes from: a funding account (it may
+# go below zero), which only a principal with accounts:issue may open.
+TA_ISSUE=$(token "$ALICE" "accounts:read accounts:write accounts:issue transfers:read transfers:write")
+req POST /v1/accounts "$TA_ISSUE" '{"currency":"EUR","region":"eu","kind":"funding"}'
+expect "create a funding account (accounts:issue)" 201
+FUND=$(j .id)
+check "created account has owner, region, kind, zero balances, no floor" "body: $(snippet)" \
+    eq "$(j '[.owner, .region, .currency, .kind, (.balances | [.[]] | add), .version, .flags.debits_must_not_exceed_credits] | map(tostring) | join(",")')" \
+    "$ALICE,eu,EUR,funding,0,0,false"
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
 expect "create account (eu)" 201
-FUND=$(j .id)
-check "created account has owner, region, zero balances" "body: $(snippet)" \
-    eq "$(j '[.owner, .region, .currency, .kind, (.balances | [.[]] | add), .version] | map(tostring) | join(",")')" \
-    "$ALICE,eu,EUR,wallet,0,0"
+check "an account of no kind is a wallet that never goes below zero" "body: $(snippet)" \
+    eq "$(j '[.kind, .flags.debits_must_not_exceed_credits] | map(tostring) | join(",")')" "wallet,true"
 
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu","flags":{"debits_must_not_exceed_credits":true},"metadata":{"name":"w1"}}'
 expect "create flagged account" 201
@@ -294,7 +301,7 @@ expect "create account (bob)" 201
 B1=$(j .id)
 # for the hold that expires: its release (by ledgerd's housekeeping, any time
 # later) must not touch the accounts whose balances and entries are compared.
-req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+req POST /v1/accounts "$TA_ISSUE" '{"currency":"EUR","region":"eu","kind":"funding"}'
 X1=$(j .id)
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
 X2=$(j .id)
@@ -810,7 +817,7 @@ req POST /v1/accounts "$TU" '{"currency":"EUR","region":"eu","flags":{"debits_mu
 UW=$(j .id)
 req POST /v1/accounts "$TU" '{"currency":"EUR","region":"eu","flags":{"debits_must_not_exceed_credits":true}}'
 UW2=$(j .id)
-req POST /v1/accounts "$TU" '{"currency":"EUR","region":"eu"}'
+req POST /v1/accounts "$(token "$USER" "accounts:write accounts:issue")" '{"currency":"EUR","region":"eu","kind":"funding"}'
 USRC=$(j .id)
 req POST /v1/accounts "$TAPP" '{"currency":"EUR","region":"eu"}'
 AM=$(j .id)
@@ -997,7 +1004,7 @@ expect "transfers by reference, UTF-8 -> 200" 200
 # less than the region's lock_timeout (1 s): a longer wait is answered 503. That batch fails; each
 # of its jobs then runs alone (writer.c): the good ones commit, the refused one
 # alone answers 500, and nothing of it is written.
-req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
+req POST /v1/accounts "$TA_ISSUE" '{"currency":"EUR","region":"eu","kind":"funding"}'
 S1=$(j .id)
 req POST /v1/accounts "$TA" '{"currency":"EUR","region":"eu"}'
 S2=$(j .id)
