@@ -2,8 +2,8 @@
  * pan.h — the PAN guard (PCI DSS 3.4.1, 3.5.1).
  *
  * Finds primary account numbers in free text (13–19 digits passing the Luhn
- * check, optionally separated by single spaces or dashes) and reduces each one
- * to BIN (first 6) + last 4 and a keyed HMAC-SHA256 token, so that equal cards
+ * check, written with any separators, see below) and reduces each one to its
+ * BIN (first 6, fewer for short cards) + last 4 and a keyed HMAC-SHA256 token, so that equal cards
  * can still be matched without the number being kept.
  *
  * Key ring file (keyring.h; one key per line, '#' comments allowed):
