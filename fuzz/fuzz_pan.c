@@ -8,15 +8,13 @@
  * at the first NUL) instead of gl_pan_mask_buf (exactly `len` bytes, a NUL is
  * an ordinary byte); the rest is the text.
  *
- * The leak oracle (an independent implementation of pan.h's definition; the
- * harness aborts on any violation, so a finding is a card number that got
- * through): in the masked output there is no
- *   - digit run (digits joined by single ' ' or '-') of 13..19 digits that
- *     passes Luhn,
- *   - 13..19-digit window of a longer run that passes Luhn,
- *   - sequence of whole groups of a 13..19-digit run (pan.c's group rule)
- *     with 13..19 digits that passes Luhn; this includes a plain block of
- *     13..19 digits written next to other groups.
+ * The leak oracle (fuzz/pan_oracle.c, an independent implementation of
+ * pan.h's definition: runs of digits apart by up to 3 separator code points,
+ * Luhn on the run, on whole groups, on windows of a longer run, dates left
+ * out; the harness aborts on any violation, so a finding is a card number
+ * that got through): the masked output holds no card, and every card the
+ * oracle finds in the input has at least 6 of its digits turned into '*'
+ * in the output (PCI DSS 3.4.1: pan.h's "what is kept").
  * Masking only turns digits into '*' (never another byte; so every digit left
  * in the output was at the same place in the input), the count is 0 exactly
  * when nothing changed and agrees with gl_pan_buf_has_pan on the input, the
@@ -41,6 +39,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     fuzz_test_ring(&ring);
     return 0;
+}
+
+/* A card of the input (oracle): at least 6 of its digits are '*' in the output. */
+static const char *masked_out;
+static bool card_hidden_enough(void *arg, const size_t *at, size_t n) {
+    (void)arg;
+    size_t hidden = 0;
+    for (size_t k = 0; k < n; k++) hidden += masked_out[at[k]] == '*';
+    if (hidden < 6 || n - hidden > 10) FAIL();
+    return true;
 }
 
 static bool all_digits(const char *s, size_t n) {
@@ -83,15 +91,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (n < 0 || (n == 0) == changed) FAIL();
     if (gl_pan_buf_has_pan(in, scanned) != (n > 0)) FAIL();
     if (n > 0) {
-        if (!first.present || !all_digits(first.bin, 6) || !all_digits(first.last4, 4) ||
+        size_t bin_len = strnlen(first.bin, sizeof first.bin);
+        if (!first.present || bin_len < 3 || bin_len > 6 || !all_digits(first.bin, bin_len) ||
+            !all_digits(first.last4, 4) ||
             strcmp(first.key_id, "k1") != 0 || strlen(first.token) != GL_PAN_TOKEN_HEX)
             FAIL();
     } else if (first.present) {
         FAIL();
     }
 
-    /* the leak oracle */
+    /* the leak oracle: nothing left, and every card of the input kept short enough */
     if (fuzz_pan_leaks(out, scanned)) FAIL();
+    if (fuzz_pan_cards(in, scanned, NULL, NULL) != (n > 0)) FAIL();
+    masked_out = out;
+    (void)fuzz_pan_cards(in, scanned, card_hidden_enough, NULL);
     if (gl_pan_buf_has_pan(out, scanned)) FAIL();
     if (gl_pan_text_has_pan(out)) FAIL(); /* stops at the first NUL: a part of what was scanned */
 
@@ -108,9 +121,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bool tok = gl_pan_token_with(&ring, "k1", in, token, sizeof token, &err);
     size_t nd = 0;
     bool shape = true;
-    for (const char *p = in; *p; p++) {
-        if (fuzz_dig(*p)) nd++;
-        else if (!fuzz_sep(*p)) shape = false;
+    size_t in_len = strlen(in);
+    if (in_len > 256) shape = false; /* pan.c: the longest card text it takes */
+    for (size_t k = 0; k < in_len && shape;) {
+        size_t sep = fuzz_sep_len(in, in_len, k);
+        if (fuzz_dig(in[k])) nd++, k++;
+        else if (sep > 0) k += sep;
+        else shape = false;
     }
     if (tok != (shape && nd >= GL_PAN_DIGITS_MIN && nd <= GL_PAN_DIGITS_MAX)) FAIL();
     if (tok && strlen(token) != GL_PAN_TOKEN_HEX) FAIL();

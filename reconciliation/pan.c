@@ -14,6 +14,7 @@
  */
 #include "pan.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,21 +26,70 @@
 #define PAN_DIGITS_MAX GL_PAN_DIGITS_MAX
 #define BIN_DIGITS 6
 #define LAST_DIGITS 4
+#define HIDDEN_DIGITS_MIN 6 /* never fewer hidden digits than this: see kept_prefix */
+#define PAN_TEXT_MAX 256    /* gl_pan_token_with: longest card text, separators included */
+#define SEP_RUN_MAX 3       /* separator characters between two digits of one run */
 
 /* ---------- digit runs ---------- */
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-static bool is_separator(char c) { return c == ' ' || c == '-'; }
 
-/* Digits joined by single separators: text[start, end) begins and ends with a digit. */
+/* ASCII separators: what people and systems put between the groups of a card
+ * number (spaces, dashes, dots, slashes, underscores, colons, brackets, '+'
+ * of form encoding). Not ',' (CSV delimiter, thousands), not '*' (the mask). */
+static bool is_ascii_separator(unsigned char c) {
+    switch (c) {
+    case ' ': case '\t': case '-': case '.': case '/': case '_': case ':':
+    case '(': case ')': case '[': case ']': case '{': case '}': case '+':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Bytes of the UTF-8 separator at s[0, n), 0 if none: Unicode spaces (NBSP
+ * U+00A0, U+2000..U+200A, narrow NBSP U+202F, U+205F, U+3000), invisible
+ * ones (soft hyphen U+00AD, U+200B..U+200D, word joiner U+2060, BOM U+FEFF),
+ * hyphens and dashes (U+2010..U+2015, minus U+2212, fullwidth U+FF0D) and
+ * dots (middle dot U+00B7, bullet U+2022). Word processors and PDFs put these
+ * where a person typed a space or a dash.
+ */
+static size_t utf8_separator_len(const unsigned char *s, size_t n) {
+    if (n >= 2 && s[0] == 0xC2) return (s[1] == 0xA0 || s[1] == 0xAD || s[1] == 0xB7) ? 2 : 0;
+    if (n < 3) return 0;
+    unsigned a = s[0], b = s[1], c = s[2];
+    if (a == 0xE2 && b == 0x80)
+        return ((c >= 0x80 && c <= 0x8D) || (c >= 0x90 && c <= 0x95) || c == 0xA2 || c == 0xAF) ? 3 : 0;
+    if (a == 0xE2 && b == 0x81) return (c == 0x9F || c == 0xA0) ? 3 : 0;
+    if (a == 0xE2 && b == 0x88) return c == 0x92 ? 3 : 0;
+    if (a == 0xE3 && b == 0x80) return c == 0x80 ? 3 : 0;
+    if (a == 0xEF && b == 0xBB) return c == 0xBF ? 3 : 0;
+    if (a == 0xEF && b == 0xBC) return c == 0x8D ? 3 : 0;
+    return 0;
+}
+
+/* Bytes of the separator character at text[i] (i < len), 0 if it is none. */
+static size_t separator_len(const char *text, size_t len, size_t i) {
+    const unsigned char *s = (const unsigned char *)text + i;
+    if (s[0] < 0x80) return is_ascii_separator(s[0]) ? 1 : 0;
+    return utf8_separator_len(s, len - i);
+}
+
+/* Digits joined by 1..SEP_RUN_MAX separator characters: text[start, end)
+ * begins and ends with a digit. */
 typedef struct {
     size_t start;
     size_t end;
     size_t n_digits;
 } digit_run;
 
-/* The characters a digit run is made of. */
-static bool in_run_class(char c) { return is_digit(c) || is_separator(c); }
+/* A byte that can be part of a digit run: a digit, an ASCII separator, or any
+ * non-ASCII byte (a superset of the UTF-8 separators' bytes: the skip-ahead
+ * below only needs to never skip a real run). */
+static bool in_run_class(char c) {
+    return is_digit(c) || is_ascii_separator((unsigned char)c) || (unsigned char)c >= 0x80;
+}
 
 /*
  * Moves *pos to the start of the next stretch of at least PAN_DIGITS_MIN
@@ -68,6 +118,16 @@ static bool next_long_stretch(const char *text, size_t len, size_t *pos) {
     return false;
 }
 
+/* Past the separators at text[i]: at most SEP_RUN_MAX characters; i if none. */
+static size_t skip_separators(const char *text, size_t len, size_t i) {
+    for (int k = 0; k < SEP_RUN_MAX && i < len; k++) {
+        size_t s = separator_len(text, len, i);
+        if (s == 0) break;
+        i += s;
+    }
+    return i;
+}
+
 /* Finds the next run at or after *pos that could hold a PAN (13+ digits are
  * not guaranteed: the caller checks n_digits); false when there is none. */
 static bool next_run(const char *text, size_t len, size_t *pos, digit_run *run) {
@@ -85,10 +145,10 @@ static bool next_run(const char *text, size_t len, size_t *pos, digit_run *run) 
         if (is_digit(text[i])) {
             run->n_digits++;
             last_digit = i++;
-        } else if (is_separator(text[i]) && i + 1 < len && is_digit(text[i + 1])) {
-            i++;
         } else {
-            break;
+            size_t after = skip_separators(text, len, i);
+            if (after == i || after == len || !is_digit(text[after])) break;
+            i = after;
         }
     }
     run->end = last_digit + 1;
@@ -129,11 +189,11 @@ bool gl_pan_luhn_ok(const char *digits, size_t len) {
  */
 static bool groups_hold_pan(const char *text, const digit_run *run, char card[PAN_DIGITS_MAX], size_t *card_len) {
     for (size_t g = run->start; g < run->end; g++) {
-        if (g > run->start && !is_separator(text[g - 1])) continue; /* not the start of a group */
+        if (g > run->start && is_digit(text[g - 1])) continue; /* not the start of a group */
         if (!is_digit(text[g])) continue;
         size_t n = 0;
         for (size_t i = g; i <= run->end && n <= PAN_DIGITS_MAX; i++) {
-            bool group_end = i == run->end || is_separator(text[i]);
+            bool group_end = i == run->end || !is_digit(text[i]); /* (a separator's bytes: repeats the test) */
             if (group_end && n >= PAN_DIGITS_MIN && !(g == run->start && i == run->end) &&
                 gl_pan_luhn_ok(card, n)) {
                 *card_len = n;
@@ -148,13 +208,120 @@ static bool groups_hold_pan(const char *text, const digit_run *run, char card[PA
     return false;
 }
 
+/* ---------- dates and times are not cards ---------- */
+
+/*
+ * With '-', ':', '.', '/' and ' ' as separators, a timestamp such as
+ * "2026-11-20 10:00:00" is a 14-digit run, and one in ten would pass Luhn:
+ * every Stripe and Adyen time column would be masked now and then (and the
+ * row lost as malformed). A run that is exactly a list of dates, each with an
+ * optional time, is therefore not a card:
+ *     date  = YYYY-MM-DD | DD-MM-YYYY | MM-DD-YYYY, one of '-' '/' '.' twice
+ *     time  = ' ' HH:MM[:SS[.fraction]][(+|-)HH[[:]MM]]
+ *     dates joined by any separators (a range "2026-11-01 - 2026-11-30").
+ * Field values are checked (month 1..12, day 1..31, year 1900..2199, hour
+ * 0..23, minute 0..59, second 0..60). A card written in that exact shape is
+ * not a spelling anyone uses; anything else next to a date (a card after a
+ * timestamp) makes the run fail the shape and be judged as usual.
+ */
+#define DATE_GROUPS_MAX 32
+
+typedef struct {
+    size_t n;                          /* groups */
+    size_t at[DATE_GROUPS_MAX];        /* offset of each digit group */
+    size_t len[DATE_GROUPS_MAX];       /* its digits */
+} run_groups;
+
+/* The run's digit groups; false if there are more than DATE_GROUPS_MAX. */
+static bool split_groups(const char *text, const digit_run *run, run_groups *g) {
+    g->n = 0;
+    for (size_t i = run->start; i < run->end;) {
+        if (!is_digit(text[i])) {
+            i++;
+            continue;
+        }
+        if (g->n == DATE_GROUPS_MAX) return false;
+        g->at[g->n] = i;
+        while (i < run->end && is_digit(text[i])) i++;
+        g->len[g->n] = i - g->at[g->n];
+        g->n++;
+    }
+    return true;
+}
+
+static unsigned group_value(const char *text, const run_groups *g, size_t k) {
+    unsigned v = 0;
+    for (size_t i = 0; i < g->len[k] && i < 4; i++) v = v * 10 + (unsigned)(text[g->at[k] + i] - '0');
+    return v;
+}
+
+/* The one separator byte between group k and k + 1 ('\0' if it is not exactly one ASCII byte). */
+static char sep_after(const char *text, const run_groups *g, size_t k) {
+    size_t from = g->at[k] + g->len[k];
+    return g->at[k + 1] == from + 1 ? text[from] : '\0';
+}
+
+static bool in_range(unsigned v, unsigned lo, unsigned hi) { return v >= lo && v <= hi; }
+
+/* A date at groups k..k+2? */
+static bool date_at(const char *text, const run_groups *g, size_t k) {
+    if (k + 3 > g->n) return false;
+    char s = sep_after(text, g, k);
+    if ((s != '-' && s != '/' && s != '.') || sep_after(text, g, k + 1) != s) return false;
+    unsigned a = group_value(text, g, k), b = group_value(text, g, k + 1), c = group_value(text, g, k + 2);
+    if (g->len[k] == 4 && g->len[k + 1] == 2 && g->len[k + 2] == 2)
+        return in_range(a, 1900, 2199) && in_range(b, 1, 12) && in_range(c, 1, 31);
+    if (g->len[k] == 2 && g->len[k + 1] == 2 && g->len[k + 2] == 4)
+        return in_range(c, 1900, 2199) && in_range(a, 1, 31) && in_range(b, 1, 31) && (a <= 12 || b <= 12);
+    return false;
+}
+
+/* A time at group k (after the date's ' '): returns the groups it spans, 0 if none. */
+static size_t time_at(const char *text, const run_groups *g, size_t k) {
+    if (k + 2 > g->n || g->len[k] != 2 || g->len[k + 1] != 2 || sep_after(text, g, k) != ':' ||
+        !in_range(group_value(text, g, k), 0, 23) || !in_range(group_value(text, g, k + 1), 0, 59))
+        return 0;
+    size_t used = 2;
+    if (k + used < g->n && sep_after(text, g, k + used - 1) == ':' && g->len[k + used] == 2 &&
+        in_range(group_value(text, g, k + used), 0, 60)) {
+        used++; /* seconds */
+        if (k + used < g->n && sep_after(text, g, k + used - 1) == '.' && g->len[k + used] <= 9) used++;
+    }
+    if (k + used < g->n) { /* a zone offset: +HH, +HHMM, +HH:MM */
+        char s = sep_after(text, g, k + used - 1);
+        size_t h = k + used;
+        if ((s == '+' || s == '-') && g->len[h] == 2 && in_range(group_value(text, g, h), 0, 23)) {
+            used++;
+            if (h + 1 < g->n && sep_after(text, g, h) == ':' && g->len[h + 1] == 2 &&
+                in_range(group_value(text, g, h + 1), 0, 59))
+                used++;
+        } else if ((s == '+' || s == '-') && g->len[h] == 4 && in_range(group_value(text, g, h) / 100, 0, 23)) {
+            used++;
+        }
+    }
+    return used;
+}
+
+/* Is the run a list of dates (each with an optional time) and nothing else? */
+static bool run_is_dates(const char *text, const digit_run *run) {
+    run_groups g;
+    if (!split_groups(text, run, &g)) return false;
+    size_t k = 0;
+    while (k < g.n) {
+        if (!date_at(text, &g, k)) return false;
+        k += 3;
+        if (k < g.n && sep_after(text, &g, k - 1) == ' ') k += time_at(text, &g, k);
+    }
+    return true;
+}
+
 /*
  * Does the run hold a card number? If so its digits go to card[] (*card_len).
  * 13..19 digits: the run itself, or whole groups of it, must pass Luhn. Longer: every window of
  * 13..19 digits is tried, leftmost first, common card lengths first.
  */
 static bool run_holds_pan(const char *text, const digit_run *run, char card[PAN_DIGITS_MAX], size_t *card_len) {
-    if (run->n_digits < PAN_DIGITS_MIN) return false;
+    if (run->n_digits < PAN_DIGITS_MIN || run_is_dates(text, run)) return false;
     if (run->n_digits <= PAN_DIGITS_MAX) {
         *card_len = collect_digits(text, run->start, run->end, card, PAN_DIGITS_MAX);
         return gl_pan_luhn_ok(card, *card_len) || groups_hold_pan(text, run, card, card_len);
@@ -176,12 +343,29 @@ static bool run_holds_pan(const char *text, const digit_run *run, char card[PAN_
 
 /* ---------- masking ---------- */
 
-/* Keeps the run's first 6 and last 4 digits; every other digit becomes '*'. */
+/*
+ * How many leading digits of an n-digit number may be shown (PCI DSS 3.4.1:
+ * BIN and last 4 at most): the first 6, but never so many that fewer than 6
+ * digits stay hidden, so a 13-digit card shows 3 + 4, a 14-digit one 4 + 4,
+ * a 15-digit one 5 + 4, 16..19 digits 6 + 4. No card ever shows a larger
+ * share than first 6 / last 4 of a 16-digit card (10 of 16).
+ */
+static size_t kept_prefix(size_t n) {
+    assert(n >= PAN_DIGITS_MIN);
+    size_t most = n - LAST_DIGITS - HIDDEN_DIGITS_MIN;
+    return most < BIN_DIGITS ? most : BIN_DIGITS;
+}
+
+/* Keeps the run's first kept_prefix(n) and last 4 digits; every other digit
+ * becomes '*'. Any card inside the run (a window or whole groups of it) then
+ * has at least 6 of its digits hidden too: what the run shows of it is at most
+ * the card's own kept_prefix and last 4 (see pan.h). */
 static void mask_run(char *text, const digit_run *run) {
-    size_t seen = 0;
+    assert(run->n_digits >= PAN_DIGITS_MIN);
+    size_t keep = kept_prefix(run->n_digits), seen = 0;
     for (size_t i = run->start; i < run->end; i++) {
         if (!is_digit(text[i])) continue;
-        if (seen >= BIN_DIGITS && seen < run->n_digits - LAST_DIGITS) text[i] = '*';
+        if (seen >= keep && seen < run->n_digits - LAST_DIGITS) text[i] = '*';
         seen++;
     }
 }
@@ -212,7 +396,8 @@ static bool hmac_token(const gl_pan_key *key, const char *digits, size_t n, char
 static void describe_card(const char *card, size_t n, const gl_pan_keyring *ring, gl_pan_masked *out) {
     memset(out, 0, sizeof *out);
     out->present = true;
-    memcpy(out->bin, card, BIN_DIGITS);
+    assert(n >= PAN_DIGITS_MIN && n <= PAN_DIGITS_MAX);
+    memcpy(out->bin, card, kept_prefix(n)); /* (NUL-terminated by the memset) */
     memcpy(out->last4, card + n - LAST_DIGITS, LAST_DIGITS);
     if (ring && ring->n_keys > 0 && hmac_token(&ring->keys[0], card, n, out->token))
         snprintf(out->key_id, sizeof out->key_id, "%s", ring->keys[0].id);
@@ -283,14 +468,18 @@ bool gl_pan_token_with(const gl_pan_keyring *ring, const char *key_id, const cha
     char digits[PAN_DIGITS_MAX];
     size_t n = 0;
     bool shape_ok = true;
-    for (const char *p = pan; *p && shape_ok; p++) {
-        if (is_digit(*p) && n < PAN_DIGITS_MAX) digits[n++] = *p;
-        else if (is_digit(*p) || !is_separator(*p)) shape_ok = false;
+    size_t pan_len = strnlen(pan, PAN_TEXT_MAX + 1);
+    if (pan_len > PAN_TEXT_MAX) shape_ok = false;
+    for (size_t i = 0; i < pan_len && shape_ok;) {
+        size_t sep = separator_len(pan, pan_len, i);
+        if (is_digit(pan[i]) && n < PAN_DIGITS_MAX) digits[n++] = pan[i++];
+        else if (sep > 0) i += sep;
+        else shape_ok = false;
     }
     bool ok = shape_ok && n >= PAN_DIGITS_MIN && hmac_token(key, digits, n, out);
     OPENSSL_cleanse(digits, sizeof digits);
     if (!ok) {
-        gl_error_set(err, GL_ERR_INVALID, "not a card number (13-19 digits, separators ' ' or '-')");
+        gl_error_set(err, GL_ERR_INVALID, "not a card number (13-19 digits and separators)");
         return false;
     }
     return true;

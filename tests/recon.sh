@@ -19,6 +19,14 @@
 #     output, the decrypted reports or the sealed files (a Luhn scanner written
 #     here, itself checked first, plus a literal search of the seeded numbers
 #     over the whole dump); the report has BIN + last 4 + the HMAC token;
+#   - PCI, the spelling corpus: fresh random cards of 13, 14, 15, 16 and 19
+#     digits spelled with every separator of pan.h (repeated, mixed, UTF-8
+#     spaces and dashes, groups in brackets, glued to letters) in every text
+#     column of every format and the header: every spelling counted as masked,
+#     no row lost, each break keeps first min(6, n-10) + last 4; then the
+#     pg_dump of eu, us and sg, the servers' logs, every stdout/stderr and the
+#     decrypted reports, with every non-digit but '*' removed, hold none of
+#     the cards;
 #   - sealed reports: round trip (also through a rotated key ring); flipped,
 #     cut (also exactly at a chunk boundary), extended copies, a changed header,
 #     another key and a group-readable key ring are refused, leaving no file;
@@ -747,6 +755,175 @@ if ((RC == 0)) && [[ -s "$LOGS/decrypt-pci-adjacent.out" && -z "$hit" ]]; then
 else
     fail "pci: a card number next to other digits ('4242 4242 4242 4242 12/26', 'qty 2 5105...') is masked too" \
         "full number kept for ${hit:-?}: $(jq -c "$LIST"'[list[] | select(.settlement) | [.reference, .settlement.psp_id]]' "$LOGS/decrypt-pci-adjacent.out" 2>&1 | head -c 300)"
+fi
+
+# ---------------------------------------------------------------- PCI: the spelling corpus (issue 11)
+
+# Random Luhn-valid cards of each length (13, 14, 15, 16, 19: fresh each run,
+# so a chance concatenation of other digits cannot look like one), written with
+# every separator pan.h lists (alone, repeated, mixed, UTF-8 spaces and dashes,
+# each group in brackets), glued to letters or inside words, in every text
+# column of every format (and the header). Then every output is scanned with
+# all non-digits removed ('*', the mask, kept as a break): no card's digits may
+# appear in a row, whatever separators were between them.
+cat >"$W/corpus.pl" <<'PERL'
+use strict;
+use warnings;
+my ($fmt, $ts, $file, $expect) = @ARGV;
+sub luhn_digit { # the check digit that makes PREFIX+digit pass Luhn
+    my @d = reverse split //, $_[0];
+    my $s = 0;
+    for my $i (0 .. $#d) { my $v = $d[$i]; if ($i % 2 == 0) { $v *= 2; $v -= 9 if $v > 9 } $s += $v }
+    return (10 - $s % 10) % 10;
+}
+sub card { my ($pre, $n) = @_; my $p = $pre; $p .= int(rand(10)) while length($p) < $n - 1; return $p . luhn_digit($p) }
+my @cards = (card('4', 13), card('36', 14), card('37', 15), card('4', 16), card('51', 16), card('62', 19));
+my %groups = (13 => [4, 4, 5], 14 => [4, 6, 4], 15 => [4, 6, 5], 16 => [4, 4, 4, 4], 19 => [4, 4, 4, 4, 3]);
+my @seps = (' ', '-', '.', '/', '_', ':', '+', '  ', '   ', ' - ', '--', '..', ' / ', '-.-', '_:_',
+            "\xc2\xa0", "\xe2\x80\xaf", "\xe2\x80\x87", "\xe2\x80\x89", "\xe2\x80\x8b", "\xe2\x80\x90",
+            "\xe2\x80\x91", "\xe2\x80\x93", "\xe2\x80\x94", "\xe2\x88\x92", "\xe3\x80\x80", "\xc2\xa0-\xc2\xa0",
+            'PAREN', 'BRACKET', 'BRACE');
+my @ascii = grep { !/[\x80-\xff]/ && !/^[A-Z]/ } @seps; # for `type` (at most 64 bytes)
+my ($k, $cells, @exp) = (0, 0);
+sub spelling { # the k-th (card, separator) pair of the corpus, spelled
+    my ($ascii_only) = @_;
+    my @s = $ascii_only ? @ascii : @seps;
+    my $c = $cards[$k % @cards];
+    my $sep = $s[int($k / @cards) % @s];
+    $k++;
+    my ($off, @g) = (0);
+    for my $len (@{ $groups{length $c} }) { push @g, substr($c, $off, $len); $off += $len }
+    $cells++;
+    return '(' . join(') (', @g) . ')' if $sep eq 'PAREN';
+    return '[' . join('][', @g) . ']' if $sep eq 'BRACKET';
+    return '{' . join('} {', @g) . '}' if $sep eq 'BRACE';
+    return join($sep, @g);
+}
+my %hdr = (
+    generic => 'reference,psp_id,type,currency,gross,fee,net,created_at,settled_at,note',
+    stripe => 'automatic_payout_id,automatic_payout_effective_at,balance_transaction_id,created_utc,available_on_utc,currency,gross,fee,net,reporting_category,source_id,description,charge_created_utc,payment_intent_id,card_brand,payment_metadata[reference]',
+    adyen => 'Company Account,Merchant Account,Psp Reference,Merchant Reference,Payment Method,Creation Date,TimeZone,Type,Modification Reference,Gross Currency,Gross Debit (GC),Gross Credit (GC),Exchange Rate,Net Currency,Net Debit (NC),Net Credit (NC),Commission (NC),Markup (NC),Scheme Fees (NC),Interchange (NC),Payment Method Variant,Batch Number');
+open(my $out, '>:raw', $file) or die "$file: $!";
+print $out $hdr{$fmt}, ',extra ', spelling(0), "\n";
+my $rows = int(@cards * @seps / 6) + 1; # every pair at least once over the file's cells
+for my $r (1 .. $rows) {
+    my $amt = sprintf('%d.%02d', 1 + $r, $r % 100);
+    my $first = $cards[$k % @cards]; # the row's first card, in column order: the one described
+    my @f;
+    if ($fmt eq 'generic') {
+        @f = ('ref ' . spelling(0), 'psp' . spelling(0) . 'x', 'charge' . spelling(1), 'EUR', $amt, '0.00', $amt, $ts, $ts,
+              'note: card no. ' . spelling(0) . ' thanks');
+    } elsif ($fmt eq 'stripe') {
+        my $a = 'po_' . spelling(0);
+        @f = ($a, $ts, 'txn_' . spelling(0), $ts, $ts, 'eur', $amt, '0.00', $amt, 'charge' . spelling(1),
+              'src ' . spelling(0), 'Paid with ' . spelling(0) . '.', $ts, 'pi' . spelling(0), 'visa ' . spelling(0),
+              'ord ' . spelling(0));
+    } else {
+        @f = ('Co ' . spelling(0), 'Acct' . spelling(0), 'psp ' . spelling(0), 'ord' . spelling(0) . 'x',
+              'visa ' . spelling(0), $ts, 'UTC', 'settled' . spelling(1), 'mod ' . spelling(0), 'EUR', '', $amt, '1',
+              'EUR', '', $amt, '', '', '', '', 'v ' . spelling(0), '7');
+    }
+    push @f, spelling(0);
+    print $out join(',', @f), "\n";
+    my $bin = substr($first, 0, length($first) - 10 < 6 ? length($first) - 10 : 6);
+    push @exp, ($r + 1) . "|$bin|" . substr($first, -4);
+}
+close $out;
+open(my $e, '>', $expect) or die;
+print $e "rows $rows\ncells $cells\n", map({ "card $_\n" } @cards), map({ "line $_\n" } @exp);
+close $e;
+PERL
+# digit_scan FILE...: the files holding a card of $W/corpus.cards in any spelling
+# (every byte but digits and '*' removed, then a plain search): exit 0 = found
+cat >"$W/digit_scan.pl" <<'PERL'
+use strict;
+use warnings;
+my $cards = shift;
+open(my $c, '<', $cards) or die;
+my @cards = map { chomp; $_ } <$c>;
+my $hits = 0;
+local $/;
+for my $f (@ARGV) {
+    open(my $fh, '<:raw', $f) or next;
+    my $t = <$fh> // '';
+    $t =~ s/[^0-9*]//g;
+    for my $p (@cards) {
+        next if index($t, $p) < 0;
+        $hits++;
+        print "$f: " . substr($p, 0, 6) . '...' . substr($p, -4) . ' (' . length($p) . " digits)\n";
+    }
+}
+exit($hits ? 0 : 1);
+PERL
+acct CORPUS psp_clearing
+[[ -z "$SETUP_ERR" ]] || fail "corpus: a clearing account" "$SETUP_ERR"
+: >"$W/corpus.cards"
+# the scanner, checked first: it sees a card hidden by any separator and misses a masked one
+printf 'a 4111\xc2\xa01111 (1111) 1111 b\n' >"$W/scan-yes.txt"
+printf 'a 411111******1111 b 4111 11** **** 1111\n' >"$W/scan-no.txt"
+echo 4111111111111111 >"$W/scan.cards"
+if perl "$W/digit_scan.pl" "$W/scan.cards" "$W/scan-yes.txt" >/dev/null && ! perl "$W/digit_scan.pl" "$W/scan.cards" "$W/scan-no.txt" >/dev/null; then
+    ok "corpus scanner: finds a card through NBSP and brackets, not a masked one"
+else
+    fail "corpus scanner: finds a card through NBSP and brackets, not a masked one" "digit_scan.pl misfires"
+fi
+CORPUS_IDS=()
+for f in generic stripe adyen; do
+    perl "$W/corpus.pl" "$f" "$(tfmt "$f" "$NOW")" "$FILES/corpus.$f.csv" "$W/corpus.$f.expect"
+    grep '^card ' "$W/corpus.$f.expect" | cut -d' ' -f2 >>"$W/corpus.cards"
+    rows=$(awk '$1 == "rows" {print $2}' "$W/corpus.$f.expect")
+    cells=$(awk '$1 == "cells" {print $2}' "$W/corpus.$f.expect")
+    if perl "$W/digit_scan.pl" "$W/corpus.cards" "$FILES/corpus.$f.csv" >/dev/null; then
+        ok "corpus-$f: the file holds the corpus ($rows rows, $cells cards spelled)"
+    else
+        fail "corpus-$f: the file holds the corpus" "the scanner sees no card in it"
+    fi
+    recon "corpus-$f" --source "$f" --file "$FILES/corpus.$f.csv" --account "$CORPUS"
+    # every row is read (no date or amount masked by mistake) and is a break:
+    # missing_in_ledger, or duplicate where two rows spell a card alike (same masked key)
+    got=$(summary "$LOGS/corpus-$f.out")
+    if ((RC == 4)) && jq -e --argjson n "$rows" '.lines == $n and .malformed_lines == 0 and .breaks == $n and
+            .by_class.missing_in_ledger + .by_class.duplicate == $n' "$LOGS/corpus-$f.out" >/dev/null 2>&1; then
+        ok "corpus-$f: exit 4, $rows lines read, none malformed, $rows breaks ($got)"
+    else
+        fail "corpus-$f: exit 4, $rows lines read, none malformed, $rows breaks" "exit $RC: $got $(head -c 300 "$LOGS/corpus-$f.err")"
+    fi
+    got=$(jq -r .pans_masked "$LOGS/corpus-$f.out" 2>/dev/null || echo none)
+    check "corpus-$f: pans_masked counts every spelling of the file ($cells)" test "$got" = "$cells"
+    id=$(jq -r '.run_id // "none"' "$LOGS/corpus-$f.out" 2>/dev/null || echo none)
+    CORPUS_IDS+=("$id")
+    got=$(q "SELECT string_agg(line_no || '|' || card_bin || '|' || card_last4, ' ' ORDER BY line_no) FROM recon_breaks WHERE run_id = '$id'")
+    want=$(grep '^line ' "$W/corpus.$f.expect" | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')
+    if [[ "$got" == "$want" ]]; then
+        ok "corpus-$f: each break keeps first min(6, n-10) + last 4 of its row's first card"
+    else
+        fail "corpus-$f: each break keeps first min(6, n-10) + last 4 of its row's first card" "got '$got', want '$want'"
+    fi
+    for kind in json csv; do
+        sealed=$(jq -r ".report_$kind // empty" "$LOGS/corpus-$f.out" 2>/dev/null || true)
+        decrypt "decrypt-corpus-$f-$kind" "${sealed:-none}" --seal-keys "$W/seal.keys" --out "$PLAIN/corpus-$f.$kind"
+        if ((RC != 0)) || [[ ! -s "$PLAIN/corpus-$f.$kind" ]]; then
+            fail "corpus-$f: the $kind report decrypts" "exit $RC: $(head -c 300 "$LOGS/decrypt-corpus-$f-$kind.err")"
+        fi
+    done
+done
+# every region's dump (the job writes eu only; the others prove nothing leaked elsewhere)
+CORPUS_SCAN=("$LOGS"/* "$PLAIN"/* "$OUT"/*)
+for region in eu us sg; do
+    ci=$(conf_value "$region" admin_conninfo)
+    if [[ -n "$ci" ]] && "$PG_DUMP" --no-owner -d "$ci" -f "$W/corpus-$region.sql" 2>"$W/dump-$region.err" && [[ -s "$W/corpus-$region.sql" ]]; then
+        CORPUS_SCAN+=("$W/corpus-$region.sql")
+    else
+        fail "corpus: pg_dump of $region" "$(head -c 300 "$W/dump-$region.err" 2>/dev/null)"
+    fi
+done
+# the PostgreSQL servers' logs (a failed COPY would quote its row there)
+while IFS= read -r -d '' log; do CORPUS_SCAN+=("$log"); done < <(find "$TEST_DIR" -maxdepth 4 -type f \( -name '*.log' -o -path '*/log/*' \) -print0 2>/dev/null)
+n_files=${#CORPUS_SCAN[@]}
+if found=$(perl "$W/digit_scan.pl" "$W/corpus.cards" "${CORPUS_SCAN[@]}"); then
+    fail "corpus: no card of the corpus, in any spelling, in the dumps of eu/us/sg, server logs, stdout/stderr, reports" "$found"
+else
+    ok "corpus: no card of the corpus, in any spelling, in the dumps of eu/us/sg, server logs, stdout/stderr, reports ($n_files files, $(wc -l <"$W/corpus.cards") cards)"
 fi
 
 # ---------------------------------------------------------------- the reconciliation role

@@ -111,8 +111,9 @@ START_TEST(test_mask_forms) {
     assert_masks("4111-1111-1111-1111", "4111-11**-****-1111", 1);
     assert_masks("4111-1111 1111-1111", "4111-11** ****-1111", 1); /* mixed separators */
     assert_masks("x4111111111111111y", "x411111******1111y", 1);   /* glued to letters */
-    assert_masks("378282246310005", "378282*****0005", 1);          /* Amex, 15 */
-    assert_masks("4222222222222", "422222***2222", 1);              /* 13 */
+    assert_masks("378282246310005", "37828******0005", 1);          /* Amex, 15: 5 + 4 shown */
+    assert_masks("30569309025904", "3056******5904", 1);            /* Diners, 14: 4 + 4 */
+    assert_masks("4222222222222", "422******2222", 1);              /* 13: 3 + 4 */
     assert_masks("6221260000000000001", "622126*********0001", 1);  /* 19 */
     assert_masks("a 4111111111111111, b 5555555555554444", "a 411111******1111, b 555555******4444", 2);
 }
@@ -121,9 +122,11 @@ END_TEST
 START_TEST(test_not_pans) {
     assert_untouched("4111111111111112");       /* Luhn fails */
     assert_untouched("411111111117");           /* 12 digits, Luhn-valid */
-    assert_untouched("4111  1111 1111 1111");   /* a double separator ends the run */
-    assert_untouched("4111 -1111-1111-1111");
-    assert_untouched("4111.1111.1111.1111");    /* '.' is not a separator */
+    assert_untouched("4111    1111 1111 1111"); /* 4 separators end the run: 4 + 12 digits */
+    assert_untouched("4111 - - 1111 1111 1111");
+    assert_untouched("4111,1111,1111,1111");    /* ',' is not a separator */
+    assert_untouched("4111*1111*1111*1111");    /* nor '*' (the mask) */
+    assert_untouched("4111|1111|1111|1111");
     assert_untouched("2026-11-20 10:00:00");
     assert_untouched("txn_1PAbCdEfGhIjKlMnOpQr");
     assert_untouched("79789102448594807559");   /* 20 digits, no Luhn-valid 13..19 window */
@@ -157,7 +160,9 @@ END_TEST
 /* A grouped card with other digits next to it: 13..19 digits in all, so the
  * run as a whole fails Luhn, but whole groups of it hold the card. */
 START_TEST(test_card_next_to_other_digits) {
-    assert_masks("exp 4242 4242 4242 4242 12/26", "exp 4242 42** **** **42 12/26", 1);
+    /* ('/' is a separator: "12/26" joins the run, 20 digits, masked whole) */
+    assert_masks("exp 4242 4242 4242 4242 12/26", "exp 4242 42** **** **** 12/26", 1);
+    assert_masks("exp 4242 4242 4242 4242, 12/26", "exp 4242 42** **** 4242, 12/26", 1);
     assert_masks("qty 2 5105105105105100", "qty 2 51051*******5100", 1);
     assert_masks("12 4111-1111-1111-1111", "12 4111-****-****-1111", 1); /* the run keeps its first 6 digits */
     char buf[64];
@@ -224,6 +229,207 @@ START_TEST(test_mask_buf_respects_len) {
     for (size_t i = 0; i < 16; i++) raw[2 + i] = card[i]; /* no NUL after it */
     ck_assert_int_eq(gl_pan_mask_buf(raw, sizeof raw, NULL, NULL), 1);
     ck_assert_int_eq(memcmp(raw + 2, "411111******1111", 16), 0);
+}
+END_TEST
+
+/* ---- the spelling corpus (issue 11: PCI DSS 3.4.1) ------------------------ */
+
+/* Test cards of each length, how they are grouped, and what may be shown. */
+typedef struct {
+    const char *digits;
+    const int *groups; /* digits per group, 0-terminated */
+    const char *bin;   /* the first kept_prefix(n) digits: 3, 4, 5 or 6 */
+} corpus_card;
+
+static const int G4444[] = {4, 4, 4, 4, 0}, G465[] = {4, 6, 5, 0}, G4_6_4[] = {4, 6, 4, 0},
+                 G4_4_5[] = {4, 4, 5, 0}, G44443[] = {4, 4, 4, 4, 3, 0};
+static const corpus_card CARDS[] = {
+    {"4222222222222", G4_4_5, "422"},         /* 13: 3 + 4 shown */
+    {"30569309025904", G4_6_4, "3056"},       /* 14 */
+    {"378282246310005", G465, "37828"},       /* 15 (Amex) */
+    {"4111111111111111", G4444, "411111"},    /* 16 */
+    {"5555555555554444", G4444, "555555"},    /* 16 */
+    {"6221260000000000001", G44443, "622126"} /* 19 */
+};
+
+/* What goes between groups: every separator alone, repeated, mixed; UTF-8. */
+static const char *const SEPS[] = {
+    " ", "\t", "-", ".", "/", "_", ":", "+", "  ", "   ", " - ", "--", "..", "__", "::", " / ", "-.-", " _ ",
+    ") (", ")(", "][", "] [", "}{", "} {", "\t-\t",
+    "\xc2\xa0",                 /* U+00A0 NBSP */
+    "\xe2\x80\xaf",             /* U+202F narrow NBSP */
+    "\xe2\x80\x87",             /* U+2007 figure space */
+    "\xe2\x80\x89",             /* U+2009 thin space */
+    "\xe2\x80\x8b",             /* U+200B zero-width space */
+    "\xe2\x80\x90", "\xe2\x80\x91", "\xe2\x80\x92", "\xe2\x80\x93", "\xe2\x80\x94", "\xe2\x80\x95", /* U+2010..2015 */
+    "\xe2\x88\x92",             /* U+2212 minus */
+    "\xe3\x80\x80",             /* U+3000 ideographic space */
+    "\xef\xbc\x8d",             /* U+FF0D fullwidth hyphen-minus */
+    "\xc2\xad",                 /* U+00AD soft hyphen */
+    "\xe2\x81\xa0",             /* U+2060 word joiner */
+    "\xef\xbb\xbf",             /* U+FEFF */
+    "\xc2\xb7", "\xe2\x80\xa2", /* middle dot, bullet */
+    "\xc2\xa0-\xc2\xa0",        /* NBSP dash NBSP: 3 characters, 5 bytes */
+    "\xe2\x80\x93\xe2\x80\x93\xe2\x80\x93"};
+
+/* Around the card: nothing, words, letters glued on, punctuation. */
+static const char *const AROUND[][2] = {{"", ""},           {"card ", " ok"},   {"card", "x"},
+                                        {"ref:", ";end"},    {"Paid with ", "."}, {"(", ")"},
+                                        {"[", "]"},          {"no.", ",exp 12/26x"}};
+
+/* card's digits in its groups joined by sep, between before and after */
+static void spell(char *out, size_t cap, const corpus_card *c, const char *sep, const char *before, const char *after) {
+    size_t off = (size_t)snprintf(out, cap, "%s", before), d = 0;
+    for (const int *g = c->groups; *g; g++) {
+        if (g != c->groups) off += (size_t)snprintf(out + off, cap - off, "%s", sep);
+        off += (size_t)snprintf(out + off, cap - off, "%.*s", *g, c->digits + d);
+        d += (size_t)*g;
+    }
+    ck_assert_uint_eq(d, strlen(c->digits));
+    snprintf(out + off, cap - off, "%s", after);
+}
+
+/* The digits of text, in order (what a scan that ignores every separator sees). */
+static size_t digits_of(const char *text, char *out, size_t cap) {
+    size_t n = 0;
+    for (const char *p = text; *p && n + 1 < cap; p++)
+        if (*p >= '0' && *p <= '9') out[n++] = *p;
+    out[n] = '\0';
+    return n;
+}
+
+/* Masks one spelling; checks count, shape, what is kept and what is described. */
+static void assert_spelling_masked(const corpus_card *c, const char *in) {
+    char buf[256], digits_in[256], digits_out[256];
+    snprintf(buf, sizeof buf, "%s", in);
+    gl_pan_masked m;
+    int n = gl_pan_mask_text(buf, NULL, &m);
+    ck_assert_msg(n == 1, "\"%s\": %d masked, want 1", in, n);
+    ck_assert_uint_eq(strlen(buf), strlen(in));
+    for (size_t i = 0; in[i]; i++) /* only digits change, and only to '*' */
+        ck_assert_msg(buf[i] == in[i] || (in[i] >= '0' && in[i] <= '9' && buf[i] == '*'), "\"%s\" byte %zu", in, i);
+    ck_assert_msg(!gl_pan_text_has_pan(buf), "\"%s\" still has a PAN: \"%s\"", in, buf);
+    ck_assert_msg(gl_pan_text_has_pan(in), "\"%s\": has_pan false", in);
+    digits_of(in, digits_in, sizeof digits_in);
+    digits_of(buf, digits_out, sizeof digits_out);
+    ck_assert_msg(strstr(digits_out, c->digits) == NULL, "\"%s\" -> \"%s\" keeps the card", in, buf);
+    /* the card's own digits as masked: the kept prefix and last 4, nothing between */
+    const char *at = strstr(digits_in, c->digits);
+    ck_assert_ptr_nonnull(at);
+    size_t len = strlen(c->digits), shown = 0;
+    char masked_card[32] = {0};
+    size_t k = 0, pos = 0; /* walk the output's digits/stars at the card's digit positions */
+    size_t want_from = (size_t)(at - digits_in);
+    for (size_t i = 0; buf[i] && k < len; i++) {
+        bool was_digit = in[i] >= '0' && in[i] <= '9';
+        if (!was_digit) continue;
+        if (pos++ < want_from) continue;
+        masked_card[k++] = buf[i];
+        if (buf[i] != '*') shown++;
+    }
+    ck_assert_uint_eq(k, len);
+    ck_assert_msg(shown <= strlen(c->bin) + 4 && len - shown >= 6, "\"%s\": %zu of %zu digits shown (%s)", in, shown,
+                  len, masked_card);
+    ck_assert(m.present);
+    ck_assert_str_eq(m.bin, c->bin);
+    ck_assert_str_eq(m.last4, c->digits + len - 4);
+}
+
+START_TEST(test_corpus_spellings) {
+    char in[256];
+    int checked = 0;
+    for (size_t c = 0; c < sizeof CARDS / sizeof CARDS[0]; c++)
+        for (size_t s = 0; s < sizeof SEPS / sizeof SEPS[0]; s++)
+            for (size_t a = 0; a < sizeof AROUND / sizeof AROUND[0]; a++) {
+                spell(in, sizeof in, &CARDS[c], SEPS[s], AROUND[a][0], AROUND[a][1]);
+                assert_spelling_masked(&CARDS[c], in);
+                checked++;
+            }
+    ck_assert_int_eq(checked, 6 * 46 * 8); /* the corpus is what it says */
+}
+END_TEST
+
+/* Every group in its own brackets, and mixed separators within one number. */
+START_TEST(test_corpus_brackets_and_mixed) {
+    static const char *const forms[] = {
+        "(4111) (1111) (1111) (1111)", "(4111)(1111)(1111)(1111)", "[4111] [1111] [1111] [1111]",
+        "{4111}{1111}{1111}{1111}", "4111 1111-1111.1111", "4111_1111/1111:1111", "4111 \xc2\xa0""1111\t1111--1111",
+        "4111.-1111 -1111/ 1111", "(4111)-(1111)-(1111)-(1111)", "card#4111+1111+1111+1111&exp=1226",
+        "4\xe2\x80\x8b""1\xe2\x80\x8b""1\xe2\x80\x8b""1\xe2\x80\x8b""111111111111", /* zero-width spaces between digits */
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", "4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1", "txn_4111111111111111_x"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) assert_spelling_masked(&CARDS[3], forms[i]);
+}
+END_TEST
+
+/* Luhn-invalid lookalikes, too-far-apart groups, dates, amounts: left alone. */
+START_TEST(test_corpus_not_cards) {
+    char in[256];
+    static const corpus_card wrong[] = {{"4111111111111112", G4444, ""}, {"378282246310006", G465, ""},
+                                        {"4222222222223", G4_4_5, ""}, {"4000000000000000007", G44443, ""}};
+    for (size_t c = 0; c < sizeof wrong / sizeof wrong[0]; c++)
+        for (size_t s = 0; s < sizeof SEPS / sizeof SEPS[0]; s++) {
+            spell(in, sizeof in, &wrong[c], SEPS[s], "ref ", " end");
+            assert_untouched(in);
+        }
+    /* 4 separator characters: not one number (each part is too short to be a card) */
+    assert_untouched("4111 1111    1111 1111");
+    assert_untouched("4111 1111 \xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0""1111 1111");
+    assert_untouched("(4111) ( 1111 ) (1111)");
+    /* dates and times, alone or as ranges (a 14..22-digit run in the time columns) */
+    assert_untouched("2026-11-20 10:00:00");
+    assert_untouched("2026-11-20 10:00:07");
+    assert_untouched("2026-11-25 16:27:20.000000+00");
+    assert_untouched("2026-11-25 16:27:20.123456+05:30");
+    assert_untouched("2026-11-25 16:27:20-0800");
+    assert_untouched("20/11/2026 10:00:03");
+    assert_untouched("11.20.2026 23:59:59");
+    assert_untouched("2026-11-01 - 2026-11-30");
+    assert_untouched("2026-11-01 10:00:00 / 2026-11-30 10:00:00");
+    assert_untouched("1,234,567.89 EUR");
+    assert_untouched("01a21388-8a1c-728b-ab01-68bce9160ad0");
+    assert_untouched("+44 20 7946 0958");
+    /* ... but a card next to a date is a card (and the date is masked with it) */
+    assert_masks("2026-11-20 10:00:00 4111111111111111", "2026-11-** **:**:** ************1111", 1);
+    assert_masks("4111 1111 1111 1111 2026-11-20", "4111 11** **** **** ****-11-20", 1);
+}
+END_TEST
+
+START_TEST(test_kept_digits_rule) {
+    /* first min(6, n - 10) and last 4: at least 6 hidden, never more than 10 shown */
+    assert_masks("4222222222222", "422******2222", 1);
+    assert_masks("30569309025904", "3056******5904", 1);
+    assert_masks("378282246310005", "37828******0005", 1);
+    assert_masks("4111111111111111", "411111******1111", 1);
+    assert_masks("4000000000000000006", "400000*********0006", 1);
+    assert_masks("4222-2222-22222", "422*-****-*2222", 1);
+    char buf[64];
+    gl_pan_masked m;
+    snprintf(buf, sizeof buf, "x 3782 822463 10005 y");
+    ck_assert_int_eq(gl_pan_mask_text(buf, NULL, &m), 1);
+    ck_assert_str_eq(m.bin, "37828");
+    ck_assert_str_eq(m.last4, "0005");
+    ck_assert_str_eq(buf, "x 3782 8***** *0005 y");
+}
+END_TEST
+
+START_TEST(test_token_any_spelling) {
+    gl_pan_keyring ring;
+    memset(&ring, 0, sizeof ring);
+    ring.n_keys = 1;
+    snprintf(ring.keys[0].id, sizeof ring.keys[0].id, "k");
+    for (int i = 0; i < 32; i++) ring.keys[0].key[i] = (uint8_t)i;
+    char out[GL_PAN_TOKEN_HEX + 1];
+    gl_error err;
+    ck_assert(gl_pan_token_with(&ring, "k", "4111.1111.1111.1111", out, sizeof out, &err));
+    ck_assert_str_eq(out, TOKEN_SEQ_4111);
+    ck_assert(gl_pan_token_with(&ring, "k", "(4111)\xc2\xa0(1111) 1111_1111", out, sizeof out, &err));
+    ck_assert_str_eq(out, TOKEN_SEQ_4111);
+    ck_assert(!gl_pan_token_with(&ring, "k", "4111,1111,1111,1111", out, sizeof out, &err));
+    char buf[64];
+    gl_pan_masked m;
+    snprintf(buf, sizeof buf, "4111\xe2\x80\x93""1111\xe2\x80\x93""1111\xe2\x80\x93""1111");
+    ck_assert_int_eq(gl_pan_mask_text(buf, &ring, &m), 1);
+    ck_assert_str_eq(m.token, TOKEN_SEQ_4111); /* the same card, the same token, however written */
 }
 END_TEST
 
@@ -362,6 +568,11 @@ static Suite *pan_suite(void) {
     tcase_add_test(scan, test_card_next_to_other_digits);
     tcase_add_test(scan, test_first_card_and_token);
     tcase_add_test(scan, test_mask_buf_respects_len);
+    tcase_add_test(scan, test_corpus_spellings);
+    tcase_add_test(scan, test_corpus_brackets_and_mixed);
+    tcase_add_test(scan, test_corpus_not_cards);
+    tcase_add_test(scan, test_kept_digits_rule);
+    tcase_add_test(scan, test_token_any_spelling);
     suite_add_tcase(s, scan);
 
     TCase *keys = tcase_create("keys");
