@@ -940,7 +940,8 @@ static bool batch_metadata(gl_job *job, char **metas) {
  * (the request itself took one already): batching is not a way around it. */
 static gl_response rate_limit_items(gl_req *req, size_t n) {
     assert(n >= 1);
-    if (!req->srv->ratelimit || n == 1) return (gl_response){0};
+    if (!req->srv->ratelimit || n == 1 || req->items_charged) return (gl_response){0};
+    req->items_charged = true;
     uint64_t retry_s = 1;
     if (gl_ratelimit_take_n(req->srv->ratelimit, req->claims.sub, (uint32_t)(n - 1), gl_monotonic_ns() / 1000u,
                             &retry_s))

@@ -200,6 +200,7 @@ struct gl_req {
     const char *region_name; /* for the log line */
     gl_job *job;             /* set while a write waits for its batch */
     bool inflight_held;
+    bool items_charged; /* a batch's transfers were counted against the rate (once, whichever thread runs it) */
     char inflight_key[LEDGER_OWNER_MAX + GL_IDEM_KEY_MAX + 2];
     /* reads (handlers.c): leased connections, released when the handler returns */
     gl_lease leases[GL_REQ_LEASES_MAX];

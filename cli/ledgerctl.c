@@ -515,13 +515,24 @@ static int cmd_verify(cli *c, int argc, char **argv) {
 }
 
 /* Mints a token signed with the configured key (dev use: `make run` prints one). */
+/* "eu,us" -> ["eu","us"] (empty names skipped; ledgerd checks the names). */
+static json_t *region_list(const char *csv) {
+    json_t *a = json_array();
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", csv);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(a, json_string(t));
+    return a;
+}
+
 static int cmd_token(cli *c, int argc, char **argv) {
     static const struct option longopts[] = {{"sub", required_argument, NULL, 's'},
                                              {"scope", required_argument, NULL, 'S'},
                                              {"ttl", required_argument, NULL, 't'},
                                              {"key", required_argument, NULL, 'k'},
+                                             {"regions", required_argument, NULL, 'r'},
                                              {NULL, 0, NULL, 0}};
-    const char *sub = NULL, *key = NULL,
+    const char *sub = NULL, *key = NULL, *regions = NULL,
                *scope = "accounts:read accounts:write transfers:read transfers:write events:read mandates:write";
     int64_t ttl = 3600;
     optind = 0;
@@ -530,6 +541,7 @@ static int cmd_token(cli *c, int argc, char **argv) {
         if (ch == 's') sub = optarg;
         else if (ch == 'S') scope = optarg;
         else if (ch == 'k') key = optarg;
+        else if (ch == 'r') regions = optarg;
         else if (ch == 't') {
             if (!cli_parse_i64(optarg, 1, 30LL * 86400, &ttl))
                 return cli_fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
@@ -542,6 +554,7 @@ static int cmd_token(cli *c, int argc, char **argv) {
     time_t now = time(NULL);
     json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", sc.auth_issuer, "aud", sc.auth_audience, "sub", sub,
                                "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)now + (json_int_t)ttl);
+    if (claims && regions) json_object_set_new(claims, "regions", region_list(regions));
     char *token = NULL;
     bool ok = claims && gl_jwt_sign_from_file(sc.auth_alg, key ? key : sc.auth_key_file, claims, &token, &e);
     json_decref(claims);
@@ -577,7 +590,7 @@ static void usage(FILE *f) {
           "  recon decrypt FILE [--seal-keys F] [--out F]   open a sealed recon report\n"
           "  report regional --region R --from T --to T [--format json|csv|html] [--out FILE] [--threshold MINOR]\n"
           "                 [--structuring-count N] [--structuring-band-pct P] [--max-rows N]   compliance report\n"
-          "  token --sub PRINCIPAL [--scope \"a b\"] [--ttl S] [--key F]   mint a ledgerd token (dev)\n"
+          "  token --sub PRINCIPAL [--scope \"a b\"] [--regions eu,us] [--ttl S] [--key F]   mint a ledgerd token (dev)\n"
           "\n"
           "Amounts are integers of minor units (cents). The config file is --config,\n"
           "else $GEOLEDGER_CONFIG, else ./ledger.conf.\n"

@@ -139,6 +139,7 @@ if ((cluster_ok)); then
     for t in "${ITESTS[@]}"; do run_program integration "$t"; done
 
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
+    run_step "zerotrust: minting, mandate payee, replay, regions claim, abuse limits" env TEST_DIR="$DIR" tests/zerotrust.sh
     run_step "httpfuzz: ledgerd under HTTP fuzzing (sanitizers when BUILD=build/asan)" env TEST_DIR="$DIR" tests/httpfuzz.sh
     run_step "api: OpenAPI lint (@redocly/cli)" api/lint-openapi.sh
     run_step "report: compliance report, HTML in headless Chromium" env TEST_DIR="$DIR" tests/report.sh
