@@ -246,7 +246,8 @@ TOKEN=""
 bank_setup() {
     local principal="chaos-$1-$RUN"
     RUNS=""
-    TOKEN=$("$LEDGERCTL" --config "$CONF" token --sub "$principal" --ttl 7200) || return 1
+    TOKEN=$("$LEDGERCTL" --config "$CONF" token --sub "$principal" --ttl 7200 \
+        --scope "accounts:read accounts:write accounts:issue transfers:read transfers:write") || return 1
     timeout 90 "$BANK" setup --port "$PORT" --token "$TOKEN" --principal "$principal" --state "$W/$1.state" \
         --regions eu,us,sg --accounts 5 --fund 100000 >"$W/$1.setup.log" 2>&1
 }

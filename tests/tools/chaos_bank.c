@@ -10,7 +10,7 @@
  *   chaos_bank stats --series F --from EPOCH_S --to EPOCH_S
  *   chaos_bank check --state F --acks F [--unknown F] --db REGION=CONNINFO [--db ...]
  *
- * setup: per region, one funding account (no flags: it may go negative; the only
+ * setup: per region, one funding account (kind funding: it may go negative, so the token needs accounts:issue; the only
  *   money source) and N bank accounts with debits_must_not_exceed_credits, each
  *   funded from the funding account; writes the state file (JSON: principal,
  *   currency, per region the funding id, the bank ids and the initial total).
@@ -802,7 +802,8 @@ static int cmd_setup(int port, const char *token, const char *principal, const c
     int rc = 0;
     for (int r = 0; r < n && !rc; r++) {
         snprintf(key, sizeof key, "%.40s-%.31s-funding", run, names[r]);
-        snprintf(body, sizeof body, "{\"currency\":\"%.3s\",\"region\":\"%.31s\",\"metadata\":{\"chaos\":\"funding\"}}",
+        snprintf(body, sizeof body,
+                 "{\"currency\":\"%.3s\",\"region\":\"%.31s\",\"kind\":\"funding\",\"metadata\":{\"chaos\":\"funding\"}}",
                  currency, names[r]);
         if (!send_definitive(&c, "/v1/accounts", body, key, &a)) {
             rc = EXIT_INFRA;
