@@ -933,7 +933,7 @@ START_TEST(test_scope) {
     c = EXPECT(
         &hv,
         sign_hs(HS_HDR, CLAIMS({"scope", "\"accounts:read accounts:write transfers:write transfers:read events:read "
-                                         "mandates:write reconciliation:run reports:read admin\""})),
+                                         "mandates:write reconciliation:run reports:read accounts:issue admin\""})),
         GL_JWT_OK);
     ck_assert_uint_eq(c.scopes, (1u << GL_SCOPE_COUNT) - 1);
     EXPECT(&hv, sign_hs(HS_HDR, CLAIMS({"scope", "[\"admin\"]"})), GL_JWT_TOKEN_CLAIMS_INVALID);
@@ -982,6 +982,49 @@ START_TEST(test_regions) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         EXPECT(&hv, sign_hs(HS_HDR, CLAIMS({"regions", bad[i]})), GL_JWT_TOKEN_CLAIMS_INVALID);
+}
+END_TEST
+
+/* max_lifetime_s: exp - iat at most, iat required; checked after the times
+ * (an expired token says expired); 0 = no limit. */
+static void lifetime_verifier(gl_jwt_verifier *v, int max_lifetime_s) {
+    gl_jwt_config cfg;
+    gl_jwt_config_init(&cfg);
+    cfg.alg = "HS256";
+    cfg.issuer = ISS;
+    cfg.audience = AUD;
+    cfg.max_lifetime_s = max_lifetime_s;
+    gl_error err;
+    gl_error_clear(&err);
+    ck_assert_msg(gl_jwt_verifier_init(v, &cfg, (const unsigned char *)g_secret, strlen(g_secret), &err), "%s", err.message);
+}
+
+START_TEST(test_lifetime) {
+    gl_jwt_verifier lv;
+    lifetime_verifier(&lv, 310); /* the standard claims live exactly 310 s (iat NOW - 10, exp NOW + 300) */
+    EXPECT(&lv, sign_hs(HS_HDR, claims_std()), GL_JWT_OK);
+    EXPECT(&lv, sign_hs(HS_HDR, CLAIMS({"iat", NULL})), GL_JWT_TOKEN_LIFETIME_INVALID);
+    EXPECT(&lv, sign_hs(HS_HDR, CLAIMS({"exp", "1699999900"}, {"iat", "1699998900"})), GL_JWT_TOKEN_EXPIRED);
+    gl_jwt_verifier_free(&lv);
+    lifetime_verifier(&lv, 309);
+    EXPECT(&lv, sign_hs(HS_HDR, claims_std()), GL_JWT_TOKEN_LIFETIME_INVALID);
+    gl_jwt_verifier_free(&lv);
+    lifetime_verifier(&lv, 0);
+    EXPECT(&lv, sign_hs(HS_HDR, CLAIMS({"iat", NULL})), GL_JWT_OK);
+    gl_jwt_verifier_free(&lv);
+    ck_assert_str_eq(gl_jwt_reason_name(GL_JWT_TOKEN_LIFETIME_INVALID), "token_lifetime_invalid");
+
+    gl_jwt_config cfg;
+    gl_jwt_config_init(&cfg);
+    cfg.alg = "HS256";
+    cfg.issuer = ISS;
+    cfg.audience = AUD;
+    gl_error err;
+    cfg.max_lifetime_s = -1;
+    ck_assert(!gl_jwt_verifier_init(&lv, &cfg, (const unsigned char *)g_secret, strlen(g_secret), &err));
+    cfg.max_lifetime_s = GL_JWT_LIFETIME_S_MAX + 1;
+    ck_assert(!gl_jwt_verifier_init(&lv, &cfg, (const unsigned char *)g_secret, strlen(g_secret), &err));
+    ck_assert_int_eq(err.kind, GL_ERR_CONFIG);
 }
 END_TEST
 
@@ -1382,6 +1425,7 @@ static Suite *jwt_suite(void) {
     tcase_add_test(claims_tc, test_scope);
     tcase_add_test(claims_tc, test_regions);
     tcase_add_test(claims_tc, test_names);
+    tcase_add_test(claims_tc, test_lifetime);
     tcase_add_test(claims_tc, test_out_cleared);
     suite_add_tcase(s, claims_tc);
 

@@ -310,6 +310,23 @@ START_TEST(test_threads) {
 }
 END_TEST
 
+/* gl_ratelimit_has looks without taking: it never changes the bucket. */
+START_TEST(test_has_does_not_take) {
+    gl_ratelimit *rl = make(1, 3, 0);
+    uint64_t retry = 99;
+    for (int i = 0; i < 10; i++) ck_assert(gl_ratelimit_has(rl, "10.0.0.1", T0, &retry));
+    ck_assert_uint_eq(retry, 0);
+    ck_assert_int_eq(drain(rl, "10.0.0.1", T0), 3);
+    ck_assert(!gl_ratelimit_has(rl, "10.0.0.1", T0, &retry));
+    ck_assert_uint_eq(retry, 1);
+    ck_assert(gl_ratelimit_has(rl, "10.0.0.1", T0 + 1000000, &retry)); /* one token a second */
+    ck_assert(gl_ratelimit_take(rl, "10.0.0.1", T0 + 1000000, &retry));
+    ck_assert(!gl_ratelimit_has(rl, "10.0.0.1", T0 + 1000000, &retry));
+    ck_assert(!gl_ratelimit_has(NULL, "10.0.0.1", T0, &retry)); /* fails closed */
+    gl_ratelimit_free(rl);
+}
+END_TEST
+
 static Suite *ratelimit_suite(void) {
     Suite *s = suite_create("ratelimit");
     TCase *bucket = tcase_create("bucket");
@@ -320,6 +337,7 @@ static Suite *ratelimit_suite(void) {
     tcase_add_test(bucket, test_principals_are_independent);
     tcase_add_test(bucket, test_bad_arguments);
     tcase_add_test(bucket, test_config_errors);
+    tcase_add_test(bucket, test_has_does_not_take);
     suite_add_tcase(s, bucket);
 
     TCase *table = tcase_create("table");
