@@ -334,6 +334,10 @@ port_busy() {
 
 # ---------------------------------------------------------------- start
 
+port_taken() {
+    die "region $1: port $2 on $LISTEN_ADDR is already in use (another cluster or server: ss -ltnp 'sport = :$2'); stop it or pick other ports (make run: REGIONS=..., make test: TEST_PG_PORT_BASE, CHAOS_PG_PORT_BASE)"
+}
+
 # pg_hba.conf, rewritten on every start: TLS and scram-sha-256 from 127.0.0.1
 # only; every other connection (no TLS, another address, the Unix socket,
 # which is off anyway) is rejected. No trust, no peer.
@@ -397,9 +401,7 @@ launch_server() {
 
     # With TCP listeners, two clusters cannot share a port (Unix sockets in
     # different directories could): say so plainly instead of a bind error.
-    if port_busy "$port"; then
-        die "region $region: port $port on $LISTEN_ADDR is already in use (another cluster or server; see: ss -ltnp 'sport = :$port'); stop it or pick other ports"
-    fi
+    if port_busy "$port"; then port_taken "$region" "$port"; fi
 
     # pg_ctl copes with a stale postmaster.pid left by a crash. Right after
     # a crash, orphaned backends may still hold the old shared memory
@@ -440,6 +442,9 @@ start_region() {
         (umask 022 && mkdir -p -- "$rdir") || die "cannot create $rdir"
     fi
     if ((IS_ROOT)); then chown -R postgres:postgres -- "$rdir" || die "cannot chown $rdir to postgres"; fi
+
+    # Before any initdb: a port taken by another cluster is the likely mistake.
+    if ! is_running "$data" && port_busy "$port"; then port_taken "$region" "$port"; fi
 
     if [[ ! -f "$data/PG_VERSION" ]]; then
         if [[ -d "$data" ]] && [[ -n "$(ls -A -- "$data" 2>/dev/null)" ]]; then
