@@ -169,27 +169,31 @@ START_TEST(test_connection_without_tls_is_refused_by_the_server) {
 END_TEST
 
 START_TEST(test_connection_without_the_password_is_refused) {
-    /* An empty passfile of the right mode: libpq has no password to offer. */
+    /* An empty passfile of the right mode: libpq has no password to offer. Then
+     * a wrong password: the server refuses it (28P01, "password authentication
+     * failed"). The file is removed before anything is asserted. */
     char path[] = "/tmp/geoledger-nopass.XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
     char extra[128];
     snprintf(extra, sizeof extra, "passfile=%s", path);
-    PGconn *db = connect_with(GL_ROLE_SERVICE, extra);
-    ck_assert_msg(PQstatus(db) == CONNECTION_BAD, "accepted without a password");
-    ck_assert_msg(PQconnectionNeedsPassword(db), "refused, but not for want of a password: %s", PQerrorMessage(db));
-    PQfinish(db);
-
-    /* A wrong password: the server refuses it (28P01, "password authentication failed"). */
+    PGconn *none = connect_with(GL_ROLE_SERVICE, extra);
     FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("localhost:*:*:geoledger_service:not-the-password\n", f);
-    fclose(f);
-    db = connect_with(GL_ROLE_SERVICE, extra);
-    assert_refused(db, "wrong password", "password authentication failed for user \"geoledger_service\"");
-    PQfinish(db);
+    if (f) {
+        fputs("localhost:*:*:geoledger_service:not-the-password\n", f);
+        fclose(f);
+    }
+    PGconn *wrong = f ? connect_with(GL_ROLE_SERVICE, extra) : NULL;
     unlink(path);
+
+    ck_assert_msg(PQstatus(none) == CONNECTION_BAD, "accepted without a password");
+    ck_assert_msg(PQconnectionNeedsPassword(none), "refused, but not for want of a password: %s",
+                  PQerrorMessage(none));
+    PQfinish(none);
+    ck_assert_ptr_nonnull(wrong);
+    assert_refused(wrong, "wrong password", "password authentication failed for user \"geoledger_service\"");
+    PQfinish(wrong);
 }
 END_TEST
 
