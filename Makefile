@@ -40,7 +40,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BUILD)/bin/ledger-bench $(BUILD)/bin/recon-seed
 
-.PHONY: all deps build run stop test unit asan chaos bench lint install clean help
+.PHONY: all deps build run stop clean-var test unit asan chaos bench lint install clean help
 # Keep object files of test programs (otherwise make deletes them as intermediates).
 .SECONDARY:
 
@@ -50,6 +50,7 @@ help:
 	@echo "make            build ledgerctl and the library (installs missing packages)"
 	@echo "make run        start a local 3-region PostgreSQL cluster under ./var, migrate, print usage"
 	@echo "make stop       stop that cluster"
+	@echo "make clean-var  stop it and remove ./var (data, keys, CA, passfiles)"
 	@echo "make test       unit + integration tests against real PostgreSQL (non-zero on failure)"
 	@echo "make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make chaos      fault injection under a bank workload, 5x longer than in make test (tests/chaos.sh)"
@@ -111,7 +112,10 @@ $(BUILD)/bin/recon-seed: $(BUILD)/obj/bench/recon_seed.o $(LIB)
 
 # ---- local cluster ----
 RUN_DIR  := $(CURDIR)/var
-REGIONS  := eu:5441:1 us:5442:2 sg:5443:3
+# The servers listen on TCP (TLS), so clusters cannot share ports: make run uses
+# 5461-5463, make test 5441-5443 (TEST_PG_PORT_BASE), its chaos step 5451-5453
+# (CHAOS_PG_PORT_BASE), make bench 5450 (BENCH_PG_PORT).
+REGIONS  := eu:5461:1 us:5462:2 sg:5463:3
 API_PORT := 8080
 
 run: build
@@ -127,6 +131,10 @@ run: build
 stop:
 	@scripts/ledgerd-run.sh stop $(RUN_DIR)
 	@scripts/cluster.sh stop $(RUN_DIR)/pg
+
+# Stop and remove ./var: its data, keys, CA and passfiles (the next make run starts afresh).
+clean-var: stop
+	rm -rf $(RUN_DIR)
 
 # ---- tests ----
 test: build

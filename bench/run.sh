@@ -11,7 +11,7 @@ BUILD=${BUILD:-build}
 SECONDS_PER_RUN=${BENCH_SECONDS:-20}
 ACCOUNTS=${BENCH_ACCOUNTS:-100000}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=5450
+PORT=${BENCH_PG_PORT:-5450}
 
 DIR=$(mktemp -d /tmp/geoledger-bench.XXXXXX)
 cleanup() { scripts/cluster.sh stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
@@ -21,15 +21,19 @@ export CLUSTER_EXTRA_SETTINGS=$'max_wal_size = 8GB\ncheckpoint_timeout = 30min\n
 scripts/cluster.sh start "$DIR" bench:$PORT >/dev/null
 scripts/cluster.sh conf "$DIR" "$DIR/ledger.conf" bench:$PORT:1 >/dev/null
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" migrate >/dev/null
+# psql, createdb and pgbench reach the server as ledger.conf's admin_conninfo does:
+# TLS verified against the cluster's CA, the password from its passfile.
+export PGHOST=localhost PGHOSTADDR=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGSSLMODE=verify-full \
+    PGSSLROOTCERT=$DIR/ca/ca.crt PGPASSFILE=$DIR/secrets/bench.pgpass PGCHANNELBINDING=require
 
 # BENCH_ONLY=recon runs the reconciliation scenario alone (it needs no pgbench).
 only=${BENCH_ONLY:-}
 if [[ "$only" != recon ]]; then
 echo "== pgbench tpcb-like: scale 10, 8 clients, ${SECONDS_PER_RUN} s"
-"$PG_BIN/createdb" -h "$DIR/bench" -p $PORT -U postgres pgbench
-"$PG_BIN/pgbench" -h "$DIR/bench" -p $PORT -U postgres -i -s 10 -q pgbench >/dev/null 2>&1
-"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc CHECKPOINT pgbench
-pgbench_out=$("$PG_BIN/pgbench" -h "$DIR/bench" -p $PORT -U postgres -c 8 -j 2 -T "$SECONDS_PER_RUN" pgbench 2>&1)
+"$PG_BIN/createdb" pgbench
+"$PG_BIN/pgbench" -i -s 10 -q pgbench >/dev/null 2>&1
+"$PG_BIN/psql" -qc CHECKPOINT pgbench
+pgbench_out=$("$PG_BIN/pgbench" -c 8 -j 2 -T "$SECONDS_PER_RUN" pgbench 2>&1)
 pgbench_tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$pgbench_out" | head -1)
 [[ -n "$pgbench_tps" ]] || { echo "$pgbench_out"; echo "bench: pgbench failed" >&2; exit 1; }
 echo "pgbench_tps=$pgbench_tps"
@@ -37,7 +41,7 @@ echo "pgbench_tps=$pgbench_tps"
 declare -A tps
 for scenario in uniform hot; do
     echo "== engine $scenario: $ACCOUNTS accounts, batches of 8189, ${SECONDS_PER_RUN} s"
-    "$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc CHECKPOINT geoledger
+    "$PG_BIN/psql" -qc CHECKPOINT geoledger
     line=$("$BUILD/bin/ledger-bench" --config "$DIR/ledger.conf" --region bench --scenario "$scenario" \
         --accounts "$ACCOUNTS" --seconds "$SECONDS_PER_RUN")
     echo "$line"
@@ -48,7 +52,7 @@ API_PORT=$((18500 + $$ % 400))
 LEDGERD_RATE_PER_S=0 LEDGERD_LOG_LEVEL=warn scripts/ledgerd-conf.sh "$DIR/ledger.conf" "$DIR/bench.key" "$API_PORT"
 "$BUILD/bin/ledger-bench" --config "$DIR/ledger.conf" --region bench --scenario uniform --accounts 10000 \
     --seconds 0 --accounts-out "$DIR/accounts.txt" 2>/dev/null
-"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc CHECKPOINT geoledger # as before each engine run
+"$PG_BIN/psql" -qc CHECKPOINT geoledger # as before each engine run
 "$BUILD/bin/ledgerd" --config "$DIR/ledger.conf" 2>"$DIR/ledgerd.log" &
 ledgerd_pid=$!
 trap 'kill $ledgerd_pid 2>/dev/null || true; cleanup' EXIT INT TERM
@@ -75,8 +79,8 @@ RECON_LINES=${BENCH_RECON_LINES:-1000000}
 echo "== recon: $RECON_LINES settlement lines against $RECON_LINES ledger transfers, seeded breaks"
 # The scenarios before left autovacuum work behind in geoledger: done now, so
 # that it does not run during the timed recon or its baseline.
-[[ "$only" == recon ]] || "$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc VACUUM geoledger
-"$PG_BIN/createdb" -h "$DIR/bench" -p $PORT -U postgres geoledger_recon
+[[ "$only" == recon ]] || "$PG_BIN/psql" -qc VACUUM geoledger
+"$PG_BIN/createdb" geoledger_recon
 sed 's/dbname=geoledger /dbname=geoledger_recon /' "$DIR/ledger.conf" >"$DIR/recon.conf"
 grep -q 'dbname=geoledger_recon ' "$DIR/recon.conf" || { echo "bench: cannot point recon.conf at geoledger_recon" >&2; exit 1; }
 "$BUILD/bin/ledgerctl" --config "$DIR/recon.conf" migrate >/dev/null
@@ -95,7 +99,7 @@ recon_run() { # LINES FILE ACCOUNT: prints "elapsed_s rss_kb" and the summary
 }
 small_account=$(seed $((RECON_LINES / 4)) "$DIR/small.csv")
 big_account=$(seed "$RECON_LINES" "$DIR/big.csv")
-"$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -qc "VACUUM ANALYZE transfers" -c CHECKPOINT geoledger_recon
+"$PG_BIN/psql" -qc "VACUUM ANALYZE transfers" -c CHECKPOINT geoledger_recon
 recon_run $((RECON_LINES / 4)) "$DIR/small.csv" "$small_account"
 # (GNU time's last line; a line before it notes the exit status 4)
 small_rss_kb=$(tail -n 1 "$DIR/time.out" | awk '{print $2}')
@@ -116,7 +120,7 @@ SQL
 baseline_run() { # prints the elapsed seconds
     local t0 t1
     t0=$(date +%s%N)
-    "$PG_BIN/psql" -h "$DIR/bench" -p $PORT -U postgres -q -f "$DIR/baseline.sql" geoledger_recon >/dev/null
+    "$PG_BIN/psql" -q -f "$DIR/baseline.sql" geoledger_recon >/dev/null
     t1=$(date +%s%N)
     echo "($t1 - $t0) / 1000000000" | bc -l
 }

@@ -5,8 +5,8 @@
  * ledger.conf:
  *   regions = (
  *     { name = "eu"; code = 1;
- *       conninfo = "host=/path port=5441 dbname=geoledger user=geoledger_service";
- *       admin_conninfo = "host=/path port=5441 dbname=geoledger user=postgres";   # migrations
+ *       conninfo = "host=db port=5432 dbname=geoledger user=geoledger_service sslmode=verify-full sslrootcert=... passfile=...";
+ *       admin_conninfo = "host=db port=5432 dbname=geoledger user=postgres sslmode=verify-full ...";   # migrations
  *       recon_conninfo = "...";  report_conninfo = "...";                          # optional
  *       replicas = ( "host=... port=..." );                                       # optional
  *       large_transaction_threshold = 1000000;                                    # optional, minor units

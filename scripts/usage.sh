@@ -7,6 +7,8 @@ port=${3:-8080}
 cat <<MSG
 
 geoledger is up: 3 regional PostgreSQL partitions (eu, us, sg) under ./var, migrated.
+They take TLS (verify-full, CA in $(dirname "$conf")/pg/ca) and scram-sha-256 only; the passwords are in
+$(dirname "$conf")/pg/secrets/*.pgpass (mode 0600), never in ledger.conf.
 
   export GEOLEDGER_CONFIG=$conf
   L=$ctl

@@ -416,7 +416,7 @@ restart_region() {
     cpid=$!
     T_BACK=0
     for _ in $(seq 600); do # at most ~60 s, and no longer than cluster.sh runs
-        if "$PG_BINDIR/pg_isready" -q -h "$DIR/$R" -p "$port" -t 1; then
+        if "$PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1; then
             T_BACK=$(now_ms)
             break
         fi

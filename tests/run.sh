@@ -7,7 +7,8 @@
 # 2. a throwaway 3-region PostgreSQL cluster (eu, us, sg) in a temp dir,
 #    its ledger.conf, and `ledgerctl migrate`;
 # 3. every integration test (one binary per tests/integration/test_*.c);
-# 4. tests/api.sh (ledgerd over HTTP), tests/httpfuzz.sh (HTTP fuzzing), the OpenAPI lint, tests/report.sh
+# 4. tests/api.sh (ledgerd over HTTP), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
+#    one-region cluster of its own, port TEST_PG_PORT_BASE + 3), tests/httpfuzz.sh (HTTP fuzzing), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh;
 # 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind;
 # 6. tests/chaos.sh (fault injection under a bank workload, on a cluster of its own).
@@ -123,8 +124,8 @@ export GEOLEDGER_CONFIG="$DIR/ledger.conf"
 # TEST_PG_PORT_BASE: the regions' ports (eu, us, sg from it; default 5441),
 # so that two suites (two worktrees) can run side by side.
 P=${TEST_PG_PORT_BASE:-5441}
-if scripts/cluster.sh start "$DIR" eu:$P us:$((P + 1)) sg:$((P + 2)) &&
-    scripts/cluster.sh conf "$DIR" "$GEOLEDGER_CONFIG" eu:$P:1 us:$((P + 1)):2 sg:$((P + 2)):3 &&
+if scripts/cluster.sh start "$DIR" "eu:$P" "us:$((P + 1))" "sg:$((P + 2))" &&
+    scripts/cluster.sh conf "$DIR" "$GEOLEDGER_CONFIG" "eu:$P:1" "us:$((P + 1)):2" "sg:$((P + 2)):3" &&
     [[ -x "$BUILD/bin/ledgerctl" ]] &&
     "$BUILD/bin/ledgerctl" migrate; then
     cluster_ok=1
@@ -140,6 +141,8 @@ if ((cluster_ok)); then
 
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
     run_step "zerotrust: minting, mandate payee, replay, regions claim, abuse limits" env TEST_DIR="$DIR" tests/zerotrust.sh
+    run_step "pgtls: TLS + scram-sha-256 to PostgreSQL (wrong CA, no TLS, no password, no leaks)" \
+        env TEST_DIR="$DIR" TEST_PG_PORT_BASE="$P" tests/pgtls.sh
     run_step "httpfuzz: ledgerd under HTTP fuzzing (sanitizers when BUILD=build/asan)" env TEST_DIR="$DIR" tests/httpfuzz.sh
     run_step "api: OpenAPI lint (@redocly/cli)" api/lint-openapi.sh
     run_step "report: compliance report, HTML in headless Chromium" env TEST_DIR="$DIR" tests/report.sh
@@ -161,7 +164,7 @@ else
     fail "verify" "not run: no cluster"
 fi
 
-# ---- 6. chaos: its own cluster (5451-5453) and ledgerd (from 18300), so its
+# ---- 6. chaos: its own cluster (CHAOS_PG_PORT_BASE, 5451-5453) and ledgerd (from 18300), so its
 # faults never touch the cluster above
 run_step "chaos: kill -9 ledgerd, PostgreSQL restart, hung region (bank workload)" tests/chaos.sh
 
