@@ -104,6 +104,7 @@ bool gl_address_key(const char *ip, char out[GL_ADDRESS_KEY_MAX]) {
     struct in6_addr a6;
     if (inet_pton(AF_INET, ip, &a4) == 1) return inet_ntop(AF_INET, &a4, out, GL_ADDRESS_KEY_MAX) != NULL;
     if (inet_pton(AF_INET6, ip, &a6) != 1) return false;
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) return inet_ntop(AF_INET, a6.s6_addr + 12, out, GL_ADDRESS_KEY_MAX) != NULL;
     memset(a6.s6_addr + 8, 0, 8); /* the /64 */
     char text[INET6_ADDRSTRLEN];
     if (!inet_ntop(AF_INET6, &a6, text, sizeof text)) return false;
