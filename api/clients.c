@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../ledger/clock.h"
+#include "log.h"
 
 #define WATCHDOG_TICK_MS 100
 
@@ -31,7 +32,6 @@ struct gl_clients {
     conn_watch *head;
     pthread_t watchdog;
     bool stop;
-    atomic_uint_fast64_t read_timeouts;
 };
 
 static void *watchdog_main(void *arg) {
@@ -40,6 +40,7 @@ static void *watchdog_main(void *arg) {
     for (;;) {
         nanosleep(&tick, NULL);
         uint64_t now = gl_monotonic_ns();
+        int cut = 0;
         pthread_mutex_lock(&c->mu);
         bool stop = c->stop;
         for (conn_watch *w = c->head; w && !stop; w = w->next) {
@@ -48,10 +49,13 @@ static void *watchdog_main(void *arg) {
             atomic_store(&w->due_ns, 0);
             /* shutdown, not close: MHD sees the connection end and cleans up. */
             (void)shutdown(w->fd, SHUT_RDWR);
-            atomic_fetch_add(&c->read_timeouts, 1);
+            cut++;
         }
         pthread_mutex_unlock(&c->mu);
         if (stop) return NULL;
+        /* One line per tick, not per connection: a slowloris cannot flood the log. */
+        if (cut) gl_log(GL_LOG_INFO, "request_read_timeout", "%d connection(s) closed: no whole request within %llu ms",
+                        cut, (unsigned long long)(c->read_timeout_ns / 1000000u));
     }
 }
 
@@ -178,5 +182,3 @@ void gl_clients_response_done(gl_clients *c, struct MHD_Connection *conn) {
     conn_watch *w = c ? watch_of(conn) : NULL;
     if (w) atomic_store(&w->due_ns, gl_monotonic_ns() + c->read_timeout_ns);
 }
-
-uint64_t gl_clients_read_timeouts(const gl_clients *c) { return c ? atomic_load(&c->read_timeouts) : 0; }

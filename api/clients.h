@@ -53,7 +53,5 @@ void gl_clients_on_connection(void *cls, struct MHD_Connection *conn, void **soc
 void gl_clients_request_read(struct MHD_Connection *conn);
 /* A response went out: the next request's read deadline starts. */
 void gl_clients_response_done(gl_clients *c, struct MHD_Connection *conn);
-/* Connections shut down for a request not read in time, since the start (/metrics). */
-uint64_t gl_clients_read_timeouts(const gl_clients *c);
 
 #endif

@@ -1378,6 +1378,7 @@ static gl_response authenticate(gl_req *req) {
 static gl_response admit_address(gl_req *req) {
     uint64_t retry_s = 1;
     if (gl_clients_admit(req->srv->clients, req->address_key, &retry_s)) return (gl_response){0};
+    gl_metrics_auth_failure(req->srv->metrics, gl_metrics_find_reason(req->srv->metrics, "too_many_failed_requests"));
     gl_response r = gl_respond_error(req, 429, "too_many_failed_requests",
                                      "too many requests without a valid token from this address", NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));

@@ -73,6 +73,7 @@ static bool init_observability(gl_server *srv, gl_error *err) {
     for (int r = GL_JWT_TOKEN_MALFORMED; r <= GL_JWT_TOKEN_LIFETIME_INVALID; r++)
         gl_metrics_reason(srv->metrics, gl_jwt_reason_name((gl_jwt_reason)r));
     gl_metrics_reason(srv->metrics, "token_missing");
+    gl_metrics_reason(srv->metrics, "too_many_failed_requests"); /* refused by address, before verification */
     if (srv->cfg.rate_per_s > 0) {
         gl_ratelimit_config rc;
         gl_ratelimit_config_init(&rc);

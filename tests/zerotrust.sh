@@ -382,6 +382,11 @@ check "slow client: a trickled request head is cut at the read deadline (1 s, un
     bash -c "[[ '$CUT' =~ ^[0-9]+$ ]] && (($CUT >= 900 && $CUT < 3000))"
 req GET /healthz
 expect "slow client: ledgerd serves others after it" 200
+check "slow client: ledgerd logged the cut" "log: $(grep -c request_read_timeout "$W/ledgerd-b.log") lines" \
+    grep -q '"event":"request_read_timeout"' "$W/ledgerd-b.log"
+req GET /metrics
+check "metrics: refusals by address counted" "$(grep too_many_failed "$W/body")" \
+    grep -Eq '^geoledger_auth_failures_total\{reason="too_many_failed_requests"\} [1-9]' "$W/body"
 
 CONF=$CONF_A
 finish
