@@ -7,7 +7,8 @@
 # 2. a throwaway 3-region PostgreSQL cluster (eu, us, sg) in a temp dir,
 #    its ledger.conf, and `ledgerctl migrate`;
 # 3. every integration test (one binary per tests/integration/test_*.c);
-# 4. tests/api.sh (ledgerd over HTTP), tests/httpfuzz.sh (HTTP fuzzing), the OpenAPI lint, tests/report.sh
+# 4. tests/api.sh (ledgerd over HTTPS), tests/tls.sh (its TLS: protocols, ciphers,
+#    mutual TLS, config refusals), tests/httpfuzz.sh (HTTP fuzzing, plain HTTP), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh;
 # 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind;
 # 6. tests/chaos.sh (fault injection under a bank workload, on a cluster of its own).
@@ -139,6 +140,7 @@ if ((cluster_ok)); then
     for t in "${ITESTS[@]}"; do run_program integration "$t"; done
 
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
+    run_step "tls: ledgerd's HTTPS (protocols, ciphers, certificates, mutual TLS, config refusals)" env TEST_DIR="$DIR" tests/tls.sh
     run_step "httpfuzz: ledgerd under HTTP fuzzing (sanitizers when BUILD=build/asan)" env TEST_DIR="$DIR" tests/httpfuzz.sh
     run_step "api: OpenAPI lint (@redocly/cli)" api/lint-openapi.sh
     run_step "report: compliance report, HTML in headless Chromium" env TEST_DIR="$DIR" tests/report.sh
