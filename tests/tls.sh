@@ -196,6 +196,12 @@ plain=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0; printf "GE
 check "plain HTTP to the HTTPS port: no HTTP answer" "got '$plain'" eval '[[ "$plain" != *HTTP/1* ]]'
 st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/healthz" || true)
 check "curl http:// to the HTTPS port: no status" "status $st" eq "$st" 000
+# garbage instead of a ClientHello, 8 connections: refused, and the server goes on
+for i in $(seq 8); do
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c $((4096 * $2)) /dev/urandom >&3' _ "$PORT" "$i" 2>/dev/null || true
+done
+st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA" "https://localhost:$PORT/healthz" || true)
+check "random bytes to the HTTPS port: ledgerd still answers (200)" "status $st" eq "$st" 200
 
 # ---- the server certificate
 st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA" "https://localhost:$PORT/healthz" || true)
