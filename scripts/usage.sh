@@ -24,7 +24,7 @@ geoledger is up: 3 regional PostgreSQL partitions (eu, us, sg) under ./var, migr
   \$L statement \$B
   \$L verify                         # ledger invariants on every region
 
-The HTTP API (ledgerd) serves HTTPS on 127.0.0.1:$port (TLS 1.2/1.3), with a certificate
+The HTTP API (ledgerd) serves HTTPS on https://localhost:$port (TLS 1.2/1.3), with a certificate
 for localhost signed by a development CA made for this checkout ($ca):
 
   TOKEN=\$(\$L token --sub app.rides)
