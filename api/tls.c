@@ -21,7 +21,7 @@
 
 #include "server.h"
 
-#define KEY_PEM_MAX (64 * 1024)
+#define KEY_PEM_MAX ((size_t)64 * 1024)
 
 bool gl_tls_client_mode_parse(const char *s, gl_tls_client_mode *out) {
     assert(s && out);

@@ -35,7 +35,7 @@
     "+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE"
 
 #define GL_TLS_PATH_MAX 1024
-#define GL_TLS_PEM_MAX (256 * 1024) /* a certificate chain or a CA bundle; a key is far smaller */
+#define GL_TLS_PEM_MAX ((size_t)256 * 1024) /* a certificate chain or a CA bundle; a key is far smaller */
 #define GL_TLS_CN_MAX 128           /* a principal name (LEDGER_OWNER_MAX) fits */
 
 typedef enum { GL_TLS_CLIENT_OFF = 0, GL_TLS_CLIENT_OPTIONAL, GL_TLS_CLIENT_REQUIRED } gl_tls_client_mode;
