@@ -330,6 +330,21 @@ make_conf nocert
 sed -i 's#cert_file = "[^"]*/server.crt"#cert_file = "/nonexistent/server.crt"#' "$W/nocert/ledger.conf"
 refused nocert "tls.cert_file \"/nonexistent/server.crt\""
 
+# ================================================================ 5. clean exits
+
+# Every ledgerd started above: SIGTERM -> exit 0, and no sanitizer report in its log
+# (BUILD=build/asan: the TLS paths under AddressSanitizer, LeakSanitizer at exit).
+bad=""
+for p in "${PIDS[@]}"; do
+    kill -0 "$p" 2>/dev/null || continue
+    stop_pid "$p" 100 || bad+=" $p(killed)"
+done
+PIDS=()
+reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$W"/*/ledgerd.log 2>/dev/null || true)
+check "every ledgerd stopped by SIGTERM, no sanitizer report in its log" "${bad:+not stopped:$bad }${reports:+reports in: $reports}" \
+    eval '[[ -z "$bad" && -z "$reports" ]]'
+[[ -z "$reports" ]] || grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' $reports | head -40
+
 SUMMARY_DONE=1
 echo "tls.sh: $((SECONDS - START)) s"
 echo "$PASSED passed, $FAILED failed"
