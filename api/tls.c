@@ -88,6 +88,34 @@ static void free_secret(char **p) {
     *p = NULL;
 }
 
+/* Parses the PEM texts as GnuTLS will when the daemon starts, so that a bad
+ * file is a configuration error naming the file, not "cannot listen": the key
+ * must be the certificate's, the client CA file must hold a certificate. */
+static bool check_pems(const gl_tls *t, gl_error *err) {
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+        return false;
+    }
+    gnutls_datum_t cert = {(unsigned char *)t->cert_pem, (unsigned)strlen(t->cert_pem)};
+    gnutls_datum_t key = {(unsigned char *)t->key_pem, (unsigned)strlen(t->key_pem)};
+    int rc = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    bool ok = rc >= 0;
+    if (!ok)
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: tls.cert_file \"%s\" and tls.key_file \"%s\": %s", t->cfg.cert_file,
+                     t->cfg.key_file, gnutls_strerror(rc));
+    if (ok && t->client_ca_pem) {
+        gnutls_datum_t ca = {(unsigned char *)t->client_ca_pem, (unsigned)strlen(t->client_ca_pem)};
+        rc = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        ok = rc > 0; /* the number of certificates taken */
+        if (!ok)
+            gl_error_set(err, GL_ERR_CONFIG, "ledgerd: tls.client_ca_file \"%s\" holds no usable CA certificate%s%s",
+                         t->cfg.client_ca_file, rc < 0 ? ": " : "", rc < 0 ? gnutls_strerror(rc) : "");
+    }
+    gnutls_certificate_free_credentials(cred);
+    return ok;
+}
+
 /* Called by GnuTLS when the client's certificate arrives: one that does not
  * verify against the client CA (another CA, expired, revoked, not for client
  * authentication) fails the handshake, before any byte of HTTP. No
@@ -149,6 +177,10 @@ bool gl_tls_load(gl_tls *t, const gl_tls_config *cfg, gl_error *err) {
                 gl_tls_free(t);
                 return false;
             }
+        }
+        if (!check_pems(t, err)) {
+            gl_tls_free(t);
+            return false;
         }
     }
     build_options(t);

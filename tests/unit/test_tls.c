@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "../../api/server.h"
 
@@ -102,8 +106,33 @@ START_TEST(test_tls_group_errors) {
 }
 END_TEST
 
-static const char PEM[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-static const char KEY[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+/* A self-signed P-256 certificate and its key, and a certificate of another
+ * key: made in main() for this run (no key material in the repository). */
+static char PEM[4096], KEY[4096], OTHER_PEM[4096];
+
+static bool make_pair(const char *cn, char *cert_pem, size_t cert_cap, char *key_pem, size_t key_cap) {
+    gnutls_x509_privkey_t key = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    time_t now = time(NULL);
+    unsigned char serial[8] = {1, 2, 3, 4, 5, 6, 7, (unsigned char)cn[0]};
+    bool ok = gnutls_x509_privkey_init(&key) >= 0 &&
+              gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) >= 0 &&
+              gnutls_x509_crt_init(&crt) >= 0 && gnutls_x509_crt_set_version(crt, 3) >= 0 &&
+              gnutls_x509_crt_set_serial(crt, serial, sizeof serial) >= 0 &&
+              gnutls_x509_crt_set_activation_time(crt, now - 60) >= 0 &&
+              gnutls_x509_crt_set_expiration_time(crt, now + 3600) >= 0 &&
+              gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, (unsigned)strlen(cn)) >= 0 &&
+              gnutls_x509_crt_set_key(crt, key) >= 0 && gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) >= 0;
+    size_t size = cert_cap - 1;
+    ok = ok && gnutls_x509_crt_export(crt, GNUTLS_X509_FMT_PEM, cert_pem, &size) >= 0;
+    if (ok) cert_pem[size] = '\0';
+    size = key_cap - 1;
+    ok = ok && gnutls_x509_privkey_export_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, key_pem, &size) >= 0;
+    if (ok) key_pem[size] = '\0';
+    if (crt) gnutls_x509_crt_deinit(crt);
+    if (key) gnutls_x509_privkey_deinit(key);
+    return ok;
+}
 
 static gl_tls_config tls_config(const char *cert, const char *key, const char *ca, gl_tls_client_mode mode) {
     gl_tls_config t = {.enabled = true, .client_certs = mode};
@@ -188,7 +217,7 @@ START_TEST(test_files_refused) {
     char *big = malloc(GL_TLS_PEM_MAX + 2);
     ck_assert_ptr_nonnull(big);
     memset(big, 'A', GL_TLS_PEM_MAX + 1);
-    memcpy(big, PEM, sizeof PEM - 1);
+    memcpy(big, PEM, strlen(PEM));
     big[GL_TLS_PEM_MAX + 1] = '\0';
     const char *huge = write_file(1, "c.pem", big, 0644);
     free(big);
@@ -198,6 +227,21 @@ START_TEST(test_files_refused) {
     expect_load_error(&cfg, "not a regular file");
     const char *cert = write_file(1, "c.pem", PEM, 0644);
     cfg = tls_config(cert, key, "/nonexistent/ca.pem", GL_TLS_CLIENT_REQUIRED);
+    expect_load_error(&cfg, "tls.client_ca_file");
+}
+END_TEST
+
+START_TEST(test_pem_contents_checked) {
+    const char *key = write_file(2, "k.pem", KEY, 0600);
+    const char *other = write_file(1, "c.pem", OTHER_PEM, 0644);
+    gl_tls_config cfg = tls_config(other, key, NULL, GL_TLS_CLIENT_OFF);
+    expect_load_error(&cfg, "tls.key_file"); /* the key is not the certificate's */
+    const char *garbled = write_file(1, "c.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", 0644);
+    cfg = tls_config(garbled, key, NULL, GL_TLS_CLIENT_OFF);
+    expect_load_error(&cfg, "tls.cert_file");
+    const char *cert = write_file(1, "c.pem", PEM, 0644);
+    const char *badca = write_file(3, "ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", 0644);
+    cfg = tls_config(cert, key, badca, GL_TLS_CLIENT_OPTIONAL);
     expect_load_error(&cfg, "tls.client_ca_file");
 }
 END_TEST
@@ -227,6 +271,7 @@ static Suite *tls_suite(void) {
     tcase_add_test(load, test_plain_has_no_options);
     tcase_add_test(load, test_key_readable_by_others_refused);
     tcase_add_test(load, test_files_refused);
+    tcase_add_test(load, test_pem_contents_checked);
     suite_add_tcase(s, load);
     return s;
 }
@@ -248,6 +293,12 @@ static void remove_tmp_dir(void) {
 int main(void) {
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
+    char other_key[4096];
+    if (!make_pair("geoledger unit test", PEM, sizeof PEM, KEY, sizeof KEY) ||
+        !make_pair("other", OTHER_PEM, sizeof OTHER_PEM, other_key, sizeof other_key)) {
+        fputs("test_tls: cannot make a test certificate with GnuTLS\n", stderr);
         return EXIT_FAILURE;
     }
     SRunner *sr = srunner_create(tls_suite());
