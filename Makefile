@@ -13,7 +13,7 @@ PG_BIN  := /usr/lib/postgresql/15/bin
 SQL_DIR_INSTALLED := $(PREFIX)/share/geoledger/sql
 
 # pkg-config is only queried when building (so `make help`/`clean` work anywhere).
-PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd
+PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd gnutls
 CPPFLAGS += -D_GNU_SOURCE -DGL_SQL_DIR='"$(GL_SQL_DIR)"'
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -Wall -Wextra -Werror -Wshadow -Wvla -fno-strict-aliasing -pthread
@@ -122,7 +122,7 @@ run: build
 	@scripts/deps.sh test
 	@scripts/cluster.sh start $(RUN_DIR)/pg $(foreach r,$(REGIONS),$(word 1,$(subst :, ,$(r))):$(word 2,$(subst :, ,$(r))))
 	@scripts/cluster.sh conf $(RUN_DIR)/pg $(RUN_DIR)/ledger.conf $(REGIONS)
-	@scripts/ledgerd-conf.sh $(RUN_DIR)/ledger.conf $(RUN_DIR)/dev-hs256.key $(API_PORT)
+	@LEDGERD_CLIENT_CERTS=optional scripts/ledgerd-conf.sh $(RUN_DIR)/ledger.conf $(RUN_DIR)/dev-hs256.key $(API_PORT)
 	@timeout 300 $(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
 	@scripts/dev-keys.sh $(RUN_DIR)
 	@scripts/ledgerd-run.sh start $(RUN_DIR) $(LEDGERD) $(API_PORT)

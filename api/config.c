@@ -17,7 +17,14 @@
  *     auth = { algorithm = "HS256"; key_file = "var/dev-hs256.key";
  *              issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60;
  *              max_token_lifetime_s = 86400; };   # exp - iat at most (iat required); 0 = no limit
- *   };
+ *     tls = {                                    # HTTPS (api/tls.h): TLS 1.2/1.3, AEAD + ECDHE only
+ *       cert_file = "var/ca/server.crt";         # PEM: the server certificate (then its chain)
+ *       key_file = "var/ca/server.key";          # PEM; refused when readable by group or others
+ *       client_ca_file = "var/ca/ca.crt";        # optional: the CA(s) of client certificates
+ *       client_certs = "optional";               # "off" | "optional" | "required"; default
+ *     };                                         #   "optional" with client_ca_file, else "off"
+ *     # plain_http = true;   # instead of tls: serve plain HTTP (a test, or TLS ends in front of
+ *   };                       # ledgerd). Neither, or both, is a configuration error.
  */
 #include <stdio.h>
 #include <string.h>
@@ -102,6 +109,46 @@ static bool load_clients(const config_setting_t *g, gl_server_config *c, gl_erro
            get_int(k, "read_timeout_ms", 100, 600000, &l->read_timeout_ms, err);
 }
 
+/* The `tls` group, or plain_http = true: exactly one of them. Serving plain
+ * HTTP is never a default: someone must have written it down. */
+static bool load_tls(const config_setting_t *g, gl_server_config *c, gl_error *err) {
+    const config_setting_t *t = config_setting_get_member(g, "tls");
+    int plain = 0;
+    if (config_setting_get_member(g, "plain_http") && !config_setting_lookup_bool(g, "plain_http", &plain)) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: plain_http must be true or false");
+        return false;
+    }
+    if (t && plain) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: both a tls group and plain_http = true: choose one");
+        return false;
+    }
+    if (!t) {
+        if (plain) return true; /* c->tls.enabled stays false */
+        gl_error_set(err, GL_ERR_CONFIG,
+                     "ledgerd: no tls group: ledgerd serves HTTPS (tls = { cert_file = ...; key_file = ...; }); "
+                     "plain HTTP only with plain_http = true");
+        return false;
+    }
+    c->tls.enabled = true;
+    char mode[16] = "";
+    bool ok = get_str(t, "cert_file", c->tls.cert_file, sizeof c->tls.cert_file, true, err) &&
+              get_str(t, "key_file", c->tls.key_file, sizeof c->tls.key_file, true, err) &&
+              get_str(t, "client_ca_file", c->tls.client_ca_file, sizeof c->tls.client_ca_file, false, err) &&
+              get_str(t, "client_certs", mode, sizeof mode, false, err);
+    if (!ok) return false;
+    c->tls.client_certs = c->tls.client_ca_file[0] ? GL_TLS_CLIENT_OPTIONAL : GL_TLS_CLIENT_OFF;
+    if (mode[0] && !gl_tls_client_mode_parse(mode, &c->tls.client_certs)) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: tls.client_certs must be \"off\", \"optional\" or \"required\"");
+        return false;
+    }
+    if (c->tls.client_certs != GL_TLS_CLIENT_OFF && !c->tls.client_ca_file[0]) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: tls.client_certs = \"%s\" needs tls.client_ca_file",
+                     gl_tls_client_mode_name(c->tls.client_certs));
+        return false;
+    }
+    return true;
+}
+
 static bool load_breaker(const config_setting_t *g, gl_server_config *c, gl_error *err) {
     const config_setting_t *b = config_setting_get_member(g, "breaker");
     if (!b) return true;
@@ -143,7 +190,7 @@ bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err)
          get_int(g, "read_pool_size", 1, GL_POOL_MAX, &c->read_pool_size, err) &&
          get_int(g, "read_acquire_ms", 0, 60000, &c->read_acquire_ms, err) &&
          get_int(g, "shutdown_timeout_ms", 100, 600000, &c->shutdown_timeout_ms, err) && load_breaker(g, c, err) &&
-         load_clients(g, c, err) && load_auth(g, c, err);
+         load_clients(g, c, err) && load_auth(g, c, err) && load_tls(g, c, err);
     c->body_limit = (size_t)body;
     config_destroy(&cf);
     return ok;

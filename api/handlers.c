@@ -1366,7 +1366,7 @@ static gl_response authenticate(gl_req *req) {
     }
     gl_error err;
     gl_jwt_reason why = gl_jwt_verify(&req->srv->jwt, h + 7, time(NULL), &req->claims, &err);
-    if (why == GL_JWT_OK) return (gl_response){0};
+    if (why == GL_JWT_OK) return gl_tls_check_principal(req); /* mutual TLS: the certificate names the principal */
     memset(&req->claims, 0, sizeof req->claims);
     gl_metrics_auth_failure(req->srv->metrics, gl_metrics_find_reason(req->srv->metrics, gl_jwt_reason_name(why)));
     return gl_respond_error(req, why == GL_JWT_INTERNAL ? 500 : 401, gl_jwt_reason_name(why), "the token was refused",

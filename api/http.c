@@ -422,8 +422,9 @@ bool gl_http_start(gl_server *srv, gl_error *err) {
         return false;
     }
     srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                                       MHD_USE_ERROR_LOG,
-                                   0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                       MHD_USE_ERROR_LOG | gl_tls_mhd_flags(&srv->tls),
+                                   0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, gl_tls_mhd_options(&srv->tls),
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                    MHD_OPTION_NOTIFY_CONNECTION, gl_clients_on_connection, srv->clients,

@@ -74,6 +74,10 @@ static bool init_observability(gl_server *srv, gl_error *err) {
         gl_metrics_reason(srv->metrics, gl_jwt_reason_name((gl_jwt_reason)r));
     gl_metrics_reason(srv->metrics, "token_missing");
     gl_metrics_reason(srv->metrics, "too_many_failed_requests"); /* refused by address, before verification */
+    static const char *const tls_reasons[] = {"client_certificate_invalid", "client_certificate_mismatch",
+                                              "client_certificate_required"}; /* tls.c */
+    for (size_t i = 0; i < sizeof tls_reasons / sizeof tls_reasons[0]; i++)
+        gl_metrics_reason(srv->metrics, tls_reasons[i]);
     if (srv->cfg.rate_per_s > 0) {
         gl_ratelimit_config rc;
         gl_ratelimit_config_init(&rc);
@@ -144,7 +148,7 @@ int main(int argc, char **argv) {
     gl_error err;
     const char *path = gl_config_default_path(flag);
     if (!gl_config_load(path, &srv.regions, &err) || !gl_server_config_load(path, &srv.cfg, &err) ||
-        !init_auth(&srv, &err))
+        !init_auth(&srv, &err) || !gl_tls_load(&srv.tls, &srv.cfg.tls, &err))
         return fail(&err);
     if (!init_observability(&srv, &err)) return fail(&err);
     pthread_mutex_init(&srv.inflight_mu, NULL);
@@ -152,8 +156,11 @@ int main(int argc, char **argv) {
     if (!init_regions(&srv, &err) || !start_audit(&srv, &err) || !gl_writers_start(&srv, &err) ||
         !gl_handlers_start(&srv, &err) || !gl_http_start(&srv, &err))
         return fail(&err);
-    fprintf(stderr, "{\"level\":\"info\",\"event\":\"listening\",\"listen\":\"%s\",\"port\":%d,\"regions\":%d}\n",
-            srv.cfg.listen, srv.cfg.port, srv.regions.n_regions);
+    fprintf(stderr,
+            "{\"level\":\"info\",\"event\":\"listening\",\"listen\":\"%s\",\"port\":%d,\"regions\":%d,"
+            "\"scheme\":\"%s\",\"client_certs\":\"%s\"}\n",
+            srv.cfg.listen, srv.cfg.port, srv.regions.n_regions, srv.cfg.tls.enabled ? "https" : "http",
+            gl_tls_client_mode_name(srv.cfg.tls.client_certs));
 
     int sig = wait_for_signal();
     fprintf(stderr, "{\"level\":\"info\",\"event\":\"shutdown\",\"signal\":%d}\n", sig);
@@ -178,6 +185,7 @@ int main(int argc, char **argv) {
     gl_http_stop(&srv);
     gl_auditq_stop(srv.audit, 3000); /* after the last request: its events are queued */
     gl_jwt_verifier_free(&srv.jwt);
+    gl_tls_free(&srv.tls);
     json_decref(srv.inflight);
     gl_metrics_free(srv.metrics);
     gl_ratelimit_free(srv.ratelimit);

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "clients.h"
 #include "ratelimit.h"
+#include "tls.h"
 
 #define GL_IDEM_KEY_MAX 255
 #define GL_PATH_MAX 256
@@ -69,6 +70,7 @@ typedef struct {
     int read_acquire_ms; /* how long a request waits for one */
     gl_breaker_config breaker;
     int shutdown_timeout_ms;
+    gl_tls_config tls; /* tls.enabled false: plain_http = true was configured */
 } gl_server_config;
 
 #define GL_HANDLERS_MAX 256
@@ -176,6 +178,7 @@ struct gl_server {
     gl_ratelimit *ratelimit; /* NULL: no per-principal limit */
     gl_clients *clients;     /* limits before authentication */
     gl_auditq *audit;        /* auth failures, denials, admin requests */
+    gl_tls tls;              /* HTTPS: certificate, key, client CA (tls.c) */
 };
 
 /* The connection leases a request holds, one per region it read from. */
@@ -214,6 +217,7 @@ struct gl_req {
     bool authenticated; /* its token was verified and its rate counted (claims set) */
     gl_response reply;  /* the answer a handler thread made */
     bool replied;
+    char tls_client_cn[GL_TLS_CN_MAX + 1]; /* the verified client certificate's subject CN, "" = none (tls.c) */
     gl_req *next;
 };
 
@@ -228,6 +232,10 @@ void gl_handle_release(gl_req *req);
 gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,
                              const char *param);
 gl_response gl_respond_json(unsigned status, json_t *body); /* steals body */
+
+/* tls.c: after the token verified, the client certificate (if any) must name
+ * its principal; with client_certs = required there must be one. */
+gl_response gl_tls_check_principal(gl_req *req);
 
 /* config.c */
 bool gl_server_config_load(const char *path, gl_server_config *cfg, gl_error *err);

@@ -16,18 +16,20 @@ missing ones with apt-get; as another user, prints the apt-get command to run
 and exits 1.
 
   build  gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev
-         libjansson-dev libmicrohttpd-dev check libsubunit-dev
+         libjansson-dev libmicrohttpd-dev libgnutls28-dev (ledgerd's client
+         certificate check) check libsubunit-dev
          libcurl4-openssl-dev (every `make` also builds the test programs,
          which link Check; the chaos client speaks HTTP through libcurl)
-  test   postgresql-15 postgresql-client-15 curl jq openssl prometheus (promtool)
+  test   postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin (gnutls-cli:
+         the TLS tests) prometheus (promtool)
          chromium (headless render of the HTML compliance report)
   bench  postgresql-15 wrk bc jq openssl time (GNU time: peak RSS of the recon run)
   lint   cppcheck clang-tidy
 EOF
 }
 
-BUILD_PKGS=(gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev check libsubunit-dev libcurl4-openssl-dev)
-TEST_PKGS=(postgresql-15 postgresql-client-15 curl jq openssl prometheus chromium)
+BUILD_PKGS=(gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev check libsubunit-dev libcurl4-openssl-dev)
+TEST_PKGS=(postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin prometheus chromium)
 BENCH_PKGS=(postgresql-15 wrk bc jq openssl time)
 LINT_PKGS=(cppcheck clang-tidy)
 

@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
 # Appends a `ledgerd` group to a ledger.conf written by cluster.sh, with a
-# development HS256 key (created once, mode 0600) for `ledgerctl token`.
+# development HS256 key (created once, mode 0600) for `ledgerctl token`, and
+# HTTPS: a development CA and a localhost server certificate in
+# $(dirname CONF)/ca (scripts/dev-ca.sh; clients use --cacert DIR/ca/ca.crt).
 # Usage: scripts/ledgerd-conf.sh CONF KEYFILE PORT
 # Env: LEDGERD_RATE_PER_S, LEDGERD_RATE_BURST (per principal; 0 = no limit), LEDGERD_LOG_LEVEL,
-# LEDGERD_SHUTDOWN_TIMEOUT_MS (how long SIGTERM waits for queued work; default 5000).
+# LEDGERD_SHUTDOWN_TIMEOUT_MS (how long SIGTERM waits for queued work; default 5000),
+# LEDGERD_CLIENT_CERTS (off | optional | required: client certificates signed by the dev CA;
+# default off), LEDGERD_PLAIN_HTTP=1 (no TLS: plain_http = true, for a test that needs raw HTTP).
 set -euo pipefail
 conf=$1 key=$2 port=$3
+scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ "${LEDGERD_PLAIN_HTTP:-0}" == 1 ]]; then
+    tls='plain_http = true;   # explicitly: no TLS (LEDGERD_PLAIN_HTTP=1)'
+else
+    ca=$(cd "$(dirname "$conf")" && pwd)/ca
+    "$scripts/dev-ca.sh" "$ca"
+    client_certs=${LEDGERD_CLIENT_CERTS:-off}
+    [[ "$client_certs" =~ ^(off|optional|required)$ ]] || { echo "ledgerd-conf.sh: LEDGERD_CLIENT_CERTS must be off, optional or required" >&2; exit 2; }
+    tls="tls = { cert_file = \"$ca/server.crt\"; key_file = \"$ca/server.key\";
+          client_ca_file = \"$ca/ca.crt\"; client_certs = \"$client_certs\"; };"
+fi
 if [[ ! -s "$key" ]]; then
     umask 077
     openssl rand -hex 32 >"$key"
@@ -22,5 +37,6 @@ ledgerd = {
   rate_per_s = ${LEDGERD_RATE_PER_S:-1000}; rate_burst = ${LEDGERD_RATE_BURST:-10000};
   auth = { algorithm = "HS256"; key_file = "$(cd "$(dirname "$key")" && pwd)/$(basename "$key")";
            issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
+  $tls
 };
 CONF

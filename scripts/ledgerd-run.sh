@@ -39,9 +39,16 @@ start)
     # Detached from the caller's stdout/stderr so `make run` returns.
     nohup "$bin" --config "$dir/ledger.conf" </dev/null >>"$dir/ledgerd.log" 2>&1 &
     echo $! >"$pidfile"
+    # HTTPS with the development CA of ledgerd-conf.sh; plain HTTP only when the
+    # config says plain_http = true.
+    if grep -Eq '^[[:space:]]*plain_http[[:space:]]*=[[:space:]]*true' "$dir/ledger.conf"; then
+        url="http://127.0.0.1:$port/healthz" ca=()
+    else
+        url="https://localhost:$port/healthz" ca=(--cacert "$dir/ca/ca.crt")
+    fi
     for _ in $(seq 50); do
-        if curl -fs --max-time 1 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-            echo "ledgerd: listening on 127.0.0.1:$port (log: $dir/ledgerd.log)"
+        if curl -fs --max-time 1 "${ca[@]}" "$url" >/dev/null 2>&1; then
+            echo "ledgerd: listening on ${url%/healthz} (log: $dir/ledgerd.log)"
             exit 0
         fi
         running || break

@@ -4,6 +4,7 @@ set -euo pipefail
 conf=$1
 ctl=$2
 port=${3:-8080}
+ca=$(dirname "$conf")/ca/ca.crt
 cat <<MSG
 
 geoledger is up: 3 regional PostgreSQL partitions (eu, us, sg) under ./var, migrated.
@@ -25,20 +26,29 @@ $(dirname "$conf")/pg/secrets/*.pgpass (mode 0600), never in ledger.conf.
   \$L statement \$B
   \$L verify                         # ledger invariants on every region
 
-The HTTP API (ledgerd) listens on 127.0.0.1:$port:
+The HTTP API (ledgerd) serves HTTPS on https://localhost:$port (TLS 1.2/1.3), with a certificate
+for localhost signed by a development CA made for this checkout ($ca):
 
   TOKEN=\$(\$L token --sub app.rides)
-  curl -s -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu"}' \\
-       http://127.0.0.1:$port/v1/accounts
-  curl -s -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: pay-1" \\
+  CA=$ca
+  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu"}' \\
+       https://localhost:$port/v1/accounts
+  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: pay-1" \\
        -d '{"debit_account_id":"<id>","credit_account_id":"<id>","amount":500,"currency":"EUR","reference":"ride-1"}' \\
-       http://127.0.0.1:$port/v1/transfers
-  curl -s http://127.0.0.1:$port/readyz
+       https://localhost:$port/v1/transfers
+  curl -s --cacert \$CA https://localhost:$port/readyz
 
   # mandates: let another principal (a mini-app) charge a wallet within caps
-  curl -s -H "Authorization: Bearer \$TOKEN" -d '{"wallet_account_id":"<id>","grantee":"app.shop","currency":"EUR",
+  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"wallet_account_id":"<id>","grantee":"app.shop","currency":"EUR",
        "max_amount_per_charge":5000,"max_amount_per_day":20000,"expires_at":"2027-01-01T00:00:00Z"}' \\
-       http://127.0.0.1:$port/v1/mandates
+       https://localhost:$port/v1/mandates
+
+  # mutual TLS for a service principal: a client certificate whose CN is the token's sub
+  # (make run's ledger.conf has client_certs = "optional": a certificate is asked for, not required)
+  scripts/dev-ca.sh $(dirname "$ca") client app.rides
+  curl -s --cacert \$CA --cert $(dirname "$ca")/client-app.rides.crt --key $(dirname "$ca")/client-app.rides.key \\
+       -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu"}' https://localhost:$port/v1/accounts
+  # the same with another principal's certificate is 401 client_certificate_mismatch
 
 Reconciliation, compliance report and audit log (keys for dev in $(dirname "$conf")):
 

@@ -6,7 +6,7 @@
 #
 # It copies the config, appends a ledgerd group (scripts/ledgerd-conf.sh) on a
 # free port, starts $BUILD/bin/ledgerd in the background (killed on every exit)
-# and drives it with curl + jq: every implemented endpoint's success path, the
+# and drives it over HTTPS (dev CA, curl --cacert) with curl + jq: every implemented endpoint's success path, the
 # auth failures (missing, garbled, alg none, ES256/HS256 confusion, wrong key,
 # expired, wrong aud/iss, missing scope), ownership (404 / 403 mandate_required),
 # bad input (400/413, balances unchanged afterwards), idempotency (replay bytes,
@@ -88,14 +88,16 @@ CONF="$W/ledger.conf"
 cp -- "$GEOLEDGER_CONFIG" "$CONF"
 scripts/ledgerd-conf.sh "$CONF" "$TEST_DIR/dev.key" "$PORT"
 KEY=$(cat "$TEST_DIR/dev.key")
-BASE="http://127.0.0.1:$PORT"
+# HTTPS with the development CA that ledgerd-conf.sh made next to the config.
+CA="$W/ca/ca.crt"
+BASE="https://localhost:$PORT"
 
 "$BUILD/bin/ledgerd" --config "$CONF" >"$W/ledgerd.log" 2>&1 &
 LPID=$!
 up=0
 for _ in $(seq 100); do
     if ! kill -0 "$LPID" 2>/dev/null; then break; fi
-    if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" == 200 ]]; then
+    if [[ "$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" == 200 ]]; then
         up=1
         break
     fi
@@ -117,7 +119,7 @@ ST=""
 req() {
     local m=$1 p=$2 tok=${3-} body=${4-}
     shift $(($# < 4 ? $# : 4))
-    local args=(-s -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
+    local args=(-s --cacert "$CA" -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
     [[ -z "$tok" ]] || args+=(-H "Authorization: Bearer $tok")
     [[ -z "$body" ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
     ST=$(curl "${args[@]}" "$@" "$BASE$p") || ST="curl_failed($?)"
@@ -503,7 +505,7 @@ post /v1/transfers "$TA" "@$W/big.json" "$(newkey)" -H "Transfer-Encoding: chunk
 expect "bad input: chunked body over 1 MiB (no Content-Length) -> 413" 413 body_too_large
 unchanged "bad input: chunked body over 1 MiB"
 # Declared too large: refused from the headers, before the body is sent (Expect: 100-continue is answered with 413).
-ST=$(curl -s -o "$W/body" -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TA" -H 'Content-Type: application/json' \
+ST=$(curl -s --cacert "$CA" -o "$W/body" -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TA" -H 'Content-Type: application/json' \
     -H "Idempotency-Key: $(newkey)" -H 'Expect: 100-continue' --data-binary "@$W/big.json" "$BASE/v1/transfers" || true)
 expect "bad input: declared Content-Length over the limit -> 413 before the body" 413 body_too_large
 head -c 10000 /dev/zero | tr '\0' '[' >"$W/deep.json"
@@ -580,7 +582,7 @@ BODY=$(transfer "$FUND" "$A2" 7 "$RUN-conc")
 BEFORE_FUND=$(balances "$FUND" "$TA")
 pids=()
 for i in $(seq 50); do
-    curl -s -o "$W/c$i.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
+    curl -s --cacert "$CA" -o "$W/c$i.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
         -H 'Content-Type: application/json' -H "Idempotency-Key: $K" --data-binary "$BODY" \
         "$BASE/v1/transfers" >"$W/c$i.st" 2>/dev/null &
     pids+=($!)
@@ -893,7 +895,7 @@ M2=$(j .id)
 B_UW2=$(balances "$UW2" "$TU")
 MC_PIDS=()
 for i in $(seq 30); do
-    curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $TAPP" -H 'Content-Type: application/json' \
+    curl -s --cacert "$CA" -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $TAPP" -H 'Content-Type: application/json' \
         -H "Idempotency-Key: $RUN-mc-$i" --data-binary "$(transfer "$UW2" "$AM" 100 "$RUN-mc-$i")" \
         "$BASE/v1/transfers" >>"$W/mc" &
     MC_PIDS+=($!)
@@ -1017,7 +1019,7 @@ if admin_sql "CREATE FUNCTION test_refuse_$RUN() RETURNS trigger LANGUAGE plpgsq
     LOCK_PID=$!
     sleep 0.15
     split_post() { # N REF: one transfer S1 -> S2, its status into $W/split.N
-        curl -s -o "$W/split.$1.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
+        curl -s --cacert "$CA" -o "$W/split.$1.body" -w '%{http_code}' --max-time 20 -X POST -H "Authorization: Bearer $TA" \
             -H 'Content-Type: application/json' -H "Idempotency-Key: $RUN-split-$1" \
             --data-binary "$(transfer "$S1" "$S2" 10 "$2")" "$BASE/v1/transfers" >"$W/split.$1" || true
     }

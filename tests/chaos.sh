@@ -211,7 +211,9 @@ if ! PORT=$(free_port "${CHAOS_PORT:-18300}"); then
     summary
     exit 1
 fi
-BASE="http://127.0.0.1:$PORT"
+# HTTPS with the development CA that ledgerd-conf.sh makes next to the config.
+BASE="https://localhost:$PORT"
+CA="$(dirname "$CONF")/ca/ca.crt"
 # No rate limit (the workload is one principal per scenario); warn: no line per request.
 cp "$CONF" "$W/cluster.conf" # before the ledgerd group: scenario d writes its own
 LEDGERD_RATE_PER_S=0 LEDGERD_RATE_BURST=0 LEDGERD_LOG_LEVEL=warn scripts/ledgerd-conf.sh "$CONF" "$W/dev.key" "$PORT"
@@ -223,7 +225,7 @@ wait_healthz() {
     t0=$(now_ms)
     while :; do
         kill -0 "$LPID" 2>/dev/null || return 1
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" 2>/dev/null)
+        code=$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" 2>/dev/null)
         if [[ "$code" == 200 ]]; then
             HZ_MS=$(($(now_ms) - t0))
             return 0
@@ -248,7 +250,7 @@ bank_setup() {
     RUNS=""
     TOKEN=$("$LEDGERCTL" --config "$CONF" token --sub "$principal" --ttl 7200 \
         --scope "accounts:read accounts:write accounts:issue transfers:read transfers:write") || return 1
-    timeout 90 "$BANK" setup --port "$PORT" --token "$TOKEN" --principal "$principal" --state "$W/$1.state" \
+    timeout 90 "$BANK" setup --port "$PORT" --cacert "$CA" --token "$TOKEN" --principal "$principal" --state "$W/$1.state" \
         --regions eu,us,sg --accounts 5 --fund 100000 >"$W/$1.setup.log" 2>&1
 }
 
@@ -261,7 +263,7 @@ bank_start() {
     n=$(tr ',' '\n' <<<"$regions" | wc -l)
     c=$((CLIENTS * n / 3))
     ((c > 0)) || c=1
-    timeout -k 5 $(($3 + 30)) "$BANK" run --port "$PORT" --token "$TOKEN" --state "$W/$1.state" --seconds "$3" \
+    timeout -k 5 $(($3 + 30)) "$BANK" run --port "$PORT" --cacert "$CA" --token "$TOKEN" --state "$W/$1.state" --seconds "$3" \
         --regions "$regions" --clients "$c" --readers $((READERS * n / 3)) --acks "$W/$2.acks" \
         --series "$W/$2.series" --unknown "$W/$2.unknown" --seed "$RANDOM" >"$W/$2.run.log" 2>&1 &
     BANK_PIDS+=($!)
@@ -499,7 +501,7 @@ scenario_b() {
     else
         fig "b2: not run ($R did not recover after b1)"
     fi
-    fig "b: /readyz after the runs: $(curl -s --max-time 2 "$BASE/readyz" | tr -d '\n' | cut -c1-300)"
+    fig "b: /readyz after the runs: $(curl -s --cacert "$CA" --max-time 2 "$BASE/readyz" | tr -d '\n' | cut -c1-300)"
     # no spinning: the workload is stopped, ledgerd should be idle
     sleep 1
     if ! kill -0 "$LPID" 2>/dev/null; then
@@ -558,12 +560,12 @@ scenario_c() {
         while (($(now_ms) < target)); do sleep 0.1; done
         local t
         t=$(now_ms)
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/healthz" 2>/dev/null)
+        code=$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/healthz" 2>/dev/null)
         dt=$(($(now_ms) - t))
         probes+=" ${code:-none}/$(sec "$dt")s"
         [[ "$code" == 200 ]] || probe_bad=$((probe_bad + 1))
         ((dt > probe_max)) && probe_max=$dt
-        if ((i == 3)); then ready_mid=$(curl -s --max-time 2 "$BASE/readyz" 2>/dev/null | tr -d '\n' | cut -c1-200); fi
+        if ((i == 3)); then ready_mid=$(curl -s --cacert "$CA" --max-time 2 "$BASE/readyz" 2>/dev/null | tr -d '\n' | cut -c1-200); fi
     done
     while (($(now_ms) < t_hang + hang * 1000)); do sleep 0.1; done
     t_cont=$(now_ms)
@@ -658,17 +660,17 @@ scenario_d() {
     fi
     local tok a b
     tok=$("$LEDGERCTL" --config "$W/d.conf" token --sub "chaos-d-$RUN")
-    a=$(curl -s --max-time 10 -H "Authorization: Bearer $tok" -d "{\"currency\":\"EUR\",\"region\":\"$R\"}" "$BASE/v1/accounts" | jq -r .id)
-    b=$(curl -s --max-time 10 -H "Authorization: Bearer $tok" -d "{\"currency\":\"EUR\",\"region\":\"$R\"}" "$BASE/v1/accounts" | jq -r .id)
+    a=$(curl -s --cacert "$CA" --max-time 10 -H "Authorization: Bearer $tok" -d "{\"currency\":\"EUR\",\"region\":\"$R\"}" "$BASE/v1/accounts" | jq -r .id)
+    b=$(curl -s --cacert "$CA" --max-time 10 -H "Authorization: Bearer $tok" -d "{\"currency\":\"EUR\",\"region\":\"$R\"}" "$BASE/v1/accounts" | jq -r .id)
     if [[ ! "$a" =~ ^[0-9a-f-]{36}$ || ! "$b" =~ ^[0-9a-f-]{36}$ ]]; then
         fail "d: setup" "accounts '$a' '$b'"
         return
     fi
     # A read first, so that the request in flight waits on an open connection
     # (a connect in progress is bounded by timeouts.connect_s instead).
-    curl -s -o /dev/null --max-time 10 -H "Authorization: Bearer $tok" "$BASE/v1/accounts/$a"
+    curl -s --cacert "$CA" -o /dev/null --max-time 10 -H "Authorization: Bearer $tok" "$BASE/v1/accounts/$a"
     hang_region "$R" || { fail "d: hang $R" "no postmaster pid"; return; }
-    curl -s -o "$W/d.body" -w '%{http_code}' --max-time 20 -H "Authorization: Bearer $tok" -H "Idempotency-Key: d-$RUN" \
+    curl -s --cacert "$CA" -o "$W/d.body" -w '%{http_code}' --max-time 20 -H "Authorization: Bearer $tok" -H "Idempotency-Key: d-$RUN" \
         -d "{\"debit_account_id\":\"$a\",\"credit_account_id\":\"$b\",\"amount\":1,\"currency\":\"EUR\",\"reference\":\"d-$RUN\"}" \
         "$BASE/v1/transfers" >"$W/d.code" 2>/dev/null &
     local cpid=$!

@@ -32,6 +32,14 @@
 # HTTPFUZZ_SAVE_DIR=DIR: keep the raw bytes of suspect requests (replay them
 # with `http_fuzz --port P --replay FILE`) and ledgerd's log.
 #
+# Plain HTTP, on purpose: this ledgerd is configured with plain_http = true
+# (LEDGERD_PLAIN_HTTP=1). The fuzzer aims at ledgerd's own code (MHD's parser
+# as ledgerd drives it, body limits, routing, JSON, handlers), which is the same
+# behind TLS; going through TLS would spend the run's time on handshakes and
+# put an OpenSSL client in the fuzzer to reach the same bytes. The TLS layer
+# (GnuTLS) and ledgerd's TLS configuration are tested by tests/tls.sh, which
+# also sends plain HTTP and garbage to an HTTPS port.
+#
 # One line per check, `ok NAME` or `FAIL NAME: details`; the last line is
 # "N passed, N failed"; exit 1 on any failure.
 set -euo pipefail
@@ -113,7 +121,7 @@ fi
 
 CONF="$W/ledger.conf"
 cp -- "$GEOLEDGER_CONFIG" "$CONF"
-scripts/ledgerd-conf.sh "$CONF" "$TEST_DIR/dev.key" "$PORT"
+LEDGERD_PLAIN_HTTP=1 scripts/ledgerd-conf.sh "$CONF" "$TEST_DIR/dev.key" "$PORT" # (see the header: why plain HTTP)
 KEY=$(cat "$TEST_DIR/dev.key")
 BASE="http://127.0.0.1:$PORT"
 mapfile -t REGIONS < <(sed -n 's/.*[{ ;]name[ \t]*=[ \t]*"\([^"]*\)".*/\1/p' "$GEOLEDGER_CONFIG")

@@ -7,8 +7,10 @@
 # 2. a throwaway 3-region PostgreSQL cluster (eu, us, sg) in a temp dir,
 #    its ledger.conf, and `ledgerctl migrate`;
 # 3. every integration test (one binary per tests/integration/test_*.c);
-# 4. tests/api.sh (ledgerd over HTTP), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
-#    one-region cluster of its own, port TEST_PG_PORT_BASE + 3), tests/httpfuzz.sh (HTTP fuzzing), the OpenAPI lint, tests/report.sh
+# 4. tests/api.sh (ledgerd over HTTPS), tests/tls.sh (its TLS: protocols, ciphers,
+#    mutual TLS, config refusals), tests/zerotrust.sh (money creation, mandate payee, replays,
+#    regions claim, limits before authentication), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
+#    one-region cluster of its own, port TEST_PG_PORT_BASE + 3), tests/httpfuzz.sh (HTTP fuzzing, plain HTTP), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh;
 # 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind;
 # 6. tests/chaos.sh (fault injection under a bank workload, on a cluster of its own).
@@ -140,6 +142,7 @@ if ((cluster_ok)); then
     for t in "${ITESTS[@]}"; do run_program integration "$t"; done
 
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" tests/api.sh
+    run_step "tls: ledgerd's HTTPS (protocols, ciphers, certificates, mutual TLS, config refusals)" env TEST_DIR="$DIR" tests/tls.sh
     run_step "zerotrust: minting, mandate payee, replay, regions claim, abuse limits" env TEST_DIR="$DIR" tests/zerotrust.sh
     run_step "pgtls: TLS + scram-sha-256 to PostgreSQL (wrong CA, no TLS, no password, no leaks)" \
         env TEST_DIR="$DIR" TEST_PG_PORT_BASE="$P" tests/pgtls.sh

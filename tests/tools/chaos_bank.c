@@ -1,6 +1,9 @@
 /*
  * chaos_bank.c — a Jepsen-style bank workload against ledgerd, and its checker
- * (driven by tests/chaos.sh). HTTP to 127.0.0.1 only, through libcurl.
+ * (driven by tests/chaos.sh). HTTPS to localhost (--cacert: the CA of ledgerd's
+ * certificate, verified as any client would) or, without --cacert, plain HTTP to
+ * 127.0.0.1 (a ledgerd with plain_http = true), through libcurl. Every mode
+ * that talks to ledgerd (setup, run) takes --cacert FILE.
  *
  *   chaos_bank setup --port P --token T --principal NAME --state F
  *                    [--regions eu,us,sg] [--accounts 5] [--fund 100000] [--currency EUR]
@@ -301,6 +304,9 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return must_stop() ? 1 : 0; /* cuts the transfer in flight when the run ends */
 }
 
+/* --cacert: ledgerd serves HTTPS with a certificate from this CA; NULL: plain HTTP. */
+static const char *g_cacert;
+
 static bool client_init(client *c, int port, const char *token, long timeout_ms, long connect_timeout_ms) {
     memset(c, 0, sizeof *c);
     c->port = port;
@@ -318,8 +324,13 @@ static bool client_init(client *c, int port, const char *token, long timeout_ms,
     curl_easy_setopt(c->h, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, g_cacert ? "https" : "http");
     curl_easy_setopt(c->h, CURLOPT_NOPROXY, "*");
+    if (g_cacert) {
+        curl_easy_setopt(c->h, CURLOPT_CAINFO, g_cacert);
+        curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
     return true;
 }
 
@@ -332,7 +343,7 @@ static void client_free(client *c) {
 static void client_send(client *c, const char *path, const char *body, const char *key, answer *a) {
     char url[256];
     memset(a, 0, sizeof *a);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", c->port, path);
+    snprintf(url, sizeof url, g_cacert ? "https://localhost:%d%s" : "http://127.0.0.1:%d%s", c->port, path);
     struct curl_slist *hdrs = curl_slist_append(NULL, c->auth);
     hdrs = curl_slist_append(hdrs, "Expect:");
     if (body) hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -1264,11 +1275,11 @@ static int cmd_check(const char *state_path, const char *acks_path, const char *
 /* ================================================================ main */
 
 static void usage(FILE *f) {
-    fputs("usage: chaos_bank setup --port P --token T --principal NAME --state F [--regions eu,us,sg]\n"
+    fputs("usage: chaos_bank setup --port P --token T --principal NAME --state F [--regions eu,us,sg] [--cacert F]\n"
           "                        [--accounts 5] [--fund 100000] [--currency EUR]\n"
           "       chaos_bank run   --port P --token T --state F --seconds S --clients C --acks F --series F\n"
           "                        [--unknown F] [--readers N] [--regions eu,us,sg] [--max-amount 5000] [--seed N]\n"
-          "                        [--timeout-ms 5000] [--connect-timeout-ms 1000]\n"
+          "                        [--timeout-ms 5000] [--connect-timeout-ms 1000] [--cacert F]\n"
           "       chaos_bank stats --series F --from EPOCH_S --to EPOCH_S\n"
           "       chaos_bank check --state F --acks F [--unknown F] --db REGION=CONNINFO [--db ...]\n",
           f);
@@ -1292,7 +1303,8 @@ int main(int argc, char **argv) {
         {"seed", required_argument, NULL, 'x'},       {"timeout-ms", required_argument, NULL, 'T'},
         {"connect-timeout-ms", required_argument, NULL, 'k'},
         {"from", required_argument, NULL, 'F'},       {"to", required_argument, NULL, 'o'},
-        {"db", required_argument, NULL, 'd'},         {NULL, 0, NULL, 0}};
+        {"db", required_argument, NULL, 'd'},         {"cacert", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0}};
     long port = 0, accounts = 5, fund = 100000, seconds = 0, clients = 0, readers = 0, max_amount = 5000, timeout_ms = 5000,
          connect_timeout_ms = 1000, seed = 42;
     const char *token = getenv("CHAOS_TOKEN"), *principal = NULL, *state = NULL, *regions = NULL, *currency = "EUR",
@@ -1326,6 +1338,7 @@ int main(int argc, char **argv) {
         case 'k': bad_opt |= !parse_long(optarg, 10, 60000, &connect_timeout_ms); break;
         case 'F': bad_opt |= !(have_from = parse_double(optarg, &from)); break;
         case 'o': bad_opt |= !(have_to = parse_double(optarg, &to)); break;
+        case 'K': g_cacert = optarg; break;
         case 'd':
             if (n_dbs < MAX_REGIONS && strchr(optarg, '=')) dbs[n_dbs++] = optarg;
             else bad_opt = true;
