@@ -43,6 +43,8 @@ done
 
 # shellcheck source=lib.sh
 source tests/lib.sh
+# shellcheck source=http.sh
+source tests/http.sh
 
 W=$(mktemp -d /tmp/geoledger-api.XXXXXX)
 LPID=""
@@ -92,18 +94,7 @@ KEY=$(cat "$TEST_DIR/dev.key")
 CA="$W/ca/ca.crt"
 BASE="https://localhost:$PORT"
 
-"$BUILD/bin/ledgerd" --config "$CONF" >"$W/ledgerd.log" 2>&1 &
-LPID=$!
-up=0
-for _ in $(seq 100); do
-    if ! kill -0 "$LPID" 2>/dev/null; then break; fi
-    if [[ "$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" == 200 ]]; then
-        up=1
-        break
-    fi
-    sleep 0.1
-done
-if ((!up)); then
+if ! start_ledgerd "$W/ledgerd.log"; then
     fail "start" "ledgerd did not answer /healthz on port $PORT: $(tail -n 5 "$W/ledgerd.log" | tr '\n' ' ')"
     SUMMARY_DONE=1
     echo "$PASSED passed, $FAILED failed"
@@ -112,81 +103,9 @@ fi
 ok "start: ledgerd answers /healthz on port $PORT"
 
 # ---------------------------------------------------------------- helpers
-
-# req METHOD PATH [TOKEN] [BODY|@FILE] [CURL ARGS...]: the status goes to ST,
-# the body to $W/body, the headers to $W/hdr. An empty TOKEN sends none.
-ST=""
-req() {
-    local m=$1 p=$2 tok=${3-} body=${4-}
-    shift $(($# < 4 ? $# : 4))
-    local args=(-s --cacert "$CA" -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
-    [[ -z "$tok" ]] || args+=(-H "Authorization: Bearer $tok")
-    [[ -z "$body" ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
-    ST=$(curl "${args[@]}" "$@" "$BASE$p") || ST="curl_failed($?)"
-}
-# POST with an Idempotency-Key.
-post() { # PATH TOKEN BODY KEY [CURL ARGS...]
-    local p=$1 tok=$2 body=$3 key=$4
-    shift 4
-    req POST "$p" "$tok" "$body" -H "Idempotency-Key: $key" "$@"
-}
-
-j() { jq -r "$@" "$W/body" 2>/dev/null || true; }
-snippet() { head -c 300 "$W/body" 2>/dev/null | tr '\n' ' ' || true; }
-
-type_of() {
-    case $1 in
-    400 | 413) echo invalid_request ;; 401) echo authentication ;; 403) echo permission ;;
-    404) echo not_found ;; 409) echo conflict ;; 422) echo rejected ;; 429) echo rate_limited ;;
-    503) echo unavailable ;; *) echo internal ;;
-    esac
-}
-
-# expect NAME STATUS [CODE]: checks the last response; for an error also the
-# error shape (type of the status, code, non-empty message). Sets LAST_OK.
-LAST_OK=0
-expect() {
-    local name=$1 want=$2 code=${3-}
-    LAST_OK=0
-    if [[ "$ST" != "$want" ]]; then
-        fail "$name" "status $ST, want $want; body: $(snippet)"
-        return 0
-    fi
-    if ((want >= 400)); then
-        local got_type got_code got_msg
-        got_type=$(j '.error.type // empty')
-        got_code=$(j '.error.code // empty')
-        got_msg=$(j '.error.message // empty')
-        if [[ "$got_type" != "$(type_of "$want")" || -z "$got_code" || -z "$got_msg" ]]; then
-            fail "$name" "error shape: type '$got_type' (want $(type_of "$want")), code '$got_code', message '$got_msg'; body: $(snippet)"
-            return 0
-        fi
-        if [[ -n "$code" && "$got_code" != "$code" ]]; then
-            fail "$name" "code '$got_code', want '$code'; body: $(snippet)"
-            return 0
-        fi
-    fi
-    LAST_OK=1
-    ok "$name"
-}
-
-# check NAME CONDITION-TEXT: a bash test given as arguments to [[ ]] is awkward,
-# so callers pass a command; details come from DETAIL.
-check() { # NAME DETAIL CMD...
-    local name=$1 detail=$2
-    shift 2
-    if "$@"; then ok "$name"; else fail "$name" "$detail"; fi
-}
-eq() { [[ -n "$2" && "$1" == "$2" ]]; }
+# (req, post, j, snippet, expect, check, eq, token, transfer, balances, newkey: tests/http.sh)
 
 RUN="t$$x$RANDOM"
-token() { # SUB [SCOPE] [TTL]
-    local args=(--config "$CONF" token --sub "$1")
-    [[ -z "${2-}" ]] || args+=(--scope "$2")
-    [[ -z "${3-}" ]] || args+=(--ttl "$3")
-    "$BUILD/bin/ledgerctl" "${args[@]}"
-}
-
 b64u() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 # hs256 HEADER PAYLOAD [SECRET]: a token signed by hand (the secret is the key
 # file's text, used byte for byte, as ledgerd does).
@@ -214,21 +133,7 @@ claims() { # SUB EXP [AUD] [ISS] [SCOPE]   (iat: now)
         --arg scope "${5:-accounts:read accounts:write transfers:read transfers:write}" --argjson iat "$(date +%s)" \
         '{iss: $iss, aud: $aud, sub: $sub, scope: $scope, exp: $exp, iat: $iat}'
 }
-
-transfer() { # DEBIT CREDIT AMOUNT REF [EXTRA-JSON-OBJECT]
-    jq -cn --arg d "$1" --arg c "$2" --argjson a "$3" --arg r "$4" --argjson x "${5:-{\}}" \
-        '{debit_account_id: $d, credit_account_id: $c, amount: $a, currency: "EUR", reference: $r} + $x'
-}
-
-# balances ID TOKEN: the account's balances as compact JSON ("" if the GET failed).
-balances() {
-    req GET "/v1/accounts/$1" "$2"
-    if [[ "$ST" == 200 ]]; then j -c .balances; else echo "GET $1: $ST"; fi
-}
 field() { jq -r "$2" <<<"$1"; } # JSON FILTER
-
-# (called as $(newkey), in a subshell: no counter, random bytes)
-newkey() { printf '%s-%s' "$RUN" "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"; }
 
 # ---------------------------------------------------------------- probes
 

@@ -1,6 +1,9 @@
+# shellcheck shell=bash
 # http.sh — the curl + jq helpers of the shell tests that drive ledgerd
-# (sourced after lib.sh by zerotrust.sh). The caller sets W (a work dir), BASE
-# (http://127.0.0.1:PORT) and CONF (the ledger.conf ledgerd reads).
+# (sourced after lib.sh by api.sh and zerotrust.sh). The caller sets W (a work
+# dir), BASE (https://localhost:PORT), CA (the dev CA that signed ledgerd's
+# certificate: $(dirname CONF)/ca/ca.crt, scripts/ledgerd-conf.sh) and CONF
+# (the ledger.conf ledgerd reads).
 
 # start_ledgerd LOG: starts $BUILD/bin/ledgerd --config $CONF in the background
 # (its pid in LPID) and waits up to 10 s for /healthz. Fails if it does not answer.
@@ -10,7 +13,8 @@ start_ledgerd() {
     LPID=$!
     for _ in $(seq 100); do
         kill -0 "$LPID" 2>/dev/null || return 1
-        [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" != 200 ]] || return 0
+        [[ "$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" != 200 ]] ||
+            return 0
         sleep 0.1
     done
     return 1
@@ -22,7 +26,7 @@ ST=""
 req() {
     local m=$1 p=$2 tok=${3-} body=${4-}
     shift $(($# < 4 ? $# : 4))
-    local args=(-s -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
+    local args=(-s --cacert "$CA" -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
     [[ -z "$tok" ]] || args+=(-H "Authorization: Bearer $tok")
     [[ -z "$body" ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
     ST=$(curl "${args[@]}" "$@" "$BASE$p") || ST="curl_failed($?)"
@@ -46,9 +50,11 @@ type_of() {
 }
 
 # expect NAME STATUS [CODE]: checks the last response; for an error also the
-# error shape (the type of the status, the code, a message).
+# error shape (the type of the status, the code, a message). Sets LAST_OK.
+LAST_OK=0 # shellcheck disable=SC2034 # (read by the scripts that source this)
 expect() {
     local name=$1 want=$2 code=${3-}
+    LAST_OK=0
     if [[ "$ST" != "$want" ]]; then
         fail "$name" "status $ST, want $want; body: $(snippet)"
         return 0
@@ -67,6 +73,7 @@ expect() {
             return 0
         fi
     fi
+    LAST_OK=1
     ok "$name"
 }
 

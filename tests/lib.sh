@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh — what the shell tests share (sourced by api.sh, tls.sh, pgtls.sh, zerotrust.sh, recon.sh, report.sh,
 # httpfuzz.sh, chaos.sh): conf_value, admin_sql, free_port, stop_pid, and one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
 # "N passed, N failed" line each script ends with.
