@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # LAST_OK and ST are read by the scripts that source this
 # http.sh — the curl + jq helpers of the shell tests that drive ledgerd
 # (sourced after lib.sh by api.sh and zerotrust.sh). The caller sets W (a work
 # dir), BASE (https://localhost:PORT), CA (the dev CA that signed ledgerd's
@@ -51,7 +52,7 @@ type_of() {
 
 # expect NAME STATUS [CODE]: checks the last response; for an error also the
 # error shape (the type of the status, the code, a message). Sets LAST_OK.
-LAST_OK=0 # shellcheck disable=SC2034 # (read by the scripts that source this)
+LAST_OK=0 # (read by the scripts that source this)
 expect() {
     local name=$1 want=$2 code=${3-}
     LAST_OK=0
