@@ -29,17 +29,27 @@ $(dirname "$conf")/pg/secrets/*.pgpass (mode 0600), never in ledger.conf.
 The HTTP API (ledgerd) serves HTTPS on https://localhost:$port (TLS 1.2/1.3), with a certificate
 for localhost signed by a development CA made for this checkout ($ca):
 
-  TOKEN=\$(\$L token --sub app.rides)
   CA=$ca
-  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu"}' \\
-       https://localhost:$port/v1/accounts
-  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: pay-1" \\
-       -d '{"debit_account_id":"<id>","credit_account_id":"<id>","amount":500,"currency":"EUR","reference":"ride-1"}' \\
+  ISSUER=\$(\$L token --sub treasury --scope "accounts:read accounts:write accounts:issue transfers:write")
+  TOKEN=\$(\$L token --sub app.rides)
+  # money enters the ledger through a funding account: only accounts:issue may open one
+  F=\$(curl -s --cacert \$CA -H "Authorization: Bearer \$ISSUER" -d '{"currency":"EUR","region":"eu","kind":"funding"}' \\
+       https://localhost:$port/v1/accounts | jq -r .id)
+  # a mini-app's accounts (wallet by default, merchant, ...) never go below zero
+  W=\$(curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu"}' \\
+       https://localhost:$port/v1/accounts | jq -r .id)
+  M=\$(curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"currency":"EUR","region":"eu","kind":"merchant"}' \\
+       https://localhost:$port/v1/accounts | jq -r .id)
+  curl -s --cacert \$CA -H "Authorization: Bearer \$ISSUER" -H "Idempotency-Key: topup-1" \\
+       -d '{"debit_account_id":"'\$F'","credit_account_id":"'\$W'","amount":5000,"currency":"EUR","reference":"topup-1"}' \\
        https://localhost:$port/v1/transfers
+  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: pay-1" \\
+       -d '{"debit_account_id":"'\$W'","credit_account_id":"'\$M'","amount":500,"currency":"EUR","reference":"ride-1"}' \\
+       https://localhost:$port/v1/transfers          # a retry with the same key replays the same bytes
   curl -s --cacert \$CA https://localhost:$port/readyz
 
   # mandates: let another principal (a mini-app) charge a wallet within caps
-  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"wallet_account_id":"<id>","grantee":"app.shop","currency":"EUR",
+  curl -s --cacert \$CA -H "Authorization: Bearer \$TOKEN" -d '{"wallet_account_id":"'\$W'","grantee":"app.shop","currency":"EUR",
        "max_amount_per_charge":5000,"max_amount_per_day":20000,"expires_at":"2027-01-01T00:00:00Z"}' \\
        https://localhost:$port/v1/mandates
 
