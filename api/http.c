@@ -415,6 +415,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* libmicrohttpd keeps one MHD_OPTION_NOTIFY_CONNECTION callback (a second
+ * one replaces the first): every module that follows connections is called
+ * from here. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    gl_server *srv = cls;
+    gl_tls_on_connection(&srv->tls, conn, code);
+    gl_clients_on_connection(srv->clients, conn, socket_context, code);
+}
+
 bool gl_http_start(gl_server *srv, gl_error *err) {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->cfg.port)};
     if (inet_pton(AF_INET, srv->cfg.listen, &addr.sin_addr) != 1) {
@@ -427,7 +437,7 @@ bool gl_http_start(gl_server *srv, gl_error *err) {
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                   MHD_OPTION_NOTIFY_CONNECTION, gl_clients_on_connection, srv->clients,
+                                   MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.clients.idle_timeout_s,
                                    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                    (unsigned)srv->cfg.clients.per_address_connections,

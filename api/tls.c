@@ -130,13 +130,9 @@ static int verify_client_during_handshake(gnutls_session_t session) {
     return 0;
 }
 
-/* MHD_OPTION_NOTIFY_CONNECTION: the session exists once the connection does;
- * arm the check above on it. */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
-                          enum MHD_ConnectionNotificationCode code) {
-    (void)cls;
-    (void)socket_ctx;
-    if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+void gl_tls_on_connection(const gl_tls *t, struct MHD_Connection *conn, enum MHD_ConnectionNotificationCode code) {
+    assert(t);
+    if (code != MHD_CONNECTION_NOTIFY_STARTED || !t->client_ca_pem) return;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (ci && ci->tls_session) gnutls_session_set_verify_function((gnutls_session_t)ci->tls_session,
                                                                   verify_client_during_handshake);
@@ -153,7 +149,6 @@ static void build_options(gl_tls *t) {
         if (t->client_ca_pem) {
             /* With a trust list MHD asks every client for a certificate (none is fine). */
             t->options[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, t->client_ca_pem};
-            t->options[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, t};
         }
     }
     t->options[i] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};

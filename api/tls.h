@@ -74,6 +74,10 @@ void gl_tls_free(gl_tls *t);
  * (for MHD_OPTION_ARRAY; terminated, empty without TLS). */
 unsigned gl_tls_mhd_flags(const gl_tls *t);
 struct MHD_OptionItem *gl_tls_mhd_options(gl_tls *t);
+/* From the daemon's one MHD_OPTION_NOTIFY_CONNECTION callback (http.c): with
+ * client certificates on, arms the certificate check on the new connection's
+ * TLS session, so a certificate that does not verify fails the handshake. */
+void gl_tls_on_connection(const gl_tls *t, struct MHD_Connection *conn, enum MHD_ConnectionNotificationCode code);
 
 typedef enum {
     GL_TLS_PEER_NONE = 0, /* no certificate (or TLS / client certificates off) */

@@ -165,12 +165,13 @@ hs256() { # HEADER PAYLOAD: signed with the dev key, as ledgerd reads it
 }
 OWNER="fz-owner-$RUN"
 OTHER="fz-other-$RUN"
-TA=$(token "$OWNER")
+# the owner may open funding accounts (accounts:issue): its first account is the money source
+TA=$(token "$OWNER" "accounts:read accounts:write accounts:issue transfers:read transfers:write mandates:write")
 TB=$(token "$OTHER")
 TADM=$(token "fz-admin-$RUN" "admin accounts:read accounts:write accounts:issue transfers:read transfers:write mandates:write")
 NOW=$(date +%s)
-TREG=$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(jq -cn --arg sub "$OWNER" --argjson exp $((NOW + 3600)) --arg r "${REGIONS[$((${#REGIONS[@]} - 1))]}" \
-    '{iss: "geoledger-dev", aud: "geoledger", sub: $sub, exp: $exp, regions: [$r],
+TREG=$(hs256 '{"alg":"HS256","typ":"JWT"}' "$(jq -cn --arg sub "$OWNER" --argjson exp $((NOW + 3600)) --argjson iat "$NOW" --arg r "${REGIONS[$((${#REGIONS[@]} - 1))]}" \
+    '{iss: "geoledger-dev", aud: "geoledger", sub: $sub, exp: $exp, iat: $iat, regions: [$r],
       scope: "accounts:read accounts:write transfers:read transfers:write mandates:write"}')")
 TRO=$(token "$OWNER" "accounts:read transfers:read")
 printf '%s\n' "$TA" "$TB" "$TADM" "$TREG" "$TRO" >"$W/tokens"
@@ -205,7 +206,7 @@ xfer() { # DEBIT CREDIT AMOUNT REF [EXTRA]
 : >"$W/ids"
 EXP=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
 for R in "${REGIONS[@]}"; do
-    req POST /v1/accounts "$TA" "{\"currency\":\"EUR\",\"region\":\"$R\"}"
+    req POST /v1/accounts "$TA" "{\"currency\":\"EUR\",\"region\":\"$R\",\"kind\":\"funding\"}"
     made account 201 "account $R"
     A1=$(j .id)
     req POST /v1/accounts "$TA" "{\"currency\":\"EUR\",\"region\":\"$R\",\"flags\":{\"debits_must_not_exceed_credits\":true},\"metadata\":{\"n\":1}}"

@@ -117,14 +117,17 @@ if [[ -n "$API" ]] && LEDGERD_LOG_LEVEL=debug scripts/ledgerd-conf.sh "$CONF" "$
     LPID=$!
     up=0
     for _ in $(seq 100); do
-        if curl -fs "http://127.0.0.1:$API/readyz" >/dev/null 2>&1; then up=1; break; fi
+        if curl -fs --cacert "$(dirname "$CONF")/ca/ca.crt" "https://localhost:$API/readyz" >/dev/null 2>&1; then
+            up=1
+            break
+        fi
         sleep 0.1
     done
     if ((up)); then
         # A request that goes to the database, so that the read pool is used.
         token=$("$LEDGERCTL" --config "$CONF" token --sub pgtls.test)
-        curl -s -o /dev/null -H "Authorization: Bearer $token" -d '{"currency":"EUR","region":"tls"}' \
-            "http://127.0.0.1:$API/v1/accounts" || true
+        curl -s -o /dev/null --cacert "$(dirname "$CONF")/ca/ca.crt" -H "Authorization: Bearer $token" \
+            -d '{"currency":"EUR","region":"tls"}' "https://localhost:$API/v1/accounts" || true
         got=$("$PSQL" -X -At -F ' ' -d "$ADMIN" -c "SELECT count(*), count(*) FILTER (WHERE s.ssl AND s.version IN ('TLSv1.2', 'TLSv1.3'))
               FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'geoledger_service'" 2>&1) || true
         read -r total tls <<<"$got"

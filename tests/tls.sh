@@ -147,7 +147,9 @@ api() {
 }
 code() { jq -r '.error.code // empty' "$W/body" 2>/dev/null || true; }
 cert() { echo --cert "$CADIR/$1.crt" --key "$CADIR/$1.key"; } # NAME: curl args of a client certificate
-token() { "$BUILD/bin/ledgerctl" --config "$W/opt/ledger.conf" token --sub "$1"; }
+# (accounts:issue: the service opens a funding account, where its test money comes from)
+token() { "$BUILD/bin/ledgerctl" --config "$W/opt/ledger.conf" token --sub "$1" \
+    --scope "accounts:read accounts:write accounts:issue transfers:read transfers:write"; }
 owned() { admin_sql "SELECT count(*) FROM accounts WHERE owner = '$1'"; } # PRINCIPAL: accounts it owns
 transfer() { jq -cn --arg d "$1" --arg c "$2" --argjson a "$3" --arg r "$4" \
     '{debit_account_id: $d, credit_account_id: $c, amount: $a, currency: "EUR", reference: $r}'; }
@@ -228,7 +230,7 @@ SVC="svc-$RUN"
 scripts/dev-ca.sh "$CADIR" client "$SVC"
 scripts/dev-ca.sh "$CADIR" client "other-$RUN"
 TS=$(token "$SVC")
-api POST /v1/accounts "$TS" '{"currency":"EUR","region":"eu"}' $(cert "client-$SVC")
+api POST /v1/accounts "$TS" '{"currency":"EUR","region":"eu","kind":"funding"}' $(cert "client-$SVC")
 check "mTLS: certificate CN = sub -> 201" "status $ST $(head -c 200 "$W/body")" eq "$ST" 201
 FUND=$(jq -r .id "$W/body")
 api POST /v1/accounts "$TS" '{"currency":"EUR","region":"eu"}'

@@ -1194,7 +1194,12 @@ static char *mint(conn *c) {
     json_int_t exp = roll < 85 ? (json_int_t)now + 600 : roll < 90 ? (json_int_t)now - 3600 : roll < 95 ? INT64_C(253402300800) : -1;
     if (chance(&c->r, 97)) json_object_set_new(cl, "exp", chance(&c->r, 98) ? json_integer(exp) : json_real(1.5));
     if (chance(&c->r, 10)) json_object_set_new(cl, "nbf", json_integer((json_int_t)now + (chance(&c->r, 50) ? 3600 : -10)));
-    if (chance(&c->r, 10)) json_object_set_new(cl, "iat", json_integer(chance(&c->r, 50) ? (json_int_t)now : INT64_MAX));
+    /* iat: ledgerd requires it (a maximum token lifetime), so mostly a good one */
+    if (chance(&c->r, 95)) {
+        roll = rn(&c->r, 100);
+        json_int_t iat = roll < 90 ? (json_int_t)now - 10 : roll < 95 ? (json_int_t)now - 30 * 86400 : INT64_MAX;
+        json_object_set_new(cl, "iat", json_integer(iat));
+    }
     char *tok = NULL;
     gl_error err;
     if (!gl_jwt_sign("HS256", sign_key, sign_key_len, cl, &tok, &err)) tok = NULL;
