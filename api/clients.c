@@ -15,6 +15,9 @@
 #include "log.h"
 
 #define WATCHDOG_TICK_MS 100
+/* due_ns of a connection the watchdog has taken to cut: nothing rearms it,
+ * and a request read after that moment is not run (see gl_clients_request_read). */
+#define DUE_CUT UINT64_MAX
 
 /* One open connection: our duplicate of its socket (so a descriptor number
  * that MHD closed and the process reused is never shut down) and the
@@ -45,8 +48,10 @@ static void *watchdog_main(void *arg) {
         bool stop = c->stop;
         for (conn_watch *w = c->head; w && !stop; w = w->next) {
             uint64_t due = atomic_load(&w->due_ns);
-            if (due == 0 || now < due) continue;
-            atomic_store(&w->due_ns, 0);
+            if (due == 0 || due == DUE_CUT || now < due) continue;
+            /* Only if the request has not been read meanwhile (the MHD thread
+             * swaps due for 0 when it has): one of the two wins, never both. */
+            if (!atomic_compare_exchange_strong(&w->due_ns, &due, DUE_CUT)) continue;
             /* shutdown, not close: MHD sees the connection end and cleans up. */
             (void)shutdown(w->fd, SHUT_RDWR);
             cut++;
@@ -173,12 +178,19 @@ static conn_watch *watch_of(struct MHD_Connection *conn) {
     return ci ? ci->socket_context : NULL;
 }
 
-void gl_clients_request_read(struct MHD_Connection *conn) {
+bool gl_clients_request_read(struct MHD_Connection *conn) {
     conn_watch *w = watch_of(conn);
-    if (w) atomic_store(&w->due_ns, 0);
+    if (!w) return true;
+    uint64_t due = atomic_load(&w->due_ns);
+    while (due != 0 && due != DUE_CUT && !atomic_compare_exchange_weak(&w->due_ns, &due, 0)) {
+    }
+    return due != DUE_CUT;
 }
 
 void gl_clients_response_done(gl_clients *c, struct MHD_Connection *conn) {
     conn_watch *w = c ? watch_of(conn) : NULL;
-    if (w) atomic_store(&w->due_ns, gl_monotonic_ns() + c->read_timeout_ns);
+    if (!w) return;
+    uint64_t due = atomic_load(&w->due_ns); /* a connection being cut stays cut */
+    while (due != DUE_CUT && !atomic_compare_exchange_weak(&w->due_ns, &due, gl_monotonic_ns() + c->read_timeout_ns)) {
+    }
 }

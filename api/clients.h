@@ -49,8 +49,10 @@ void gl_clients_charge(gl_clients *c, const char *key);
 /* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback (cls: the gl_clients). */
 void gl_clients_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode code);
-/* The connection's request has been read whole: its read deadline is off. */
-void gl_clients_request_read(struct MHD_Connection *conn);
+/* The connection's request has been read whole: its read deadline is off.
+ * False when the deadline had already passed and the watchdog is cutting the
+ * connection: the request must not be run (its client will see the reset). */
+bool gl_clients_request_read(struct MHD_Connection *conn);
 /* A response went out: the next request's read deadline starts. */
 void gl_clients_response_done(gl_clients *c, struct MHD_Connection *conn);
 

@@ -276,6 +276,17 @@ static gl_response read_error(const gl_req *req);
 static gl_response replay_or(gl_req *req, const gl_region *r, gl_response refusal) {
     const char *k = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (!r || !k || !idem_key_valid(k) || req->claims.sub[0] == '\0') return refusal;
+    /* The first request under the key is still running (it may yet commit):
+     * the client is told so, as on the usual path, not refused. */
+    char inflight_key[sizeof req->inflight_key];
+    snprintf(inflight_key, sizeof inflight_key, "%s\x1f%s", req->claims.sub, k);
+    pthread_mutex_lock(&req->srv->inflight_mu);
+    bool running = json_object_get(req->srv->inflight, inflight_key) != NULL;
+    pthread_mutex_unlock(&req->srv->inflight_mu);
+    if (running) {
+        free(refusal.body);
+        return gl_respond_error(req, 409, "idempotency_key_in_use", "a request with this key is still running", NULL);
+    }
     PGconn *db = read_conn(req, r);
     gl_error err;
     gl_error_clear(&err);
@@ -510,13 +521,16 @@ static int transfer_visible(gl_req *req, const gl_id *id, ledger_transfer *out) 
 }
 
 /* Account owners never change, so a payer's owner is cached: the hot path of a
- * transfer then needs no read query. Direct-mapped, fixed size, striped locks. */
+ * transfer then needs no read query. Direct-mapped, fixed size, striped locks.
+ * With it whether the account may go below zero (no floor flag), which does
+ * not change either (a migration may only add the flag: stricter). */
 #define OWNER_CACHE_SLOTS 65536
 #define OWNER_CACHE_STRIPES 64
 
 typedef struct {
     gl_id id;
     char owner[LEDGER_OWNER_MAX + 1];
+    bool unbounded;
 } owner_slot;
 
 static owner_slot *owner_cache;
@@ -534,37 +548,62 @@ static size_t owner_slot_of(const gl_id *id) {
     return h % OWNER_CACHE_SLOTS;
 }
 
-static bool owner_cached(const gl_id *id, char *owner, size_t cap) {
+static bool owner_cached(const gl_id *id, char *owner, size_t cap, bool *unbounded) {
     pthread_once(&owner_once, owner_cache_init);
     /* An empty slot holds the nil id: a nil id must not find it. */
     if (!owner_cache || gl_id_is_nil(id)) return false;
     size_t i = owner_slot_of(id);
     pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
     bool hit = gl_id_cmp(&owner_cache[i].id, id) == 0;
-    if (hit) snprintf(owner, cap, "%s", owner_cache[i].owner);
+    if (hit) {
+        snprintf(owner, cap, "%s", owner_cache[i].owner);
+        *unbounded = owner_cache[i].unbounded;
+    }
     pthread_mutex_unlock(&owner_locks[i % OWNER_CACHE_STRIPES]);
     return hit;
 }
 
-static void owner_remember(const gl_id *id, const char *owner) {
+static void owner_remember(const gl_id *id, const char *owner, bool unbounded) {
     if (!owner_cache) return;
     size_t i = owner_slot_of(id);
     pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
     owner_cache[i].id = *id;
     snprintf(owner_cache[i].owner, sizeof owner_cache[i].owner, "%s", owner);
+    owner_cache[i].unbounded = unbounded;
     pthread_mutex_unlock(&owner_locks[i % OWNER_CACHE_STRIPES]);
 }
 
-/* Like account_visible, when only the owner matters (1 / 0 / 2 / -1). */
-static int account_owned(gl_req *req, const gl_id *id) {
+/* An account without its floor flag may go below zero when debited. */
+static bool account_unbounded(uint32_t flags) { return !(flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS); }
+
+/* Like account_visible, when only the owner matters (1 / 0 / 2 / -1);
+ * *unbounded (may be NULL): whether debits may take it below zero. */
+static int account_owned(gl_req *req, const gl_id *id, bool *unbounded) {
     char owner[LEDGER_OWNER_MAX + 1];
-    if (!owner_cached(id, owner, sizeof owner)) {
+    bool unb = false;
+    int v;
+    if (owner_cached(id, owner, sizeof owner, &unb)) {
+        v = is_admin(req) || strcmp(owner, req->claims.sub) == 0 ? 1 : 2;
+    } else {
         ledger_account a;
-        int v = account_visible(req, id, &a);
-        if (v > 0) owner_remember(id, a.owner);
-        return v;
+        v = account_visible(req, id, &a);
+        unb = v > 0 && account_unbounded(a.flags);
+        if (v > 0) owner_remember(id, a.owner, unb);
     }
-    return is_admin(req) || strcmp(owner, req->claims.sub) == 0 ? 1 : 2;
+    if (unbounded) *unbounded = unb;
+    return v;
+}
+
+/* No principal creates money (API.md): debiting an account that may go below
+ * zero (a funding account; or an account opened before the kinds, or by an
+ * operator, without its floor flag) needs accounts:issue or admin. */
+static bool may_debit_unbounded(const gl_req *req) {
+    return gl_jwt_has_scope(&req->claims, GL_SCOPE_ACCOUNTS_ISSUE) || is_admin(req);
+}
+
+static gl_response unbounded_debit_forbidden(const gl_req *req, const char *param) {
+    return gl_respond_error(req, 403, "unbounded_debit_forbidden",
+                            "this account may go below zero: debiting it needs the accounts:issue scope", param);
 }
 
 /* The answer to a read that failed (read_conn or read_failed logged why): 503
@@ -836,7 +875,7 @@ static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_
  * else a grantee could move a user's money to anyone. Owners never change,
  * so the (cached) owner read here cannot go stale before the batch runs. */
 static bool mandate_payee_allowed(gl_req *req, const ledger_cmd *c, gl_response *fail) {
-    int v = account_owned(req, &c->credit_account_id);
+    int v = account_owned(req, &c->credit_account_id, NULL);
     if (v < 0) *fail = read_error(req);
     else if (v == 0) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", "credit_account_id");
     else if (v == 2)
@@ -871,7 +910,14 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
             return false;
         }
     }
-    int v = account_owned(req, &c->debit_account_id);
+    /* The token's regions first: nothing of a region it does not cover is read. */
+    *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
+    if (!id_region_allowed(req, &c->debit_account_id) || !id_region_allowed(req, &c->credit_account_id)) {
+        *fail = region_forbidden(req, id_region_allowed(req, &c->debit_account_id) ? "credit_account_id" : "debit_account_id");
+        return false;
+    }
+    bool unbounded = false;
+    int v = account_owned(req, &c->debit_account_id, &unbounded);
     if (v < 0) {
         *fail = read_error(req);
         return false;
@@ -880,9 +926,8 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
         *fail = gl_respond_error(req, 404, "account_not_found", "account not found", "debit_account_id");
         return false;
     }
-    *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
-    if (!region_allowed(req, *region) || !id_region_allowed(req, &c->credit_account_id)) {
-        *fail = region_forbidden(req, region_allowed(req, *region) ? "credit_account_id" : "debit_account_id");
+    if (unbounded && !may_debit_unbounded(req)) {
+        *fail = unbounded_debit_forbidden(req, "debit_account_id");
         return false;
     }
     /* Someone else's wallet: a live mandate must cover it (API.md: else 403);
@@ -1144,6 +1189,7 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
         if (pv < 0) return read_error(req);
         if (pv != 1)
             return gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit the payee's account", NULL);
+        if (account_unbounded(payee.flags) && !may_debit_unbounded(req)) return unbounded_debit_forbidden(req, NULL);
     }
     gl_job *job = job_new(req, r, 1);
     if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
@@ -1167,7 +1213,7 @@ static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
     if (found < 0 && db) read_failed(req, r, &err);
     if (found <= 0) return found;
     if (is_admin(req) || strcmp(m->grantee, req->claims.sub) == 0) return 1;
-    int v = account_owned(req, &m->wallet_account_id);
+    int v = account_owned(req, &m->wallet_account_id, NULL);
     return v < 0 ? -1 : v == 1;
 }
 
@@ -1383,6 +1429,11 @@ static gl_response admit_address(gl_req *req) {
                                      "too many requests without a valid token from this address", NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));
     return r;
+}
+
+gl_response gl_handle_admit(gl_req *req) {
+    if (strncmp(req->url, "/v1/", 4) != 0) return (gl_response){0}; /* probes and 404s: no body, no token */
+    return admit_address(req);
 }
 
 static gl_response rate_limit(gl_req *req) {

@@ -342,6 +342,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
             return send_response(req, &r);
         }
+        gl_response refused = gl_handle_admit(req);
+        if (refused.status) return send_response(req, &refused);
         return MHD_YES;
     }
     if (req->replied) { /* resumed by a handler thread */
@@ -362,7 +364,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gl_response r = gl_respond_error(req, 413, "body_too_large", "the request body is over the limit", NULL);
         return send_response(req, &r);
     }
-    gl_clients_request_read(conn);
+    if (!gl_clients_request_read(conn)) return MHD_NO; /* read too late: being cut */
     req->inline_only = true;
     gl_response r = gl_handle(req);
     req->inline_only = false;

@@ -227,6 +227,10 @@ struct gl_req {
  * answer is to be discarded: nothing was done that running it again from the
  * start on a handler thread would do twice. */
 gl_response gl_handle(gl_req *req);
+/* Before a request's body is read (http.c): 429 when its address has spent
+ * its allowance of requests without a valid token (clients.h), so no body is
+ * buffered for it; status 0 otherwise, and for the probes. */
+gl_response gl_handle_admit(gl_req *req);
 /* Gives back the read connections the handler leased (called once it returned). */
 void gl_handle_release(gl_req *req);
 gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,

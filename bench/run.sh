@@ -62,7 +62,9 @@ base="$scheme://localhost:$API_PORT"
 ledgerd_pid=$!
 trap 'kill $ledgerd_pid 2>/dev/null || true; cleanup' EXIT INT TERM
 for _ in $(seq 50); do curl -fs --cacert "$DIR/ca/ca.crt" "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-token=$("$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" token --sub bench --ttl 3600)
+# accounts:issue: ledger-bench's accounts carry no floor flag (they may go below zero)
+token=$("$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" token --sub bench --ttl 3600 \
+    --scope "accounts:read accounts:write accounts:issue transfers:read transfers:write")
 wrk_out=$(TOKEN=$token ACCOUNTS=$DIR/accounts.txt wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency \
     -s bench/http.lua "$base" 2>&1)
 kill -TERM $ledgerd_pid; wait $ledgerd_pid || true

@@ -19,6 +19,7 @@
 
 #include "../ledger/audit.h"
 #include "../ledger/currency.h"
+#include "../ledger/kinds.h"
 #include "../ledger/ledger.h"
 #include "../ledger/migrate.h"
 #include "../regions/regions.h"
@@ -284,6 +285,16 @@ static int cmd_account_create(cli *c, int argc, char **argv) {
     if (o.flags && !parse_account_flags(o.flags, &cmd.account_flags))
         return cli_fail_usage("--flags '%s': use debits_must_not_exceed_credits and/or credits_must_not_exceed_debits",
                           o.flags);
+    /* The kinds of ledger/kinds.h mean here what they mean to ledgerd: one
+     * that never goes below zero carries its floor flag (other kinds, for
+     * operators' own purposes, take the flags given). */
+    const gl_account_kind *k = gl_account_kind_find(cmd.account_kind);
+    uint32_t floor = k ? gl_account_kind_floor_flag(k) : 0;
+    uint32_t limits = LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS | LEDGER_AF_CREDITS_MUST_NOT_EXCEED_DEBITS;
+    if (floor && (cmd.account_flags & limits & ~floor))
+        return cli_fail_usage("--kind %s never goes below zero: it takes no other limit flag (use a funding kind)",
+                              cmd.account_kind);
+    cmd.account_flags |= floor;
     return run_one(c, r, &cmd, "account");
 }
 
@@ -551,6 +562,9 @@ static int cmd_token(cli *c, int argc, char **argv) {
     gl_server_config sc;
     gl_error e;
     if (!gl_server_config_load(c->config_path, &sc, &e)) return cli_fail_error(c, &e);
+    if (sc.auth_max_lifetime_s > 0 && ttl > sc.auth_max_lifetime_s)
+        return cli_fail_usage("--ttl is over ledgerd's max_token_lifetime_s (%s): ledgerd would refuse the token",
+                              "auth.max_token_lifetime_s in ledger.conf");
     time_t now = time(NULL);
     json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", sc.auth_issuer, "aud", sc.auth_audience, "sub", sub,
                                "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)now + (json_int_t)ttl);

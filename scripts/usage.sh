@@ -14,10 +14,9 @@ $(dirname "$conf")/pg/secrets/*.pgpass (mode 0600), never in ledger.conf.
   export GEOLEDGER_CONFIG=$conf
   L=$ctl
 
-  # two wallets in the eu region; the payer may not go below zero
-  A=\$(\$L --json account create --region eu --currency EUR --owner app.rides | jq -r .id)
-  B=\$(\$L --json account create --region eu --currency EUR --owner app.rides \\
-        --flags debits_must_not_exceed_credits | jq -r .id)
+  # a funding account (money enters there: it may go below zero) and a wallet (never below zero)
+  A=\$(\$L --json account create --region eu --currency EUR --owner treasury --kind funding | jq -r .id)
+  B=\$(\$L --json account create --region eu --currency EUR --owner app.rides | jq -r .id)
 
   \$L transfer --from \$A --to \$B --amount 2500 --currency EUR --reference topup-1    # 25.00 EUR
   H=\$(\$L --json transfer --from \$B --to \$A --amount 1200 --currency EUR --pending --timeout 600 | jq -r .id)

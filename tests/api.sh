@@ -161,7 +161,8 @@ fi
 
 ALICE="alice-$RUN"
 BOB="bob-$RUN"
-TA=$(token "$ALICE")
+# alice is also this test's treasury: she debits her funding accounts (accounts:issue)
+TA=$(token "$ALICE" "accounts:read accounts:write accounts:issue transfers:read transfers:write events:read mandates:write")
 TB=$(token "$BOB" "" 600)
 T_READ=$(token "$ALICE" "accounts:read")
 NOW=$(date +%s)
@@ -728,9 +729,10 @@ req POST /v1/accounts "$(token "$USER" "accounts:write accounts:issue")" '{"curr
 USRC=$(j .id)
 req POST /v1/accounts "$TAPP" '{"currency":"EUR","region":"eu"}'
 AM=$(j .id)
-post /v1/transfers "$TU" "$(transfer "$USRC" "$UW" 10000 "$RUN-m-fund")" "$(newkey)"
+TU_ISSUE=$(token "$USER" "accounts:read accounts:write accounts:issue transfers:read transfers:write")
+post /v1/transfers "$TU_ISSUE" "$(transfer "$USRC" "$UW" 10000 "$RUN-m-fund")" "$(newkey)"
 expect "mandates: fund the user's wallet" 201
-post /v1/transfers "$TU" "$(transfer "$USRC" "$UW2" 10000 "$RUN-m-fund2")" "$(newkey)"
+post /v1/transfers "$TU_ISSUE" "$(transfer "$USRC" "$UW2" 10000 "$RUN-m-fund2")" "$(newkey)"
 EXP=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
 mandate() { # WALLET GRANTEE PER_CHARGE PER_DAY [EXPIRES] [CURRENCY]
     jq -cn --arg w "$1" --arg g "$2" --argjson c "$3" --argjson d "$4" --arg e "${5:-$EXP}" --arg cur "${6:-EUR}" \

@@ -145,6 +145,16 @@ UW=$ACC
 post /v1/transfers "$T_ISSUER" "$(transfer "$FUND" "$UW" 10000 "$RUN-fund-user")" "$(newkey)"
 expect "issue: the funding account pays the user's wallet" 201
 check "issue: funding posted -10000" "$(balances "$FUND" "$T_ISSUER")" eq "$(balances "$FUND" "$T_ISSUER" | jq -r .posted)" -10000
+# An account that may go below zero without being a funding kind: opened by an
+# operator (ledgerctl writes as the database's service role) or before the kinds.
+LEGACY=$("$BUILD/bin/ledgerctl" --config "$CONF" --json account create --region eu --currency EUR --owner "$APP" \
+    --kind general | jq -r .id)
+post /v1/transfers "$T_APP" "$(transfer "$LEGACY" "$AM" 500 "$RUN-mint-legacy")" "$(newkey)"
+expect "mint: debiting an account without a floor needs accounts:issue -> 403" 403 unbounded_debit_forbidden
+post /v1/transfers/batch "$T_APP" "{\"atomic\":false,\"transfers\":[$(transfer "$LEGACY" "$AM" 5 "$RUN-mint-legacy-b")]}" "$(newkey)"
+expect "mint: ... in a batch too -> 403" 403 unbounded_debit_forbidden
+check "mint: the operator's account and the merchant account did not move" "$(balances "$AM" "$T_APP")" \
+    eq "$(balances "$AM" "$T_APP" | jq -r .posted)$(admin_sql "SELECT debits_posted FROM accounts WHERE id = '$LEGACY'")" 00
 new_account "$(token "root-$RUN" "admin")" "{\"currency\":\"EUR\",\"region\":\"eu\",\"kind\":\"clearing\",\"owner\":\"$ISSUER\"}"
 expect "issue: admin opens a clearing account for another owner" 201
 
@@ -328,7 +338,10 @@ else
 fi
 
 # A token that lives longer than max_token_lifetime_s (600 s), or has no iat.
-req GET "/v1/accounts/$AW" "$(token "$APP" "accounts:read" 3600)"
+check "lifetime: ledgerctl will not mint a token ledgerd would refuse (exit 2)" "ledgerctl token --ttl 3600" \
+    bash -c "\"$BUILD/bin/ledgerctl\" --config '$CONF' token --sub x --ttl 3600 >/dev/null 2>&1; [[ \$? == 2 ]]"
+# a 1 h token, signed with the same key under ledgerd A's limit (24 h)
+req GET "/v1/accounts/$AW" "$("$BUILD/bin/ledgerctl" --config "$CONF_A" token --sub "$APP" --scope accounts:read --ttl 3600)"
 expect "lifetime: a 1 h token where 10 min is the limit -> 401" 401 token_lifetime_invalid
 req GET "/v1/accounts/$AW" "$(token "$APP" "accounts:read" 600)"
 expect "lifetime: a 10 min token -> 200" 200
