@@ -91,6 +91,16 @@ static void free_secret(char **p) {
 /* Parses the PEM texts as GnuTLS will when the daemon starts, so that a bad
  * file is a configuration error naming the file, not "cannot listen": the key
  * must be the certificate's, the client CA file must hold a certificate. */
+/* How many certificates a PEM text holds (< 0: a GnuTLS error, none parse). */
+static int certificates_parse(const gnutls_datum_t *pem) {
+    gnutls_x509_crt_t *crts = NULL;
+    unsigned n = 0;
+    int rc = gnutls_x509_crt_list_import2(&crts, &n, pem, GNUTLS_X509_FMT_PEM, 0);
+    for (unsigned i = 0; rc >= 0 && i < n; i++) gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    return rc < 0 ? rc : n == 0 ? GNUTLS_E_NO_CERTIFICATE_FOUND : (int)n;
+}
+
 static bool check_pems(const gl_tls *t, gl_error *err) {
     gnutls_certificate_credentials_t cred;
     if (gnutls_certificate_allocate_credentials(&cred) < 0) {
@@ -99,7 +109,11 @@ static bool check_pems(const gl_tls *t, gl_error *err) {
     }
     gnutls_datum_t cert = {(unsigned char *)t->cert_pem, (unsigned)strlen(t->cert_pem)};
     gnutls_datum_t key = {(unsigned char *)t->key_pem, (unsigned)strlen(t->key_pem)};
-    int rc = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    /* The certificates parse first on their own: GnuTLS 3.7's
+     * set_x509_key_mem leaks the certificate it was parsing when the PEM is
+     * garbled (LeakSanitizer), and this says which file is wrong. */
+    int rc = certificates_parse(&cert);
+    if (rc >= 0) rc = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
     bool ok = rc >= 0;
     if (!ok)
         gl_error_set(err, GL_ERR_CONFIG, "ledgerd: tls.cert_file \"%s\" and tls.key_file \"%s\": %s", t->cfg.cert_file,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE and CLEANUP_PIDS are read by the exit trap of tests/lib.sh
 # api.sh — end-to-end test of ledgerd (the HTTP API, shared/API.md) against the
 # real PostgreSQL cluster that tests/run.sh started and migrated.
 #
@@ -47,8 +48,6 @@ source tests/lib.sh
 source tests/http.sh
 
 W=$(mktemp -d /tmp/geoledger-api.XXXXXX)
-LPID=""
-SUMMARY_DONE=0
 show_log() {
     if [[ -s "$W/ledgerd.log" ]]; then
         echo "---- ledgerd log: lines other than request lines, then the last 3 ----"
@@ -58,22 +57,8 @@ show_log() {
         echo "----"
     fi
 }
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -z "$LPID" ]] || stop_pid "$LPID" 50 || true
-    if ((!SUMMARY_DONE)); then # stopped early (set -e, a signal): still end with the summary line
-        fail "api.sh" "stopped early (exit status $rc) after the line above"
-        show_log
-        echo "$PASSED passed, $FAILED failed"
-        ((rc != 0)) || rc=1
-    fi
-    rm -rf -- "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_trap api.sh
+on_early_exit() { show_log; }
 
 START=$SECONDS
 
@@ -964,6 +949,7 @@ else
     rc=0
     wait "$LPID" || rc=$?
     LPID=""
+    CLEANUP_PIDS=() # reaped: its pid may be reused
     check "graceful shutdown: SIGTERM -> exit 0 in $((SECONDS - t_stop)) s" "exit status $rc" eq "$rc" 0
 fi
 

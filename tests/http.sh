@@ -7,11 +7,13 @@
 # (the ledger.conf ledgerd reads).
 
 # start_ledgerd LOG: starts $BUILD/bin/ledgerd --config $CONF in the background
-# (its pid in LPID) and waits up to 10 s for /healthz. Fails if it does not answer.
+# (its pid in LPID, and in CLEANUP_PIDS: stopped on exit) and waits up to 10 s
+# for /healthz. Fails if it does not answer.
 LPID=""
 start_ledgerd() {
     "$BUILD/bin/ledgerd" --config "$CONF" >"$1" 2>&1 &
     LPID=$!
+    CLEANUP_PIDS+=("$LPID")
     for _ in $(seq 100); do
         kill -0 "$LPID" 2>/dev/null || return 1
         [[ "$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" != 200 ]] ||

@@ -57,3 +57,29 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
     return "$rc"
 }
+
+# exit_trap NAME: on any exit, stop the pids in CLEANUP_PIDS (stop_pid, 5 s),
+# and when the script stopped early (set -e, a signal: SUMMARY_DONE is still 0)
+# say so, call on_early_exit if the script defines it (e.g. to show a log),
+# and still end with the "N passed, N failed" line; then remove $W.
+SUMMARY_DONE=0
+CLEANUP_PIDS=()
+exit_trap() {
+    EXIT_NAME=$1
+    trap exit_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+exit_cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${CLEANUP_PIDS[@]}"; do [[ -z "$p" ]] || stop_pid "$p" 50 || true; done
+    if ((!SUMMARY_DONE)); then
+        fail "$EXIT_NAME" "stopped early (exit status $rc) after the line above"
+        if declare -F on_early_exit >/dev/null; then on_early_exit || true; fi
+        echo "$PASSED passed, $FAILED failed"
+        ((rc != 0)) || rc=1
+    fi
+    [[ -z "${W:-}" ]] || rm -rf -- "$W"
+    exit "$rc"
+}

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE and CLEANUP_PIDS are read by the exit trap of tests/lib.sh
 # recon.sh — end-to-end test of reconciliation (`ledgerctl recon run|decrypt`,
 # reconciliation/README.md, FORMATS.md) against the cluster that tests/run.sh
 # started and migrated, with the real binaries.
@@ -80,21 +81,7 @@ check() { # check NAME COMMAND...: ok if the command succeeds
 
 W=$(mktemp -d /tmp/geoledger-recon.XXXXXX)
 chmod 700 "$W"
-SUMMARY_DONE=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if ((!SUMMARY_DONE)); then
-        fail "recon.sh" "stopped early (exit status $rc) after the line above"
-        echo "$PASSED passed, $FAILED failed"
-        ((rc != 0)) || rc=1
-    fi
-    rm -rf -- "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_trap recon.sh
 
 START=$SECONDS
 RUN="recon-sh-$$-$RANDOM"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE and CLEANUP_PIDS are read by the exit trap of tests/lib.sh
 # report.sh — end-to-end test of `ledgerctl report regional` (the regional
 # compliance report, reconciliation/README.md) against the cluster that
 # tests/run.sh started and migrated.
@@ -51,21 +52,7 @@ check() { # check NAME COMMAND...: ok if the command succeeds
 jq_true() { jq -e "$@" >/dev/null; } # jq_true [ARGS] FILTER FILE: the filter yields true
 
 W=$(mktemp -d /tmp/geoledger-report.XXXXXX)
-SUMMARY_DONE=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if ((!SUMMARY_DONE)); then
-        fail "report.sh" "stopped early (exit status $rc) after the line above"
-        echo "$PASSED passed, $FAILED failed"
-        ((rc != 0)) || rc=1
-    fi
-    rm -rf -- "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_trap report.sh
 
 RUN="report-sh-$$-$RANDOM"
 

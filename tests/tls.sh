@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE and CLEANUP_PIDS are read by the exit trap of tests/lib.sh
 # tls.sh — ledgerd's HTTPS against real ledgerd processes on the cluster that
 # tests/run.sh started and migrated (api/tls.h has the policy).
 #
@@ -51,23 +52,7 @@ done
 source tests/lib.sh
 
 W=$(mktemp -d /tmp/geoledger-tls.XXXXXX)
-PIDS=()
-SUMMARY_DONE=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do stop_pid "$p" 50 || true; done
-    if ((!SUMMARY_DONE)); then
-        fail "tls.sh" "stopped early (exit status $rc) after the line above"
-        echo "$PASSED passed, $FAILED failed"
-        ((rc != 0)) || rc=1
-    fi
-    rm -rf -- "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_trap tls.sh
 
 START=$SECONDS
 RUN="tls$$x$RANDOM"
@@ -84,7 +69,7 @@ make_conf() {
     local name=$1
     shift
     mkdir -p "$W/$name"
-    PORT=$(free_port $((19000 + ($$ + ${#PIDS[@]} * 7) % 900)))
+    PORT=$(free_port $((19000 + ($$ + ${#CLEANUP_PIDS[@]} * 7) % 900)))
     cp -- "$GEOLEDGER_CONFIG" "$W/$name/ledger.conf"
     env "$@" scripts/ledgerd-conf.sh "$W/$name/ledger.conf" "$W/dev.key" "$PORT"
 }
@@ -94,10 +79,10 @@ make_conf() {
 start() {
     local name=$1 scheme=$2 url args=(-s -o /dev/null -w '%{http_code}' --max-time 1)
     "$BUILD/bin/ledgerd" --config "$W/$name/ledger.conf" >"$W/$name/ledgerd.log" 2>&1 &
-    PIDS+=($!)
+    CLEANUP_PIDS+=($!)
     if [[ $scheme == https ]]; then url="https://localhost:$PORT/healthz" args+=(--cacert "$W/$name/ca/ca.crt"); else url="http://127.0.0.1:$PORT/healthz"; fi
     for _ in $(seq 100); do
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        kill -0 "${CLEANUP_PIDS[-1]}" 2>/dev/null || break
         [[ "$(curl "${args[@]}" "$url" || true)" != 200 ]] || return 0
         sleep 0.1
     done
@@ -337,11 +322,11 @@ refused nocert "tls.cert_file \"/nonexistent/server.crt\""
 # Every ledgerd started above: SIGTERM -> exit 0, and no sanitizer report in its log
 # (BUILD=build/asan: the TLS paths under AddressSanitizer, LeakSanitizer at exit).
 bad=""
-for p in "${PIDS[@]}"; do
+for p in "${CLEANUP_PIDS[@]}"; do
     kill -0 "$p" 2>/dev/null || continue
     stop_pid "$p" 100 || bad+=" $p(killed)"
 done
-PIDS=()
+CLEANUP_PIDS=()
 reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$W"/*/ledgerd.log 2>/dev/null || true)
 check "every ledgerd stopped by SIGTERM, no sanitizer report in its log" "${bad:+not stopped:$bad }${reports:+reports in: $reports}" \
     eval '[[ -z "$bad" && -z "$reports" ]]'

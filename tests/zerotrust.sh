@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE and CLEANUP_PIDS are read by the exit trap of tests/lib.sh
 # zerotrust.sh — the zero-trust attacks against a real ledgerd and the real
 # PostgreSQL cluster that tests/run.sh started and migrated:
 #
@@ -38,25 +39,8 @@ source tests/lib.sh
 source tests/http.sh
 
 W=$(mktemp -d /tmp/geoledger-zerotrust.XXXXXX)
-LPID_A="" LPID_B=""
-SUMMARY_DONE=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -z "$LPID_A" ]] || stop_pid "$LPID_A" 50 || true
-    [[ -z "$LPID_B" ]] || stop_pid "$LPID_B" 50 || true
-    if ((!SUMMARY_DONE)); then
-        fail "zerotrust.sh" "stopped early (exit status $rc) after the line above"
-        for log in "$W"/ledgerd-*.log; do [[ -s "$log" ]] && tail -n 5 "$log"; done
-        echo "$PASSED passed, $FAILED failed"
-        ((rc != 0)) || rc=1
-    fi
-    rm -rf -- "$W"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_trap zerotrust.sh
+on_early_exit() { for log in "$W"/ledgerd-*.log; do [[ -s "$log" ]] && tail -n 5 "$log"; done; }
 START=$SECONDS
 RUN="z$$x$RANDOM"
 
@@ -83,7 +67,6 @@ if ! start_ledgerd "$W/ledgerd-a.log"; then
     fail "start" "ledgerd did not answer /healthz on port $PORT: $(tail -n 5 "$W/ledgerd-a.log" | tr '\n' ' ')"
     finish
 fi
-LPID_A=$LPID
 ok "start: ledgerd (default limits) on port $PORT"
 
 ISSUER="issuer-$RUN" APP="app-$RUN" USER="user-$RUN" EVE="eve-$RUN"
@@ -309,7 +292,6 @@ if ! start_ledgerd "$W/ledgerd-b.log"; then
     fail "start B" "ledgerd did not start: $(tail -n 5 "$W/ledgerd-b.log" | tr '\n' ' ')"
     finish
 fi
-LPID_B=$LPID
 ok "start: ledgerd (tight limits) on port $PORT_B"
 
 T_OK=$(token "$APP" "accounts:read" 600)
