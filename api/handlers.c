@@ -456,24 +456,51 @@ static bool respond_account(gl_job *job, PGconn *db, gl_error *err) {
 }
 
 /* Batch: per-item results; an atomic batch that failed answers with the failing item's error. */
+typedef struct {
+    json_t *items;
+    const size_t *item_of; /* the item each read transfer belongs to */
+} batch_items;
+
+static void put_transfer(void *arg, size_t i, const ledger_transfer *t) {
+    batch_items *b = arg;
+    json_object_set_new(json_array_get(b->items, b->item_of[i]), "transfer", gl_transfer_json(t));
+}
+
+/* Each item that wrote (or found) a transfer gets it, all read in one query:
+ * this runs under the batch's row locks. */
+static bool batch_transfers(json_t *items, const gl_job *job, PGconn *db, gl_error *err) {
+    gl_id *ids = malloc(job->n * sizeof *ids);
+    size_t *item_of = malloc(job->n * sizeof *item_of);
+    size_t m = 0;
+    for (size_t i = 0; ids && item_of && i < job->n; i++) {
+        if (job->results[i].code != LEDGER_OK && job->results[i].code != LEDGER_EXISTS) continue;
+        ids[m] = job->results[i].id;
+        item_of[m++] = i;
+    }
+    batch_items b = {.items = items, .item_of = item_of};
+    int found = !ids || !item_of ? (gl_error_set(err, GL_ERR_INTERNAL, "out of memory"), -1)
+                                 : ledger_transfers_each(db, ids, m, put_transfer, &b, err);
+    if (found >= 0 && (size_t)found != m) {
+        gl_error_set(err, GL_ERR_INTERNAL, "%zu of the batch's %zu transfers could not be read back", m - (size_t)found, m);
+        found = -1;
+    }
+    free(ids);
+    free(item_of);
+    return found >= 0;
+}
+
 static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
     json_t *items = json_array();
     size_t failed = job->n;
     for (size_t i = 0; i < job->n; i++) {
         const ledger_result *r = &job->results[i];
-        json_t *item = json_pack("{s:s}", "result", api_code(r->code));
-        if (r->code == LEDGER_OK || r->code == LEDGER_EXISTS) {
-            ledger_transfer t;
-            if (ledger_transfer_get(db, &r->id, &t, err) <= 0) {
-                json_decref(item);
-                json_decref(items);
-                return false;
-            }
-            json_object_set_new(item, "transfer", gl_transfer_json(&t));
-        } else if (failed == job->n && r->code != LEDGER_LINKED_EVENT_FAILED) {
+        json_array_append_new(items, json_pack("{s:s}", "result", api_code(r->code)));
+        if (r->code != LEDGER_OK && r->code != LEDGER_EXISTS && failed == job->n && r->code != LEDGER_LINKED_EVENT_FAILED)
             failed = i;
-        }
-        json_array_append_new(items, item);
+    }
+    if (!batch_transfers(items, job, db, err)) {
+        json_decref(items);
+        return false;
     }
     json_t *o;
     if (job->atomic && failed < job->n) {
@@ -1127,6 +1154,12 @@ static gl_response list_by_reference(gl_req *req, const char *reference) {
     return gl_respond_json(200, json_pack("{s:o,s:b}", "data", data, "has_more", false));
 }
 
+/* A listed transfer takes its place in the page (its slot is an empty object). */
+static void fill_listed(void *arg, size_t i, const ledger_transfer *t) {
+    batch_items *b = arg;
+    json_array_set_new(b->items, b->item_of[i], gl_transfer_json(t));
+}
+
 static gl_response list_by_account(gl_req *req, const char *account) {
     gl_id id;
     if (!gl_id_parse(account, &id)) return gl_respond_error(req, 400, "invalid_value", "not an id", "account_id");
@@ -1135,18 +1168,23 @@ static gl_response list_by_account(gl_req *req, const char *account) {
     gl_response fail;
     if (!read_entries_page(req, &id, "account_id", &pg, &fail)) return fail;
     json_t *data = json_array();
+    gl_id ids[ENTRIES_PAGE_MAX];
+    size_t item_of[ENTRIES_PAGE_MAX];
+    assert(pg.n >= 0 && pg.n <= ENTRIES_PAGE_MAX);
     for (int i = 0; i < pg.n; i++) {
-        ledger_transfer t;
-        gl_error err;
-        gl_error_clear(&err);
-        int found = ledger_transfer_get(pg.db, &pg.e[i].transfer_id, &t, &err);
-        if (found != 1) {
-            if (found == 0) gl_error_set(&err, GL_ERR_INTERNAL, "an entry names a transfer that is not there");
-            read_failed(req, pg.region, &err);
-            json_decref(data);
-            return read_error(req);
-        }
-        json_array_append_new(data, gl_transfer_json(&t));
+        ids[i] = pg.e[i].transfer_id;
+        item_of[i] = (size_t)i;
+        json_array_append_new(data, json_object()); /* filled in entry order below */
+    }
+    gl_error err;
+    gl_error_clear(&err);
+    batch_items b = {.items = data, .item_of = item_of};
+    int found = ledger_transfers_each(pg.db, ids, (size_t)pg.n, fill_listed, &b, &err);
+    if (found != pg.n) {
+        if (found >= 0) gl_error_set(&err, GL_ERR_INTERNAL, "an entry names a transfer that is not there");
+        read_failed(req, pg.region, &err);
+        json_decref(data);
+        return read_error(req);
     }
     return page_response(data, &pg);
 }

@@ -212,6 +212,12 @@ int ledger_account_get(PGconn *db, const gl_id *id, ledger_account *out, gl_erro
 int ledger_account_get_as_of(PGconn *db, const gl_id *id, const char *as_of, ledger_account *out,
                              gl_error *err);
 int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_error *err);
+/* The transfers ids[0..n) in one query (n <= LEDGER_BATCH_MAX): fn(arg, i, t)
+ * for each one found, i its index in ids (in no particular order; t is valid
+ * during the call only). Returns how many were found, or -1. One round trip,
+ * so a batch's responses cost one query under its row locks. */
+typedef void (*ledger_transfer_fn)(void *arg, size_t i, const ledger_transfer *t);
+int ledger_transfers_each(PGconn *db, const gl_id *ids, size_t n, ledger_transfer_fn fn, void *arg, gl_error *err);
 /* Entries of an account with version > after_version, oldest first; returns count or -1. */
 int ledger_entries_list(PGconn *db, const gl_id *account_id, int64_t after_version, int limit,
                         ledger_entry *out, gl_error *err);

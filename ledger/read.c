@@ -1,4 +1,5 @@
 /* read.c — point reads: accounts (now or as of a time), transfers, statements. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,43 +66,86 @@ int ledger_account_get_as_of(PGconn *db, const gl_id *id, const char *as_of, led
     return found;
 }
 
+/* One transfer's columns, from t (transfers) and p (its pending_transfers row). */
+#define TRANSFER_COLUMNS                                                                                           \
+    "t.id, t.owner, coalesce(t.reference, ''), t.debit_account_id, t.credit_account_id, t.amount, "               \
+    "t.currency, t.flags, t.pending_id, t.reverses_id, "                                                         \
+    "CASE WHEN t.flags & 1 = 0 THEN 'posted' "                                                                   \
+    "     WHEN p.state = 'pending' AND p.expires_at <= clock_timestamp() THEN 'expired' ELSE p.state END, "     \
+    "coalesce(p.amount_posted, 0), "                                                                             \
+    "coalesce((SELECT sum(r.amount) FROM transfers r WHERE r.reverses_id = t.id), 0)::int8, "                    \
+    "coalesce(" TS_SQL("t.expires_at") ", ''), " TS_SQL("t.created_at") ", coalesce(t.metadata::text, '')"
+
+/* The TRANSFER_COLUMNS of row `row`, from column c on. */
+static void fill_transfer(const PGresult *r, int row, int c, ledger_transfer *out) {
+    memset(out, 0, sizeof *out);
+    gl_pg_get_id(r, row, c + 0, &out->id);
+    gl_pg_get_text(r, row, c + 1, out->owner, sizeof out->owner);
+    gl_pg_get_text(r, row, c + 2, out->reference, sizeof out->reference);
+    gl_pg_get_id(r, row, c + 3, &out->debit_account_id);
+    gl_pg_get_id(r, row, c + 4, &out->credit_account_id);
+    out->amount = gl_pg_get_i64(r, row, c + 5);
+    gl_pg_get_text(r, row, c + 6, out->currency, sizeof out->currency);
+    out->flags = (uint32_t)gl_pg_get_i64(r, row, c + 7);
+    gl_pg_get_id(r, row, c + 8, &out->pending_id);
+    gl_pg_get_id(r, row, c + 9, &out->reverses_id);
+    gl_pg_get_text(r, row, c + 10, out->status, sizeof out->status);
+    out->amount_posted = gl_pg_get_i64(r, row, c + 11);
+    out->amount_reversed = gl_pg_get_i64(r, row, c + 12);
+    gl_pg_get_text(r, row, c + 13, out->expires_at, sizeof out->expires_at);
+    gl_pg_get_text(r, row, c + 14, out->created_at, sizeof out->created_at);
+    gl_pg_get_text(r, row, c + 15, out->metadata, sizeof out->metadata);
+}
+
 int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_error *err) {
     char ids[GL_ID_STR_LEN + 1];
     gl_id_format(id, ids);
     const char *p[1] = {ids};
-    PGresult *r = gl_pg_exec(
-        db,
-        "SELECT t.id, t.owner, coalesce(t.reference, ''), t.debit_account_id, t.credit_account_id, t.amount, "
-        "t.currency, t.flags, t.pending_id, t.reverses_id, "
-        "CASE WHEN t.flags & 1 = 0 THEN 'posted' "
-        "     WHEN p.state = 'pending' AND p.expires_at <= clock_timestamp() THEN 'expired' ELSE p.state END, "
-        "coalesce(p.amount_posted, 0), "
-        "coalesce((SELECT sum(r.amount) FROM transfers r WHERE r.reverses_id = t.id), 0)::int8, "
-        "coalesce(" TS_SQL("t.expires_at") ", ''), " TS_SQL("t.created_at") ", coalesce(t.metadata::text, '')"
-        " FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = $1::uuid",
-        1, p, err);
+    PGresult *r = gl_pg_exec(db,
+                             "SELECT " TRANSFER_COLUMNS
+                             " FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = $1::uuid",
+                             1, p, err);
     if (!r) return -1;
     int found = PQntuples(r) == 1;
-    if (found) {
-        memset(out, 0, sizeof *out);
-        gl_pg_get_id(r, 0, 0, &out->id);
-        gl_pg_get_text(r, 0, 1, out->owner, sizeof out->owner);
-        gl_pg_get_text(r, 0, 2, out->reference, sizeof out->reference);
-        gl_pg_get_id(r, 0, 3, &out->debit_account_id);
-        gl_pg_get_id(r, 0, 4, &out->credit_account_id);
-        out->amount = gl_pg_get_i64(r, 0, 5);
-        gl_pg_get_text(r, 0, 6, out->currency, sizeof out->currency);
-        out->flags = (uint32_t)gl_pg_get_i64(r, 0, 7);
-        gl_pg_get_id(r, 0, 8, &out->pending_id);
-        gl_pg_get_id(r, 0, 9, &out->reverses_id);
-        gl_pg_get_text(r, 0, 10, out->status, sizeof out->status);
-        out->amount_posted = gl_pg_get_i64(r, 0, 11);
-        out->amount_reversed = gl_pg_get_i64(r, 0, 12);
-        gl_pg_get_text(r, 0, 13, out->expires_at, sizeof out->expires_at);
-        gl_pg_get_text(r, 0, 14, out->created_at, sizeof out->created_at);
-        gl_pg_get_text(r, 0, 15, out->metadata, sizeof out->metadata);
+    if (found) fill_transfer(r, 0, 0, out);
+    PQclear(r);
+    return found;
+}
+
+int ledger_transfers_each(PGconn *db, const gl_id *ids, size_t n, ledger_transfer_fn fn, void *arg, gl_error *err) {
+    assert(db && fn && (ids || n == 0));
+    if (n == 0) return 0;
+    if (n > LEDGER_BATCH_MAX) {
+        gl_error_set(err, GL_ERR_INVALID, "at most %d transfers are read at once", LEDGER_BATCH_MAX);
+        return -1;
+    }
+    ledger_transfer *t = malloc(sizeof *t); /* one, reused: a transfer is ~8 KiB with its metadata */
+    if (!t) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
+        return -1;
+    }
+    gl_buf arr = {0};
+    gl_bin_array_begin(&arr, GL_OID_UUID);
+    for (size_t i = 0; i < n; i++) gl_bin_uuid(&arr, &ids[i]);
+    gl_bin_array_finish(&arr, (int32_t)n);
+    gl_buf *p[1] = {&arr};
+    /* The ordinality says which asked id a row answers (ids may repeat). */
+    PGresult *r = gl_pg_exec_bin(db,
+                                 "SELECT q.ord, " TRANSFER_COLUMNS
+                                 " FROM unnest($1::uuid[]) WITH ORDINALITY AS q(id, ord)"
+                                 " JOIN transfers t ON t.id = q.id LEFT JOIN pending_transfers p ON p.id = t.id",
+                                 1, p, err);
+    gl_buf_free(&arr);
+    int found = r ? 0 : -1;
+    for (int row = 0; r && row < PQntuples(r); row++) {
+        long ord = strtol(PQgetvalue(r, row, 0), NULL, 10);
+        if (ord < 1 || (size_t)ord > n) continue;
+        fill_transfer(r, row, 1, t);
+        fn(arg, (size_t)ord - 1, t);
+        found++;
     }
     PQclear(r);
+    free(t);
     return found;
 }
 

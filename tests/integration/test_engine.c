@@ -1734,6 +1734,49 @@ START_TEST(test_mandate_usage_follows_the_batch) {
 }
 END_TEST
 
+/* ledger_transfers_each: every asked id answered at its index, in one query;
+ * a missing id (and a repeated one) handled; the rows as ledger_transfer_get reads them. */
+typedef struct {
+    ledger_transfer got[4];
+    int calls[4];
+} each_seen;
+
+static void seen_one(void *arg, size_t i, const ledger_transfer *t) {
+    each_seen *e = arg;
+    ck_assert_uint_lt(i, 4);
+    e->got[i] = *t;
+    e->calls[i]++;
+}
+
+START_TEST(test_transfers_each) {
+    OWNER(owner);
+    gl_id a = eur(owner, 0), b = eur(owner, 0);
+    ledger_cmd cmds[2] = {itest_transfer(owner, "each-1", a, b, 700, "EUR"), hold(owner, a, b, 300, 60)};
+    ledger_result res[2];
+    itest_exec_ok(EU, cmds, 2, res);
+    gl_id missing;
+    gl_error err;
+    ck_assert(gl_id_new(1, &missing, &err));
+    gl_id ids[4] = {res[1].id, missing, res[0].id, res[1].id};
+    each_seen e;
+    memset(&e, 0, sizeof e);
+    gl_error_clear(&err);
+    int found = ledger_transfers_each(itest_db(EU, GL_ROLE_SERVICE), ids, 4, seen_one, &e, &err);
+    ck_assert_msg(found == 3, "found %d: %s", found, err.message);
+    ck_assert_int_eq(e.calls[0] + e.calls[1] + e.calls[2] + e.calls[3], 3);
+    ck_assert_int_eq(e.calls[1], 0);
+    ck_assert_int_eq(gl_id_cmp(&e.got[2].id, &res[0].id), 0);
+    ck_assert_int_eq(e.got[2].amount, 700);
+    ck_assert_str_eq(e.got[2].reference, "each-1");
+    ck_assert_str_eq(e.got[0].status, "pending");
+    ck_assert_str_eq(e.got[3].status, "pending");
+    ledger_transfer one;
+    ck_assert_int_eq(ledger_transfer_get(itest_db(EU, GL_ROLE_SERVICE), &res[1].id, &one, &err), 1);
+    ck_assert_mem_eq(&one, &e.got[0], sizeof one); /* the same columns, read the same way */
+    ck_assert_int_eq(ledger_transfers_each(itest_db(EU, GL_ROLE_SERVICE), ids, 0, seen_one, &e, &err), 0);
+}
+END_TEST
+
 static Suite *engine_suite(void) {
     const itest_group groups[] = {
         {"accounts", 30, {test_create_account_ok_and_refusals, test_account_closed, NULL}},
@@ -1757,7 +1800,7 @@ static Suite *engine_suite(void) {
          30,
          {test_pipelined_and_copy_batches_write_the_same_rows, test_pipelined_batch_refused_at_commit_leaves_nothing,
           test_pg_pipeline_semantics, NULL}},
-        {"entries", 30, {test_entries_and_as_of, NULL}},
+        {"entries", 30, {test_entries_and_as_of, test_transfers_each, NULL}},
         {"security",
          30,
          {test_service_role_cannot_rewrite_history, test_admin_blocked_by_append_only_trigger,
