@@ -1497,54 +1497,91 @@ static int split_path(char *path, char **seg, int max) {
     return n;
 }
 
-static gl_response route_v1(gl_req *req, char **seg, int n) {
-    bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-    gl_id id;
-    bool has_id = n >= 3 && gl_id_parse(seg[2], &id);
-    if (has_id && !id_region_allowed(req, &id)) return region_forbidden(req, NULL);
-    gl_response s;
-    if (strcmp(seg[1], "accounts") == 0) {
-        if (n == 2 && post) return snprintf(req->route, sizeof req->route, "/v1/accounts"),
-                                   (s = need_scope(req, GL_SCOPE_ACCOUNTS_WRITE)).status ? s : create_account(req);
-        if (!has_id) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
-        if ((s = need_scope(req, GL_SCOPE_ACCOUNTS_READ)).status) return s;
-        if (n == 3 && get) return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}"), get_account(req, &id);
-        if (n == 4 && get && strcmp(seg[3], "balance") == 0)
-            return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}/balance"), get_balance(req, &id);
-        if (n == 4 && get && strcmp(seg[3], "entries") == 0)
-            return snprintf(req->route, sizeof req->route, "/v1/accounts/{id}/entries"), get_entries(req, &id);
-    } else if (strcmp(seg[1], "mandates") == 0) {
-        if (n == 2 && post)
-            return snprintf(req->route, sizeof req->route, "/v1/mandates"),
-                   (s = need_scope(req, GL_SCOPE_MANDATES_WRITE)).status ? s : create_mandate(req);
-        if (!has_id || n != 3) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
-        snprintf(req->route, sizeof req->route, "/v1/mandates/{id}");
-        if (get) return (s = need_scope(req, GL_SCOPE_ACCOUNTS_READ)).status ? s : get_mandate(req, &id);
-        if (strcmp(req->method, "DELETE") == 0)
-            return (s = need_scope(req, GL_SCOPE_MANDATES_WRITE)).status ? s : revoke_mandate(req, &id);
-    } else if (strcmp(seg[1], "transfers") == 0) {
-        if (n == 3 && post && strcmp(seg[2], "batch") == 0)
-            return snprintf(req->route, sizeof req->route, "/v1/transfers/batch"),
-                   (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : create_batch(req);
-        if (n == 2 && post)
-            return snprintf(req->route, sizeof req->route, "/v1/transfers"),
-                   (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : create_transfer(req);
-        if (n == 2 && get)
-            return snprintf(req->route, sizeof req->route, "/v1/transfers"),
-                   (s = need_scope(req, GL_SCOPE_TRANSFERS_READ)).status ? s : list_transfers(req);
-        if (!has_id) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
-        if (n == 3 && get)
-            return snprintf(req->route, sizeof req->route, "/v1/transfers/{id}"),
-                   (s = need_scope(req, GL_SCOPE_TRANSFERS_READ)).status ? s : get_transfer(req, &id);
-        if (n == 4 && post) {
-            ledger_cmd_kind k = strcmp(seg[3], "post") == 0   ? LEDGER_CMD_POST
-                                : strcmp(seg[3], "void") == 0 ? LEDGER_CMD_VOID
-                                : strcmp(seg[3], "reverse") == 0 ? LEDGER_CMD_REVERSE
-                                                                 : LEDGER_CMD_CREATE_ACCOUNT;
-            if (k != LEDGER_CMD_CREATE_ACCOUNT) {
-                snprintf(req->route, sizeof req->route, "/v1/transfers/{id}/%s", seg[3]);
-                return (s = need_scope(req, GL_SCOPE_TRANSFERS_WRITE)).status ? s : act_on_transfer(req, &id, k);
-            }
+/* ---------- the route table ---------- */
+
+static gl_response healthz(gl_req *req, const gl_id *id) {
+    (void)req;
+    (void)id;
+    return gl_respond_json(200, json_pack("{s:s}", "status", "ok"));
+}
+static gl_response on_readyz(gl_req *req, const gl_id *id) { return (void)id, readyz(req); }
+static gl_response on_metrics(gl_req *req, const gl_id *id) { return (void)id, metrics(req); }
+static gl_response on_create_account(gl_req *req, const gl_id *id) { return (void)id, create_account(req); }
+static gl_response on_create_mandate(gl_req *req, const gl_id *id) { return (void)id, create_mandate(req); }
+static gl_response on_create_transfer(gl_req *req, const gl_id *id) { return (void)id, create_transfer(req); }
+static gl_response on_create_batch(gl_req *req, const gl_id *id) { return (void)id, create_batch(req); }
+static gl_response on_list_transfers(gl_req *req, const gl_id *id) { return (void)id, list_transfers(req); }
+static gl_response on_post(gl_req *req, const gl_id *id) { return act_on_transfer(req, id, LEDGER_CMD_POST); }
+static gl_response on_void(gl_req *req, const gl_id *id) { return act_on_transfer(req, id, LEDGER_CMD_VOID); }
+static gl_response on_reverse(gl_req *req, const gl_id *id) { return act_on_transfer(req, id, LEDGER_CMD_REVERSE); }
+
+#define NO_SCOPE GL_SCOPE_COUNT /* public routes: no token */
+
+/* Every endpoint, once: dispatch, the scope it needs and the metrics label
+ * (its template) all come from here. A template's segments are literals or
+ * {id}, which matches an id (of any region: handlers answer 404 for an id of
+ * no configured region). Adding an endpoint is one row and one function. */
+static const gl_route route_table[] = {
+    {"GET", "/healthz", NO_SCOPE, healthz},
+    {"GET", "/readyz", NO_SCOPE, on_readyz},
+    {"GET", "/metrics", NO_SCOPE, on_metrics},
+    {"POST", "/v1/accounts", GL_SCOPE_ACCOUNTS_WRITE, on_create_account},
+    {"GET", "/v1/accounts/{id}", GL_SCOPE_ACCOUNTS_READ, get_account},
+    {"GET", "/v1/accounts/{id}/balance", GL_SCOPE_ACCOUNTS_READ, get_balance},
+    {"GET", "/v1/accounts/{id}/entries", GL_SCOPE_ACCOUNTS_READ, get_entries},
+    {"POST", "/v1/mandates", GL_SCOPE_MANDATES_WRITE, on_create_mandate},
+    {"GET", "/v1/mandates/{id}", GL_SCOPE_ACCOUNTS_READ, get_mandate},
+    {"DELETE", "/v1/mandates/{id}", GL_SCOPE_MANDATES_WRITE, revoke_mandate},
+    {"POST", "/v1/transfers", GL_SCOPE_TRANSFERS_WRITE, on_create_transfer},
+    {"GET", "/v1/transfers", GL_SCOPE_TRANSFERS_READ, on_list_transfers},
+    {"POST", "/v1/transfers/batch", GL_SCOPE_TRANSFERS_WRITE, on_create_batch},
+    {"GET", "/v1/transfers/{id}", GL_SCOPE_TRANSFERS_READ, get_transfer},
+    {"POST", "/v1/transfers/{id}/post", GL_SCOPE_TRANSFERS_WRITE, on_post},
+    {"POST", "/v1/transfers/{id}/void", GL_SCOPE_TRANSFERS_WRITE, on_void},
+    {"POST", "/v1/transfers/{id}/reverse", GL_SCOPE_TRANSFERS_WRITE, on_reverse},
+};
+
+const gl_route *gl_routes(size_t *n) {
+    assert(n);
+    *n = sizeof route_table / sizeof route_table[0];
+    return route_table;
+}
+
+/* Whether template `t` matches the n path segments (seg[i] an id where t has {id}). */
+static bool template_matches(const char *t, char **seg, int n, const bool *is_id) {
+    int i = 0;
+    while (*t == '/' && i < n) {
+        const char *end = strchr(t + 1, '/');
+        size_t len = end ? (size_t)(end - t - 1) : strlen(t + 1);
+        bool ok = len == 4 && strncmp(t + 1, "{id}", 4) == 0 ? is_id[i] : strlen(seg[i]) == len && strncmp(t + 1, seg[i], len) == 0;
+        if (!ok) return false;
+        i++;
+        t += 1 + len;
+    }
+    return *t == '\0' && i == n;
+}
+
+const gl_route *gl_route_find(const char *method, char **seg, int n, const bool *is_id) {
+    for (size_t i = 0; i < sizeof route_table / sizeof route_table[0]; i++)
+        if (strcmp(route_table[i].method, method) == 0 && template_matches(route_table[i].path, seg, n, is_id))
+            return &route_table[i];
+    return NULL;
+}
+
+/* No row matched: the 404 a client has always had. An id path of a resource
+ * is that resource's "not found" when its id does not parse; an account id
+ * path needs accounts:read first; /v1/mandates/{id} keeps its label. */
+static gl_response no_route(gl_req *req, char **seg, int n, bool has_id) {
+    if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) {
+        if (strcmp(seg[1], "accounts") == 0) {
+            if (!has_id) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
+            gl_response s = need_scope(req, GL_SCOPE_ACCOUNTS_READ);
+            if (s.status) return s;
+        } else if (strcmp(seg[1], "mandates") == 0) {
+            if (!has_id || n != 3) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
+            snprintf(req->route, sizeof req->route, "/v1/mandates/{id}");
+        } else if (strcmp(seg[1], "transfers") == 0 && !has_id) {
+            return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
         }
     }
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
@@ -1555,18 +1592,14 @@ gl_response gl_handle(gl_req *req) {
     snprintf(path, sizeof path, "%s", req->url);
     char *seg[6];
     int n = split_path(path, seg, 5);
-    bool get = strcmp(req->method, "GET") == 0;
-    if (n == 1 && get && strcmp(seg[0], "healthz") == 0) {
-        snprintf(req->route, sizeof req->route, "/healthz");
-        return gl_respond_json(200, json_pack("{s:s}", "status", "ok"));
-    }
-    if (n == 1 && get && strcmp(seg[0], "readyz") == 0) {
-        snprintf(req->route, sizeof req->route, "/readyz");
-        return readyz(req);
-    }
-    if (n == 1 && get && strcmp(seg[0], "metrics") == 0) {
-        snprintf(req->route, sizeof req->route, "/metrics");
-        return metrics(req);
+    bool is_id[6] = {false};
+    gl_id id;
+    bool has_id = n >= 3 && n <= 4 && gl_id_parse(seg[2], &id); /* ids sit third: /v1/<resource>/{id} */
+    is_id[2] = has_id;
+    const gl_route *r = n <= 5 ? gl_route_find(req->method, seg, n, is_id) : NULL;
+    if (r && r->scope == NO_SCOPE) {
+        snprintf(req->route, sizeof req->route, "%s", r->path);
+        return r->fn(req, NULL);
     }
     /* A request run again on a handler thread was authenticated and counted
      * against its rate on the HTTP thread: its claims stand. */
@@ -1582,6 +1615,9 @@ gl_response gl_handle(gl_req *req) {
         if (a.status) return a;
         req->authenticated = true;
     }
-    if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) return route_v1(req, seg, n);
-    return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
+    if (has_id && strcmp(seg[0], "v1") == 0 && !id_region_allowed(req, &id)) return region_forbidden(req, NULL);
+    if (!r) return no_route(req, seg, n, has_id);
+    snprintf(req->route, sizeof req->route, "%s", r->path);
+    gl_response s = need_scope(req, r->scope);
+    return s.status ? s : r->fn(req, has_id ? &id : NULL);
 }

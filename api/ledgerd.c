@@ -39,11 +39,6 @@ static bool init_auth(gl_server *srv, gl_error *err) {
 }
 
 /* Every route, region and auth-failure reason is registered up front: metrics storage is fixed. */
-static const char *const routes[] = {
-    "/v1/accounts", "/v1/accounts/{id}", "/v1/accounts/{id}/balance", "/v1/accounts/{id}/entries",
-    "/v1/transfers", "/v1/transfers/batch", "/v1/transfers/{id}", "/v1/transfers/{id}/post",
-    "/v1/transfers/{id}/void", "/v1/transfers/{id}/reverse", "/v1/mandates", "/v1/mandates/{id}", "/healthz",
-    "/readyz", "/metrics", "(unmatched)"};
 
 static bool start_audit(gl_server *srv, gl_error *err) {
     const gl_region *r = srv->cfg.audit_region[0] ? gl_region_by_name(&srv->regions, srv->cfg.audit_region)
@@ -68,7 +63,10 @@ static bool init_observability(gl_server *srv, gl_error *err) {
         gl_error_set(err, GL_ERR_INTERNAL, "out of memory");
         return false;
     }
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) gl_metrics_route(srv->metrics, routes[i]);
+    size_t n_routes;
+    const gl_route *routes = gl_routes(&n_routes);
+    for (size_t i = 0; i < n_routes; i++) gl_metrics_route(srv->metrics, routes[i].path); /* (one label per path) */
+    gl_metrics_route(srv->metrics, "(unmatched)");
     for (int i = 0; i < srv->regions.n_regions; i++) gl_metrics_region(srv->metrics, srv->regions.regions[i].name);
     for (int r = GL_JWT_TOKEN_MALFORMED; r <= GL_JWT_TOKEN_LIFETIME_INVALID; r++)
         gl_metrics_reason(srv->metrics, gl_jwt_reason_name((gl_jwt_reason)r));

@@ -227,6 +227,21 @@ struct gl_req {
  * answer is to be discarded: nothing was done that running it again from the
  * start on a handler thread would do twice. */
 gl_response gl_handle(gl_req *req);
+
+/* The route table (handlers.c): method, path template (literal segments and
+ * {id}), the scope it needs (GL_SCOPE_COUNT: public, no token), the handler
+ * (id: the {id} segment, NULL when the template has none). It drives
+ * dispatch, scope checks and the metrics' route labels. */
+typedef gl_response (*gl_route_fn)(gl_req *req, const gl_id *id);
+typedef struct {
+    const char *method;
+    const char *path;
+    gl_jwt_scope scope;
+    gl_route_fn fn;
+} gl_route;
+const gl_route *gl_routes(size_t *n);
+/* The row for `method` and the n path segments (is_id[i]: seg[i] parses as an id), or NULL. */
+const gl_route *gl_route_find(const char *method, char **seg, int n, const bool *is_id);
 /* Before a request's body is read (http.c): 429 when its address has spent
  * its allowance of requests without a valid token (clients.h), so no body is
  * buffered for it; status 0 otherwise, and for the probes. */
