@@ -20,6 +20,7 @@
 #include "../ledger/clock.h"
 #include "../ledger/currency.h"
 #include "../ledger/pg.h"
+#include "../ledger/text.h"
 #include "../ledger/audit.h"
 #include "../ledger/kinds.h"
 #include "mandates.h"
@@ -806,15 +807,6 @@ static bool utf8_valid(const char *s) {
     return true;
 }
 
-static bool parse_i64_str(const char *s, int64_t min, int64_t max, int64_t *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
 
 /* One cursor page of an owned account's entries: `limit` (1..100) after
  * `starting_after` (an entry version). Shared by /entries and /v1/transfers. */
@@ -833,9 +825,9 @@ static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, e
     bool good = false;
     if (v < 0) *fail = read_error(req);
     else if (v != 1) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", param);
-    else if (query(req, "limit") && !parse_i64_str(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
+    else if (query(req, "limit") && !gl_parse_i64(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
         *fail = gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
-    else if (query(req, "starting_after") && !parse_i64_str(query(req, "starting_after"), 0, INT64_MAX, &after))
+    else if (query(req, "starting_after") && !gl_parse_i64(query(req, "starting_after"), 0, INT64_MAX, &after))
         *fail = gl_respond_error(req, 400, "invalid_value", "starting_after must be a cursor from next_cursor",
                                  "starting_after");
     else good = true;

@@ -7,6 +7,8 @@
  */
 #include "log.h"
 
+#include "../ledger/text.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -219,14 +221,6 @@ static bool nonzero_hex(const char *s, size_t n) {
     return nonzero;
 }
 
-static void to_hex(const unsigned char *bytes, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = HEX[bytes[i] >> 4];
-        out[2 * i + 1] = HEX[bytes[i] & 0x0F];
-    }
-    out[2 * n] = '\0';
-}
-
 /* n random bytes, not all zero. */
 static bool random_id(unsigned char *bytes, size_t n) {
     for (int attempt = 0; attempt < SPAN_RANDOM_TRIES; attempt++) {
@@ -272,7 +266,7 @@ bool gl_traceparent_child(const char trace_id[33], uint8_t flags, char out[56]) 
     unsigned char span[8];
     char span_hex[17];
     if (!random_id(span, sizeof span)) return false;
-    to_hex(span, sizeof span, span_hex);
+    gl_hex(span, sizeof span, span_hex);
     format_traceparent(trace_id, span_hex, flags, out);
     return true;
 }
@@ -283,7 +277,7 @@ bool gl_traceparent_new(uint8_t flags, char out[56]) {
     unsigned char trace[16];
     char trace_hex[33];
     if (!random_id(trace, sizeof trace)) return false;
-    to_hex(trace, sizeof trace, trace_hex);
+    gl_hex(trace, sizeof trace, trace_hex);
     return gl_traceparent_child(trace_hex, flags, out);
 }
 
@@ -292,6 +286,6 @@ bool gl_request_id(char out[33]) {
     out[0] = '\0';
     unsigned char id[16];
     if (RAND_bytes(id, (int)sizeof id) != 1) return false;
-    to_hex(id, sizeof id, out);
+    gl_hex(id, sizeof id, out);
     return true;
 }

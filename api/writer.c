@@ -16,6 +16,7 @@
 #include "../ledger/clock.h"
 #include "../ledger/deadline.h"
 #include "../ledger/pg.h"
+#include "../ledger/text.h"
 #include "../regions/route.h"
 #include "server.h"
 
@@ -73,14 +74,10 @@ static void fail_unavailable(gl_writer *w, gl_job **jobs, size_t n, int retry_af
 
 /* ---------- idempotency ---------- */
 
-static void hex32(const unsigned char *h, char out[65]) {
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * (size_t)i, 3, "%02x", h[i]);
-}
-
 /* Answers from a stored row: the same request is replayed, another one refused. */
 static void idem_answer(gl_job *job, const PGresult *r, int row) {
     char hash[65];
-    hex32(job->request_hash, hash);
+    gl_hex(job->request_hash, 32, hash);
     bool same = strcmp(PQgetvalue(r, row, 2), job->path) == 0 && strcmp(PQgetvalue(r, row, 3), hash) == 0;
     free(job->resp.body);
     if (same) {
@@ -147,7 +144,7 @@ static bool idem_store_all(PGconn *db, const gl_server *srv, gl_job **jobs, size
          * client may fix and retry. A job answered from a stored row has one. */
         if (!job->idem_key[0] || job->resp.status == 400 || job->answered) continue;
         char hash[65];
-        hex32(job->request_hash, hash);
+        gl_hex(job->request_hash, 32, hash);
         gl_bin_text(&col[0], job->principal);
         gl_bin_text(&col[1], job->idem_key);
         gl_bin_text(&col[2], job->method);

@@ -14,6 +14,7 @@
 
 #include "../ledger/error.h"
 #include "../ledger/id.h"
+#include "../ledger/text.h"
 #include "../regions/regions.h"
 
 /* Exit status of every command. */
@@ -32,9 +33,6 @@ int cli_fail_usage(const char *fmt, const char *arg);
 int cli_fail_error(const cli *c, const gl_error *e);
 /* Prints `o` as one compact JSON line and releases it. */
 void cli_emit_json(json_t *o);
-
-/* A whole decimal integer in [min, max]; false otherwise (*out untouched). */
-bool cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* The region named `name`, or NULL after printing why. */
 const gl_region *cli_region_named(const cli *c, const char *name);

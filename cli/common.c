@@ -60,12 +60,4 @@ PGconn *cli_connect_region(const cli *c, const gl_region *r, gl_db_role role) {
 }
 
 
-bool cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
-    if (!s || !*s) return false;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
+

@@ -371,12 +371,12 @@ static int cmd_transfer(cli *c, int argc, char **argv) {
     if ((rc = set_common(&cmd, &o))) return rc;
     if (!o.from || !gl_id_parse(o.from, &cmd.debit_account_id)) return cli_fail_usage("--from must be an account id%s", "");
     if (!o.to || !gl_id_parse(o.to, &cmd.credit_account_id)) return cli_fail_usage("--to must be an account id%s", "");
-    if (!cli_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount))
+    if (!gl_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount))
         return cli_fail_usage("--amount must be a positive integer of minor units, got '%s'", o.amount);
     if (!o.currency || !copy_arg(cmd.currency, sizeof cmd.currency, o.currency))
         return cli_fail_usage("--currency is required%s", "");
     cmd.pending = o.pending;
-    if (o.timeout && (!o.pending || !cli_parse_i64(o.timeout, 1, INT64_MAX, &cmd.timeout_s)))
+    if (o.timeout && (!o.pending || !gl_parse_i64(o.timeout, 1, INT64_MAX, &cmd.timeout_s)))
         return cli_fail_usage("--timeout needs --pending and a positive number of seconds, got '%s'", o.timeout);
     const gl_region *r = gl_region_of_id(&c->cfg, &cmd.debit_account_id);
     return r ? run_one(c, r, &cmd, "transfer") : not_found(c, "transfer", LEDGER_ACCOUNT_NOT_FOUND, &cmd.debit_account_id);
@@ -389,7 +389,7 @@ static int cmd_on_transfer(cli *c, int argc, char **argv, ledger_cmd_kind kind) 
     ledger_cmd_init(&cmd, kind);
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &cmd.target_id)) || (rc = set_common(&cmd, &o))) return rc;
-    if (o.amount && (kind == LEDGER_CMD_VOID || !cli_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount)))
+    if (o.amount && (kind == LEDGER_CMD_VOID || !gl_parse_i64(o.amount, 1, INT64_MAX, &cmd.amount)))
         return cli_fail_usage("--amount must be a positive integer of minor units (post, reverse only), got '%s'", o.amount);
     const gl_region *r = gl_region_of_id(&c->cfg, &cmd.target_id);
     ledger_code missing = kind == LEDGER_CMD_REVERSE ? LEDGER_TRANSFER_NOT_FOUND : LEDGER_PENDING_NOT_FOUND;
@@ -427,7 +427,7 @@ static int cmd_expire(cli *c, int argc, char **argv) {
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc) return rc;
     int64_t limit = LEDGER_BATCH_MAX;
-    if (o.limit && (!cli_parse_i64(o.limit, 1, LEDGER_BATCH_MAX, &limit)))
+    if (o.limit && (!gl_parse_i64(o.limit, 1, LEDGER_BATCH_MAX, &limit)))
         return cli_fail_usage("--limit must be 1..8189, got '%s'", o.limit);
     json_t *out = json_array();
     for (int i = 0; i < c->cfg.n_regions; i++) {
@@ -472,8 +472,8 @@ static int cmd_statement(cli *c, int argc, char **argv) {
     int pos = 0, rc = parse_opts(argc, argv, &o, &pos);
     if (rc || (rc = need_id(argc, argv, pos, &id))) return rc;
     int64_t after = 0, limit = 100;
-    if (o.after && (!cli_parse_i64(o.after, 0, INT64_MAX, &after))) return cli_fail_usage("bad --after-version '%s'", o.after);
-    if (o.limit && (!cli_parse_i64(o.limit, 1, 10000, &limit)))
+    if (o.after && (!gl_parse_i64(o.after, 0, INT64_MAX, &after))) return cli_fail_usage("bad --after-version '%s'", o.after);
+    if (o.limit && (!gl_parse_i64(o.limit, 1, 10000, &limit)))
         return cli_fail_usage("--limit must be 1..10000, got '%s'", o.limit);
     const gl_region *r = gl_region_of_id(&c->cfg, &id);
     if (!r) return not_found(c, "account", LEDGER_ACCOUNT_NOT_FOUND, &id);
@@ -554,7 +554,7 @@ static int cmd_token(cli *c, int argc, char **argv) {
         else if (ch == 'k') key = optarg;
         else if (ch == 'r') regions = optarg;
         else if (ch == 't') {
-            if (!cli_parse_i64(optarg, 1, 30LL * 86400, &ttl))
+            if (!gl_parse_i64(optarg, 1, 30LL * 86400, &ttl))
                 return cli_fail_usage("--ttl must be 1..2592000 seconds, got '%s'", optarg);
         } else return cli_fail_usage("%s: bad option", argv[0]);
     }

@@ -60,10 +60,10 @@ static int parse_run_opts(int argc, char **argv, recon_opts *o) {
         case 'k': o->seal_keys = optarg; break;
         case 'W': o->work_dir = optarg; break;
         case 'w':
-            if (!cli_parse_i64(optarg, 0, 24LL * 366, &o->window_h)) return cli_fail_usage("--window-hours: 0..8784, not '%s'", optarg);
+            if (!gl_parse_i64(optarg, 0, 24LL * 366, &o->window_h)) return cli_fail_usage("--window-hours: 0..8784, not '%s'", optarg);
             break;
         case 'm':
-            if (!cli_parse_i64(optarg, 8, 65536, &o->memory_mb)) return cli_fail_usage("--memory-mb: 8..65536, not '%s'", optarg);
+            if (!gl_parse_i64(optarg, 8, 65536, &o->memory_mb)) return cli_fail_usage("--memory-mb: 8..65536, not '%s'", optarg);
             break;
         default: return cli_fail_usage("%s", "recon run: bad option");
         }

@@ -40,21 +40,21 @@ static int parse_number_opt(int ch, const char *arg, report_opts *o) {
     int64_t v;
     switch (ch) {
     case 't':
-        if (!cli_parse_i64(arg, 1, INT64_MAX, &v))
+        if (!gl_parse_i64(arg, 1, INT64_MAX, &v))
             return cli_fail_usage("--threshold must be a positive integer of minor units, got '%s'", arg);
         o->params.threshold_override = v;
         return 0;
     case 'n':
-        if (!cli_parse_i64(arg, 2, GL_REPORT_STRUCTURING_COUNT_MAX, &v))
+        if (!gl_parse_i64(arg, 2, GL_REPORT_STRUCTURING_COUNT_MAX, &v))
             return cli_fail_usage("--structuring-count must be 2..1000, got '%s'", arg);
         o->params.structuring_count = (int)v;
         return 0;
     case 'b':
-        if (!cli_parse_i64(arg, 1, 99, &v)) return cli_fail_usage("--structuring-band-pct must be 1..99, got '%s'", arg);
+        if (!gl_parse_i64(arg, 1, 99, &v)) return cli_fail_usage("--structuring-band-pct must be 1..99, got '%s'", arg);
         o->params.structuring_band_pct = (int)v;
         return 0;
     default:
-        if (!cli_parse_i64(arg, 1, GL_REPORT_ROWS_MAX, &v))
+        if (!gl_parse_i64(arg, 1, GL_REPORT_ROWS_MAX, &v))
             return cli_fail_usage("--max-rows must be 1..100000, got '%s'", arg);
         o->params.max_rows = (int)v;
         return 0;

@@ -12,7 +12,7 @@
  *                   2 create_batch     POST /v1/transfers/batch
  *                   3 create_mandate   POST /v1/mandates
  *                   4 post / 5 void / 6 reverse  POST /v1/transfers/{id}/...
- *                   7 the query-string and header validators: parse_i64_str
+ *                   7 the query-string and header validators: gl_parse_i64
  *                     (limit, starting_after), rfc3339_valid (as_of),
  *                     idem_key_valid (Idempotency-Key), gl_id_parse (path
  *                     ids), gl_currency_find
@@ -102,8 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(s, data, size);
         s[size] = '\0';
         int64_t v = 0;
-        if (parse_i64_str(s, 1, 100, &v) && (v < 1 || v > 100)) FAIL();
-        if (parse_i64_str(s, 0, INT64_MAX, &v) && v < 0) FAIL();
+        if (gl_parse_i64(s, 1, 100, &v) && (v < 1 || v > 100)) FAIL();
+        if (gl_parse_i64(s, 0, INT64_MAX, &v) && v < 0) FAIL();
         (void)rfc3339_valid(s);
         (void)idem_key_valid(s);
         gl_id id;

@@ -7,6 +7,8 @@
  */
 #include "audit.h"
 
+#include "text.h"
+
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,12 +59,7 @@ bool gl_audit_row_hash(const gl_audit_row *row, uint8_t out[GL_AUDIT_HASH_BYTES]
 }
 
 void gl_audit_hex(const uint8_t hash[GL_AUDIT_HASH_BYTES], char *hex) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < GL_AUDIT_HASH_BYTES; i++) {
-        hex[2 * i] = digits[hash[i] >> 4];
-        hex[2 * i + 1] = digits[hash[i] & 15];
-    }
-    hex[GL_AUDIT_HASH_HEX] = '\0';
+    gl_hex(hash, GL_AUDIT_HASH_BYTES, hex);
 }
 
 const char *gl_audit_outcome_name(gl_audit_outcome o) {

@@ -1,5 +1,7 @@
 #include "migrate.h"
 
+#include "text.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +89,7 @@ static void sha256_hex(const gl_buf *data, char hex[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_Digest(data->data ? data->data : "", data->len, md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex + (size_t)2 * i, 3, "%02x", md[i]);
-    hex[64] = '\0';
+    gl_hex(md, len < 32 ? len : 32, hex);
 }
 
 static bool ensure_bookkeeping(PGconn *db, gl_error *err) {

@@ -14,6 +14,8 @@
  */
 #include "pan.h"
 
+#include "../ledger/text.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -370,14 +372,6 @@ static void mask_run(char *text, const digit_run *run) {
     }
 }
 
-static void to_hex(const uint8_t *bytes, size_t n, char *out) {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[bytes[i] >> 4];
-        out[2 * i + 1] = hex[bytes[i] & 0x0F];
-    }
-    out[2 * n] = '\0';
-}
 
 /* out: GL_PAN_TOKEN_HEX + 1 bytes. HMAC-SHA256 over the digits only, so the
  * same card written with or without separators gets the same token. */
@@ -388,7 +382,7 @@ static bool hmac_token(const gl_pan_key *key, const char *digits, size_t n, char
     if (HMAC(EVP_sha256(), key->key, GL_KEY_BYTES, (const unsigned char *)digits, n, mac, &mac_len) == NULL ||
         mac_len != GL_PAN_TOKEN_HEX / 2)
         return false;
-    to_hex(mac, mac_len, out);
+    gl_hex(mac, mac_len, out);
     OPENSSL_cleanse(mac, sizeof mac);
     return true;
 }

@@ -7,6 +7,8 @@
  */
 #include "recon.h"
 
+#include "../ledger/text.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -1220,7 +1222,7 @@ static bool finish_run(job *j, PGconn *db, bool ok, const uint8_t sha[32], const
     const gl_recon_summary *s = j->sum;
     char id[GL_ID_STR_LEN + 1], hex[65], v[9][24];
     gl_id_format(&s->run_id, id);
-    for (size_t i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    gl_hex(sha, 32, hex);
     uint64_t vals[9] = {s->lines, s->malformed, s->ledger_transfers, s->matched, s->matched_by_amount,
                         s->breaks, s->unexplained, s->pans_masked, 0};
     for (int i = 0; i < 9; i++) snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)vals[i]);
