@@ -135,6 +135,15 @@ typedef struct {
  * with each command's result: the caller's own rows (idempotency keys, outbox)
  * commit atomically with the effect. Return false (err set) to roll the batch
  * back; GL_ERR_CONFLICT reruns it like any other race.
+ *
+ * The connection may be in libpq pipeline mode (a batch of up to
+ * LEDGER_PIPELINE_MAX commands, ledger/pg.h). Then a statement sent with
+ * gl_pg_run is queued with the batch's writes and COMMIT (its error surfaces
+ * at the end, and rolls the batch back); a query whose rows the hook reads
+ * (gl_pg_exec*) syncs the pipeline and waits for them: a round trip made
+ * while the batch holds its row locks, so the hook reads what it needs in one
+ * query (ledger_transfers_each), never one per command. The hook must not
+ * COMMIT, ROLLBACK, COPY, or leave pipeline mode.
  */
 typedef bool (*ledger_before_commit_fn)(void *arg, PGconn *db, const ledger_result *results, size_t n,
                                         gl_error *err);
