@@ -24,6 +24,7 @@
 #include "../ledger/audit.h"
 #include "../ledger/kinds.h"
 #include "mandates.h"
+#include "reads.h"
 #include "render.h"
 #include "server.h"
 
@@ -59,87 +60,6 @@ static const char *api_code(ledger_code c) {
     case LEDGER_MANDATE_INVALID: return "mandate_required";
     default: return ledger_code_name(c);
     }
-}
-
-static gl_lease *lease_of(gl_req *req, const gl_region *r) {
-    gl_pool *pool = &req->srv->pools[r - req->srv->regions.regions];
-    for (int i = 0; i < req->n_leases; i++)
-        if (req->leases[i].pool == pool) return &req->leases[i];
-    return NULL;
-}
-
-/* The request's connection to a region, leased from the region's pool on
- * first use and held until the handler returns (gl_handle_release). NULL when
- * the region cannot serve now (breaker open, pool busy, connect failed): the
- * cause is logged and the caller answers 503. */
-static PGconn *read_conn(gl_req *req, const gl_region *r) {
-    assert(r); /* callers answer 404 for an id of no configured region before reading */
-    if (req->inline_only) { /* on the HTTP thread: a read is a handler thread's job */
-        req->would_block = true;
-        return NULL;
-    }
-    gl_pool *pool = &req->srv->pools[r - req->srv->regions.regions];
-    gl_lease *held = lease_of(req, r);
-    if (held) return held->db;
-    gl_error err;
-    gl_error_clear(&err);
-    int retry_after_s = 1;
-    if (req->n_leases == GL_REQ_LEASES_MAX) {
-        gl_log(GL_LOG_ERROR, "read_leases", "request %s needs more than %d regions at once", req->request_id,
-               GL_REQ_LEASES_MAX);
-        return NULL;
-    }
-    gl_lease *l = &req->leases[req->n_leases];
-    if (!gl_pool_acquire(pool, l, &retry_after_s, &err)) {
-        req->retry_after_s = retry_after_s;
-        gl_log(GL_LOG_WARN, "region_unavailable", "request %s: %s%s%s", req->request_id, err.message,
-               err.detail[0] ? ": " : "", err.detail);
-        return NULL;
-    }
-    req->n_leases++;
-    return l->db;
-}
-
-/* Gives one region's lease back early (a fan-out over every region holds one at a time). */
-static void release_read(gl_req *req, const gl_region *r) {
-    gl_lease *l = lease_of(req, r);
-    if (!l) return;
-    gl_pool_release(l);
-    *l = req->leases[--req->n_leases];
-}
-
-void gl_handle_release(gl_req *req) {
-    for (int i = 0; i < req->n_leases; i++) gl_pool_release(&req->leases[i]);
-    req->n_leases = 0;
-}
-
-/* A read query on region r failed: logged, and its lease tells the breaker
- * when the database was the cause. */
-static void read_failed(gl_req *req, const gl_region *r, const gl_error *err) {
-    gl_lease *l = lease_of(req, r);
-    if (l) gl_lease_failed(l, err);
-    req->read_error = err->kind;
-    snprintf(req->read_sqlstate, sizeof req->read_sqlstate, "%s", err->sqlstate);
-    gl_log(GL_LOG_WARN, "read_failed", "request %s, region %s: %s%s%s", req->request_id, r->name, err->message,
-           err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
-}
-
-static bool is_admin(const gl_req *req) { return gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN); }
-
-static bool region_allowed(const gl_req *req, const gl_region *r) {
-    if (!req->claims.has_regions) return true;
-    for (size_t i = 0; i < req->claims.n_regions; i++)
-        if (strcmp(req->claims.regions[i], r->name) == 0) return true;
-    return false;
-}
-
-/* The `regions` claim holds on every route (API.md): an id names its region,
- * so a request about an id of a region the token does not cover is refused
- * before anything is read. An id of no configured region passes here and is
- * answered 404 by the handler, like an unknown id of a known region. */
-static bool id_region_allowed(const gl_req *req, const gl_id *id) {
-    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
-    return !r || region_allowed(req, r);
 }
 
 static gl_response region_forbidden(const gl_req *req, const char *param) {
@@ -272,8 +192,6 @@ static bool take_idem_key(gl_req *req, gl_job *job, bool required, gl_response *
  * byte for byte; only new effects are authorized again (API.md). Another
  * request under the key is 422 as always. When region r cannot say, 503: a
  * refusal could make the client give up on a charge that went through. */
-static gl_response read_error(const gl_req *req);
-
 static gl_response replay_or(gl_req *req, const gl_region *r, gl_response refusal) {
     const char *k = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (!r || !k || !idem_key_valid(k) || req->claims.sub[0] == '\0') return refusal;
@@ -288,7 +206,7 @@ static gl_response replay_or(gl_req *req, const gl_region *r, gl_response refusa
         free(refusal.body);
         return gl_respond_error(req, 409, "idempotency_key_in_use", "a request with this key is still running", NULL);
     }
-    PGconn *db = read_conn(req, r);
+    PGconn *db = gl_read_conn(req, r);
     gl_error err;
     gl_error_clear(&err);
     const char *p[2] = {req->claims.sub, k};
@@ -298,9 +216,9 @@ static gl_response replay_or(gl_req *req, const gl_region *r, gl_response refusa
                                     2, p, &err)
                        : NULL;
     if (!res) {
-        if (db) read_failed(req, r, &err);
+        if (db) gl_read_failed(req, r, &err);
         free(refusal.body);
-        return read_error(req);
+        return gl_read_error(req);
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
@@ -518,134 +436,18 @@ static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
     return job->resp.body != NULL;
 }
 
-/* ---------- object checks ---------- */
-
-/* 1 owned (or admin), 0 missing, 2 someone else's (callers answer 404 for reads:
- * existence is not leaked), -1 region unavailable. */
-static int account_visible(gl_req *req, const gl_id *id, ledger_account *out) {
-    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
-    if (!r) return 0;
-    PGconn *db = read_conn(req, r);
-    if (!db) return -1;
-    gl_error err;
-    int found = ledger_account_get(db, id, out, &err);
-    if (found < 0) read_failed(req, r, &err);
-    if (found <= 0) return found;
-    return is_admin(req) || strcmp(out->owner, req->claims.sub) == 0 ? 1 : 2;
-}
-
-static int transfer_visible(gl_req *req, const gl_id *id, ledger_transfer *out) {
-    const gl_region *r = gl_region_of_id(&req->srv->regions, id);
-    if (!r) return 0;
-    PGconn *db = read_conn(req, r);
-    if (!db) return -1;
-    gl_error err;
-    int found = ledger_transfer_get(db, id, out, &err);
-    if (found < 0) {
-        read_failed(req, r, &err);
-        return -1;
-    }
-    return found && (is_admin(req) || strcmp(out->owner, req->claims.sub) == 0);
-}
-
-/* Account owners never change, so a payer's owner is cached: the hot path of a
- * transfer then needs no read query. Direct-mapped, fixed size, striped locks.
- * With it whether the account may go below zero (no floor flag), which does
- * not change either (a migration may only add the flag: stricter). */
-#define OWNER_CACHE_SLOTS 65536
-#define OWNER_CACHE_STRIPES 64
-
-typedef struct {
-    gl_id id;
-    char owner[LEDGER_OWNER_MAX + 1];
-    bool unbounded;
-} owner_slot;
-
-static owner_slot *owner_cache;
-static pthread_mutex_t owner_locks[OWNER_CACHE_STRIPES];
-static pthread_once_t owner_once = PTHREAD_ONCE_INIT;
-
-static void owner_cache_init(void) {
-    owner_cache = calloc(OWNER_CACHE_SLOTS, sizeof *owner_cache);
-    for (int i = 0; i < OWNER_CACHE_STRIPES; i++) pthread_mutex_init(&owner_locks[i], NULL);
-}
-
-static size_t owner_slot_of(const gl_id *id) {
-    uint32_t h = 0; /* the random tail of a UUIDv7 spreads well */
-    for (int i = 10; i < 16; i++) h = h * 31u + id->b[i];
-    return h % OWNER_CACHE_SLOTS;
-}
-
-static bool owner_cached(const gl_id *id, char *owner, size_t cap, bool *unbounded) {
-    pthread_once(&owner_once, owner_cache_init);
-    /* An empty slot holds the nil id: a nil id must not find it. */
-    if (!owner_cache || gl_id_is_nil(id)) return false;
-    size_t i = owner_slot_of(id);
-    pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
-    bool hit = gl_id_cmp(&owner_cache[i].id, id) == 0;
-    if (hit) {
-        snprintf(owner, cap, "%s", owner_cache[i].owner);
-        *unbounded = owner_cache[i].unbounded;
-    }
-    pthread_mutex_unlock(&owner_locks[i % OWNER_CACHE_STRIPES]);
-    return hit;
-}
-
-static void owner_remember(const gl_id *id, const char *owner, bool unbounded) {
-    if (!owner_cache) return;
-    size_t i = owner_slot_of(id);
-    pthread_mutex_lock(&owner_locks[i % OWNER_CACHE_STRIPES]);
-    owner_cache[i].id = *id;
-    snprintf(owner_cache[i].owner, sizeof owner_cache[i].owner, "%s", owner);
-    owner_cache[i].unbounded = unbounded;
-    pthread_mutex_unlock(&owner_locks[i % OWNER_CACHE_STRIPES]);
-}
-
-/* An account without its floor flag may go below zero when debited. */
-static bool account_unbounded(uint32_t flags) { return !(flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS); }
-
-/* Like account_visible, when only the owner matters (1 / 0 / 2 / -1);
- * *unbounded (may be NULL): whether debits may take it below zero. */
-static int account_owned(gl_req *req, const gl_id *id, bool *unbounded) {
-    char owner[LEDGER_OWNER_MAX + 1];
-    bool unb = false;
-    int v;
-    if (owner_cached(id, owner, sizeof owner, &unb)) {
-        v = is_admin(req) || strcmp(owner, req->claims.sub) == 0 ? 1 : 2;
-    } else {
-        ledger_account a;
-        v = account_visible(req, id, &a);
-        unb = v > 0 && account_unbounded(a.flags);
-        if (v > 0) owner_remember(id, a.owner, unb);
-    }
-    if (unbounded) *unbounded = unb;
-    return v;
-}
+/* ---------- object checks (the reads are in reads.c) ---------- */
 
 /* No principal creates money (API.md): debiting an account that may go below
  * zero (a funding account; or an account opened before the kinds, or by an
  * operator, without its floor flag) needs accounts:issue or admin. */
 static bool may_debit_unbounded(const gl_req *req) {
-    return gl_jwt_has_scope(&req->claims, GL_SCOPE_ACCOUNTS_ISSUE) || is_admin(req);
+    return gl_jwt_has_scope(&req->claims, GL_SCOPE_ACCOUNTS_ISSUE) || gl_is_admin(req);
 }
 
 static gl_response unbounded_debit_forbidden(const gl_req *req, const char *param) {
     return gl_respond_error(req, 403, "unbounded_debit_forbidden",
                             "this account may go below zero: debiting it needs the accounts:issue scope", param);
-}
-
-/* The answer to a read that failed (read_conn or read_failed logged why): 503
- * when the region could not serve it (no connection, a timeout, a lost
- * connection), 400 when the database refused the request's data (SQLSTATE
- * class 22: a value the checks before it let through), else 500. */
-static gl_response read_error(const gl_req *req) {
-    if (req->read_error == GL_ERR_DB && strncmp(req->read_sqlstate, "22", 2) == 0)
-        return gl_respond_error(req, 400, "invalid_value", "the database refused a value of the request", NULL);
-    if (req->read_error != GL_ERR_NONE && req->read_error != GL_ERR_UNAVAILABLE)
-        return gl_respond_error(req, 500, "internal", "a read failed", NULL);
-    gl_response r = gl_respond_error(req, 503, "region_unavailable", "the region is unavailable, retry later", NULL);
-    snprintf(r.retry_after, sizeof r.retry_after, "%d", req->retry_after_s > 0 ? req->retry_after_s : 1);
-    return r;
 }
 
 /* ---------- accounts ---------- */
@@ -676,7 +478,7 @@ static gl_response account_kind_policy(gl_req *req, const gl_account_kind *k, js
     if (!requested_flags(flags_json, &on, &off))
         return gl_respond_error(req, 400, "invalid_value", "flags: known names with boolean values only", "flags");
     if (k->may_go_below_zero) {
-        if (!gl_jwt_has_scope(&req->claims, GL_SCOPE_ACCOUNTS_ISSUE) && !is_admin(req))
+        if (!gl_jwt_has_scope(&req->claims, GL_SCOPE_ACCOUNTS_ISSUE) && !gl_is_admin(req))
             return gl_respond_error(req, 403, "account_kind_forbidden",
                                     "this kind may go below zero: opening one needs the accounts:issue scope", "kind");
         *flags = on;
@@ -705,10 +507,10 @@ static gl_response create_account(gl_req *req) {
     gl_response resp = {0};
     gl_job *job = NULL;
     if (!r) resp = gl_respond_error(req, 400, "invalid_value", "unknown region", "region");
-    else if (!region_allowed(req, r)) resp = region_forbidden(req, "region");
+    else if (!gl_region_allowed(req, r)) resp = region_forbidden(req, "region");
     else if (!gl_currency_find(str_field(o, "currency")))
         resp = gl_respond_error(req, 400, "invalid_value", "not an ISO 4217 currency", "currency");
-    else if (str_field(o, "owner") && strcmp(str_field(o, "owner"), req->claims.sub) != 0 && !is_admin(req))
+    else if (str_field(o, "owner") && strcmp(str_field(o, "owner"), req->claims.sub) != 0 && !gl_is_admin(req))
         resp = gl_respond_error(req, 403, "permission_denied", "accounts are created for yourself", "owner");
     else if (!kind)
         resp = gl_respond_error(req, 400, "kind_invalid", "unknown account kind (see the account kinds in the docs)", "kind");
@@ -742,8 +544,8 @@ static gl_response create_account(gl_req *req) {
 
 static gl_response get_account(gl_req *req, const gl_id *id) {
     ledger_account a;
-    int v = account_visible(req, id, &a);
-    if (v < 0) return read_error(req);
+    int v = gl_account_visible(req, id, &a);
+    if (v < 0) return gl_read_error(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     req->region_name = gl_region_of_id(&req->srv->regions, id)->name;
     return gl_respond_json(200, gl_account_json(&req->srv->regions, &a));
@@ -761,8 +563,8 @@ static bool rfc3339_valid(const char *s) {
 
 static gl_response get_balance(gl_req *req, const gl_id *id) {
     ledger_account a;
-    int v = account_visible(req, id, &a);
-    if (v < 0) return read_error(req);
+    int v = gl_account_visible(req, id, &a);
+    if (v < 0) return gl_read_error(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     const char *as_of = query(req, "as_of");
     if (as_of) {
@@ -776,10 +578,10 @@ static gl_response get_balance(gl_req *req, const gl_id *id) {
         gl_format_ts_us(as_of_us, as_of_utc, sizeof as_of_utc);
         gl_error err;
         const gl_region *r = gl_region_of_id(&req->srv->regions, id);
-        PGconn *db = read_conn(req, r);
+        PGconn *db = gl_read_conn(req, r);
         int found = db ? ledger_account_get_as_of(db, id, as_of_utc, &a, &err) : -1;
-        if (found < 0 && db) read_failed(req, r, &err);
-        if (found < 0) return read_error(req);
+        if (found < 0 && db) gl_read_failed(req, r, &err);
+        if (found < 0) return gl_read_error(req);
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
     json_t *o = gl_account_json(&req->srv->regions, &a);
@@ -820,10 +622,10 @@ typedef struct {
 
 static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, entries_page *pg, gl_response *fail) {
     ledger_account a;
-    int v = account_visible(req, id, &a);
+    int v = gl_account_visible(req, id, &a);
     int64_t limit = ENTRIES_PAGE_DEFAULT, after = 0;
     bool good = false;
-    if (v < 0) *fail = read_error(req);
+    if (v < 0) *fail = gl_read_error(req);
     else if (v != 1) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", param);
     else if (query(req, "limit") && !gl_parse_i64(query(req, "limit"), 1, ENTRIES_PAGE_MAX, &limit))
         *fail = gl_respond_error(req, 400, "invalid_value", "limit must be 1..100", "limit");
@@ -835,11 +637,11 @@ static bool read_entries_page(gl_req *req, const gl_id *id, const char *param, e
     gl_error err;
     const gl_region *r = gl_region_of_id(&req->srv->regions, id);
     pg->region = r;
-    pg->db = read_conn(req, r);
+    pg->db = gl_read_conn(req, r);
     pg->n = pg->db ? ledger_entries_list(pg->db, id, after, (int)limit + 1, pg->e, &err) : -1;
-    if (pg->n < 0 && pg->db) read_failed(req, r, &err);
+    if (pg->n < 0 && pg->db) gl_read_failed(req, r, &err);
     if (pg->n < 0) {
-        *fail = read_error(req);
+        *fail = gl_read_error(req);
         return false;
     }
     pg->more = pg->n > limit;
@@ -879,11 +681,11 @@ static const field_spec transfer_spec[] = {
 /* Sets c->mandate_id to the live mandate letting the caller debit c's debit
  * account; false (403 mandate_required, or 503) when there is none. */
 static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_response *fail) {
-    PGconn *db = read_conn(req, r);
+    PGconn *db = gl_read_conn(req, r);
     gl_error err;
     int found = db ? gl_mandate_find_live(db, &c->debit_account_id, c->owner, c->currency, &c->mandate_id, &err) : -1;
-    if (found < 0 && db) read_failed(req, r, &err);
-    if (found < 0) *fail = read_error(req);
+    if (found < 0 && db) gl_read_failed(req, r, &err);
+    if (found < 0) *fail = gl_read_error(req);
     else if (!found)
         *fail = gl_respond_error(req, 403, "mandate_required", "no live mandate lets you debit this account in this currency",
                                  "debit_account_id");
@@ -894,8 +696,8 @@ static bool find_mandate_for(gl_req *req, const gl_region *r, ledger_cmd *c, gl_
  * else a grantee could move a user's money to anyone. Owners never change,
  * so the (cached) owner read here cannot go stale before the batch runs. */
 static bool mandate_payee_allowed(gl_req *req, const ledger_cmd *c, gl_response *fail) {
-    int v = account_owned(req, &c->credit_account_id, NULL);
-    if (v < 0) *fail = read_error(req);
+    int v = gl_account_owned(req, &c->credit_account_id, NULL);
+    if (v < 0) *fail = gl_read_error(req);
     else if (v == 0) *fail = gl_respond_error(req, 404, "account_not_found", "account not found", "credit_account_id");
     else if (v == 2)
         *fail = gl_respond_error(req, 403, "mandate_payee_forbidden",
@@ -931,14 +733,14 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
     }
     /* The token's regions first: nothing of a region it does not cover is read. */
     *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
-    if (!id_region_allowed(req, &c->debit_account_id) || !id_region_allowed(req, &c->credit_account_id)) {
-        *fail = region_forbidden(req, id_region_allowed(req, &c->debit_account_id) ? "credit_account_id" : "debit_account_id");
+    if (!gl_id_region_allowed(req, &c->debit_account_id) || !gl_id_region_allowed(req, &c->credit_account_id)) {
+        *fail = region_forbidden(req, gl_id_region_allowed(req, &c->debit_account_id) ? "credit_account_id" : "debit_account_id");
         return false;
     }
     bool unbounded = false;
-    int v = account_owned(req, &c->debit_account_id, &unbounded);
+    int v = gl_account_owned(req, &c->debit_account_id, &unbounded);
     if (v < 0) {
-        *fail = read_error(req);
+        *fail = gl_read_error(req);
         return false;
     }
     if (v == 0) {
@@ -1089,8 +891,8 @@ static gl_response create_batch(gl_req *req) {
 
 static gl_response get_transfer(gl_req *req, const gl_id *id) {
     ledger_transfer t;
-    int v = transfer_visible(req, id, &t);
-    if (v < 0) return read_error(req);
+    int v = gl_transfer_visible(req, id, &t);
+    if (v < 0) return gl_read_error(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
     return gl_respond_json(200, gl_transfer_json(&t));
 }
@@ -1102,7 +904,7 @@ static gl_response get_transfer(gl_req *req, const gl_id *id) {
 /* Appends the caller's transfers with that reference in region r; false when
  * the region could not answer (logged). */
 static bool find_by_reference_in(gl_req *req, const gl_region *r, const char *reference, json_t *data) {
-    PGconn *db = read_conn(req, r);
+    PGconn *db = gl_read_conn(req, r);
     if (!db) return false;
     gl_error err;
     gl_error_clear(&err);
@@ -1116,8 +918,8 @@ static bool find_by_reference_in(gl_req *req, const gl_region *r, const char *re
         if (ok) json_array_append_new(data, gl_transfer_json(&t));
     }
     PQclear(res);
-    if (!ok) read_failed(req, r, &err);
-    release_read(req, r); /* one region's connection at a time */
+    if (!ok) gl_read_failed(req, r, &err);
+    gl_read_release(req, r); /* one region's connection at a time */
     return ok;
 }
 
@@ -1131,7 +933,7 @@ static gl_response list_by_reference(gl_req *req, const char *reference) {
     char down[256] = "";
     for (int i = 0; i < req->srv->regions.n_regions; i++) {
         const gl_region *r = &req->srv->regions.regions[i];
-        if (!region_allowed(req, r)) continue; /* the token's regions bound the search */
+        if (!gl_region_allowed(req, r)) continue; /* the token's regions bound the search */
         if (!find_by_reference_in(req, r, reference, data))
             snprintf(down + strlen(down), sizeof down - strlen(down), "%s%s", down[0] ? ", " : "", r->name);
     }
@@ -1155,7 +957,7 @@ static void fill_listed(void *arg, size_t i, const ledger_transfer *t) {
 static gl_response list_by_account(gl_req *req, const char *account) {
     gl_id id;
     if (!gl_id_parse(account, &id)) return gl_respond_error(req, 400, "invalid_value", "not an id", "account_id");
-    if (!id_region_allowed(req, &id)) return region_forbidden(req, "account_id");
+    if (!gl_id_region_allowed(req, &id)) return region_forbidden(req, "account_id");
     entries_page pg;
     gl_response fail;
     if (!read_entries_page(req, &id, "account_id", &pg, &fail)) return fail;
@@ -1174,9 +976,9 @@ static gl_response list_by_account(gl_req *req, const char *account) {
     int found = ledger_transfers_each(pg.db, ids, (size_t)pg.n, fill_listed, &b, &err);
     if (found != pg.n) {
         if (found >= 0) gl_error_set(&err, GL_ERR_INTERNAL, "an entry names a transfer that is not there");
-        read_failed(req, pg.region, &err);
+        gl_read_failed(req, pg.region, &err);
         json_decref(data);
-        return read_error(req);
+        return gl_read_error(req);
     }
     return page_response(data, &pg);
 }
@@ -1208,18 +1010,18 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
     json_decref(o);
     if (!ok) return gl_respond_error(req, 400, "invalid_value", "amount must be > 0; reference 1..128 characters", NULL);
     ledger_transfer t;
-    int v = transfer_visible(req, id, &t);
-    if (v < 0) return read_error(req);
+    int v = gl_transfer_visible(req, id, &t);
+    if (v < 0) return gl_read_error(req);
     if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
     const gl_region *r = gl_region_of_id(&req->srv->regions, id); /* allowed: route_v1 checked */
     if (kind == LEDGER_CMD_REVERSE) {
         /* A refund debits the payee: only the payee's owner (or a mandate) may do that. */
         ledger_account payee;
-        int pv = account_visible(req, &t.credit_account_id, &payee);
-        if (pv < 0) return read_error(req);
+        int pv = gl_account_visible(req, &t.credit_account_id, &payee);
+        if (pv < 0) return gl_read_error(req);
         if (pv != 1)
             return gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit the payee's account", NULL);
-        if (account_unbounded(payee.flags) && !may_debit_unbounded(req)) return unbounded_debit_forbidden(req, NULL);
+        if (gl_account_unbounded(payee.flags) && !may_debit_unbounded(req)) return unbounded_debit_forbidden(req, NULL);
     }
     gl_job *job = job_new(req, r, 1);
     if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
@@ -1237,13 +1039,13 @@ static gl_response act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind
 static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
     const gl_region *r = gl_region_of_id(&req->srv->regions, id);
     if (!r) return 0;
-    PGconn *db = read_conn(req, r);
+    PGconn *db = gl_read_conn(req, r);
     gl_error err;
     int found = db ? gl_mandate_get(db, id, m, &err) : -1;
-    if (found < 0 && db) read_failed(req, r, &err);
+    if (found < 0 && db) gl_read_failed(req, r, &err);
     if (found <= 0) return found;
-    if (is_admin(req) || strcmp(m->grantee, req->claims.sub) == 0) return 1;
-    int v = account_owned(req, &m->wallet_account_id, NULL);
+    if (gl_is_admin(req) || strcmp(m->grantee, req->claims.sub) == 0) return 1;
+    int v = gl_account_owned(req, &m->wallet_account_id, NULL);
     return v < 0 ? -1 : v == 1;
 }
 
@@ -1332,16 +1134,16 @@ static gl_response create_mandate(gl_req *req) {
         return m ? fail : gl_respond_error(req, 500, "internal", "out of memory", NULL);
     }
     /* Only the wallet's owner grants (another principal's wallet is "not found"). */
-    if (!id_region_allowed(req, &m->wallet_account_id)) {
+    if (!gl_id_region_allowed(req, &m->wallet_account_id)) {
         free(m);
         return region_forbidden(req, "wallet_account_id");
     }
     ledger_account a;
-    int v = account_visible(req, &m->wallet_account_id, &a);
+    int v = gl_account_visible(req, &m->wallet_account_id, &a);
     const gl_region *r = gl_region_of_id(&req->srv->regions, &m->wallet_account_id);
     gl_response resp = {0};
     gl_error err;
-    if (v < 0) resp = read_error(req);
+    if (v < 0) resp = gl_read_error(req);
     else if (v != 1) resp = gl_respond_error(req, 404, "account_not_found", "account not found", "wallet_account_id");
     else if (strcmp(a.owner, m->grantee) == 0)
         resp = gl_respond_error(req, 400, "invalid_value", "the wallet's owner needs no mandate", "grantee");
@@ -1365,7 +1167,7 @@ static gl_response create_mandate(gl_req *req) {
 static gl_response get_mandate(gl_req *req, const gl_id *id) {
     gl_mandate m;
     int v = mandate_visible(req, id, &m);
-    if (v < 0) return read_error(req);
+    if (v < 0) return gl_read_error(req);
     if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
     return gl_respond_json(200, gl_mandate_json(&m));
 }
@@ -1374,7 +1176,7 @@ static gl_response get_mandate(gl_req *req, const gl_id *id) {
 static gl_response revoke_mandate(gl_req *req, const gl_id *id) {
     gl_mandate m;
     int v = mandate_visible(req, id, &m);
-    if (v < 0) return read_error(req);
+    if (v < 0) return gl_read_error(req);
     if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
     gl_id *target = malloc(sizeof *target);
     gl_job *job = target ? job_new(req, gl_region_of_id(&req->srv->regions, id), 0) : NULL;
@@ -1477,7 +1279,7 @@ static gl_response rate_limit(gl_req *req) {
 }
 
 static gl_response need_scope(gl_req *req, gl_jwt_scope s) {
-    if (gl_jwt_has_scope(&req->claims, s) || is_admin(req)) return (gl_response){0};
+    if (gl_jwt_has_scope(&req->claims, s) || gl_is_admin(req)) return (gl_response){0};
     return gl_respond_error(req, 403, "scope_missing", gl_jwt_scope_name(s), NULL);
 }
 
@@ -1607,7 +1409,7 @@ gl_response gl_handle(gl_req *req) {
         if (a.status) return a;
         req->authenticated = true;
     }
-    if (has_id && strcmp(seg[0], "v1") == 0 && !id_region_allowed(req, &id)) return region_forbidden(req, NULL);
+    if (has_id && strcmp(seg[0], "v1") == 0 && !gl_id_region_allowed(req, &id)) return region_forbidden(req, NULL);
     if (!r) return no_route(req, seg, n, has_id);
     snprintf(req->route, sizeof req->route, "%s", r->path);
     gl_response s = need_scope(req, r->scope);

@@ -209,7 +209,7 @@ struct gl_req {
     gl_lease leases[GL_REQ_LEASES_MAX];
     int n_leases;
     int retry_after_s;  /* from the breaker, for the 503 */
-    gl_error_kind read_error; /* how the last failed read failed (handlers.c read_error) */
+    gl_error_kind read_error; /* how the last failed read failed (reads.c gl_read_error) */
     char read_sqlstate[6];
     /* handler threads (http.c) */
     bool inline_only;   /* running on the HTTP thread: the first read sets would_block instead of waiting */
