@@ -94,7 +94,7 @@ static uint64_t elapsed_us(const gl_req *req) {
 
 /* PCI DSS 10.2.1: failed authentication, refused access and every write by an
  * admin go to the audit log. State changes that commit (mandates) are audited
- * in their own transaction instead (handlers.c). */
+ * in their own transaction instead (mandates_ep.c). */
 static void audit_request(const gl_req *req, const gl_response *r, const char *route, const char *error_code) {
     bool admin = req->claims.sub[0] && gl_jwt_has_scope(&req->claims, GL_SCOPE_ADMIN);
     bool write = strcmp(req->method, "GET") != 0;

@@ -1,8 +1,9 @@
 /*
  * server.h — ledgerd's internals shared by its files (not a public API).
  *
- * A request's path: MHD thread -> http.c (body, auth, routing) -> a handler in
- * handlers.c. Reads run on the thread's own connection to the home region.
+ * A request's path: MHD thread -> http.c (body) -> handlers.c (routing, auth)
+ * -> an endpoint (accounts.c, transfers.c, mandates_ep.c, probes.c). Reads
+ * run on a connection leased from the home region's pool (reads.c).
  * Writes become a job on the home region's writer (writer.c), the connection is
  * suspended, the writer runs many jobs as one engine batch (group commit),
  * stores idempotency rows in the same transaction, and resumes the connection
@@ -205,7 +206,7 @@ struct gl_req {
     bool inflight_held;
     bool items_charged; /* a batch's transfers were counted against the rate (once, whichever thread runs it) */
     char inflight_key[LEDGER_OWNER_MAX + GL_IDEM_KEY_MAX + 2];
-    /* reads (handlers.c): leased connections, released when the handler returns */
+    /* reads (reads.c): leased connections, released when the handler returns */
     gl_lease leases[GL_REQ_LEASES_MAX];
     int n_leases;
     int retry_after_s;  /* from the breaker, for the 503 */

@@ -31,9 +31,8 @@ FUZZ_LIB_uuid       := ledger/id.c ledger/error.c
 FUZZ_LIB_pan        := fuzz/pan_oracle.c reconciliation/pan.c reconciliation/keyring.c ledger/text.c ledger/error.c
 FUZZ_LIB_sealed     := reconciliation/sealed.c reconciliation/keyring.c ledger/error.c
 FUZZ_LIB_keyring    := reconciliation/keyring.c ledger/error.c
-# fuzz_body.c #includes api/handlers.c (its validators are static): everything
-# else of the library, without handlers.c itself.
-FUZZ_LIB_body       := $(filter-out api/handlers.c,$(LIB_SRC))
+# fuzz_body.c calls the endpoints (api/endpoints.h): the whole library.
+FUZZ_LIB_body       := $(LIB_SRC)
 
 FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/bin/fuzz_%)
 

@@ -1,40 +1,45 @@
 /*
- * fuzz_body.c — libFuzzer harness for ledgerd's request-body validation
- * (api/handlers.c), which is all static: this file #includes handlers.c so
- * that its static functions are called directly (handlers.c itself is not
- * changed, and the harness is linked without its object). What runs is the
- * real code of the endpoints, on a server with no region configured, so that
- * every request stops at validation or at the (absent) account/region, before
- * any database, job or writer:
+ * fuzz_body.c — libFuzzer harness for ledgerd's request-body validation: the
+ * real endpoint code (api/accounts.c, transfers.c, mandates_ep.c, through the
+ * functions the route table calls, api/endpoints.h) on a server with no
+ * region configured, so that every request stops at validation or at the
+ * (absent) account/region, before any database, job or writer:
  *
- *   byte 0 (mod 8)  0 create_account   POST /v1/accounts
- *                   1 create_transfer  POST /v1/transfers
- *                   2 create_batch     POST /v1/transfers/batch
- *                   3 create_mandate   POST /v1/mandates
+ *   byte 0 (mod 8)  0 gl_create_account   POST /v1/accounts
+ *                   1 gl_create_transfer  POST /v1/transfers
+ *                   2 gl_create_batch     POST /v1/transfers/batch
+ *                   3 gl_create_mandate   POST /v1/mandates
  *                   4 post / 5 void / 6 reverse  POST /v1/transfers/{id}/...
  *                   7 the query-string and header validators: gl_parse_i64
- *                     (limit, starting_after), rfc3339_valid (as_of),
- *                     idem_key_valid (Idempotency-Key), gl_id_parse (path
+ *                     (limit, starting_after), gl_rfc3339_valid (as_of),
+ *                     gl_idem_key_valid (Idempotency-Key), gl_id_parse (path
  *                     ids), gl_currency_find
  *   the rest        the body (exactly body_len bytes, as MHD hands it over)
  *
- * Reached this way: parse_body (json_loadb with JSON_REJECT_DUPLICATES, the
- * field whitelist and types), str_field, amount_field, copy_str,
- * transfer_cmd's field checks (gl_id_parse, amounts, gl_currency_find,
- * reference, pending/timeout_seconds), mandate_fields (gl_parse_rfc3339_us
- * included), create_batch's per-item re-serialization and checks, the flags
- * and metadata checks of create_account. Not reached (they need an HTTP
- * connection or a database): routing (gl_handle: MHD lookups), the
- * Idempotency-Key header read (take_idem_key; its validator is mode 7), and
- * what follows a successful account lookup.
+ * Reached this way: gl_parse_body (json_loadb with JSON_REJECT_DUPLICATES,
+ * the field whitelist and types), the field readers, the transfer command's
+ * field checks (ids, amounts, currency, reference, pending/timeout_seconds),
+ * the mandate's fields (gl_parse_rfc3339_us included), the batch's per-item
+ * re-serialization and checks, the kinds, flags and metadata checks of an
+ * account. Not reached (they need an HTTP connection or a database): routing
+ * and authentication (handlers.c: MHD lookups), the Idempotency-Key header
+ * read (its validator is mode 7), and what follows a successful account lookup.
  *
  * Oracles besides "no crash / no sanitizer report / no leak":
- *   - every answer is a 400 or 404 (nothing else is possible without regions)
- *     with a JSON body {"error":{"code":...}};
+ *   - every answer is a 400 or 404 (nothing else is possible without
+ *     regions) with a JSON body {"error":{"code":...}};
  *   - any JSON text jansson accepts (duplicates rejected) dumps and reloads
  *     to an equal value.
  */
-#include "../api/handlers.c"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../api/endpoints.h"
+#include "../api/jobs.h"
+#include "../api/request.h"
+#include "../ledger/currency.h"
+#include "../ledger/text.h"
 
 /* A broken invariant: say where, then abort (libFuzzer keeps the input as a crash). */
 #define FAIL() (fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, __LINE__), abort())
@@ -89,13 +94,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     static const gl_id target = {{0x01, 0x8f, 0x00, 0x00, 0x00, 0x00, 0x70, 0x00, 0x80, 0x01, 1, 2, 3, 4, 5, 6}};
     switch (mode) {
-    case 0: check_response(create_account(req)); break;
-    case 1: check_response(create_transfer(req)); break;
-    case 2: check_response(create_batch(req)); break;
-    case 3: check_response(create_mandate(req)); break;
-    case 4: check_response(act_on_transfer(req, &target, LEDGER_CMD_POST)); break;
-    case 5: check_response(act_on_transfer(req, &target, LEDGER_CMD_VOID)); break;
-    case 6: check_response(act_on_transfer(req, &target, LEDGER_CMD_REVERSE)); break;
+    case 0: check_response(gl_create_account(req)); break;
+    case 1: check_response(gl_create_transfer(req)); break;
+    case 2: check_response(gl_create_batch(req)); break;
+    case 3: check_response(gl_create_mandate(req)); break;
+    case 4: check_response(gl_act_on_transfer(req, &target, LEDGER_CMD_POST)); break;
+    case 5: check_response(gl_act_on_transfer(req, &target, LEDGER_CMD_VOID)); break;
+    case 6: check_response(gl_act_on_transfer(req, &target, LEDGER_CMD_REVERSE)); break;
     default: {
         char *s = malloc(size + 1);
         if (!s) abort();
@@ -104,8 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int64_t v = 0;
         if (gl_parse_i64(s, 1, 100, &v) && (v < 1 || v > 100)) FAIL();
         if (gl_parse_i64(s, 0, INT64_MAX, &v) && v < 0) FAIL();
-        (void)rfc3339_valid(s);
-        (void)idem_key_valid(s);
+        (void)gl_rfc3339_valid(s);
+        (void)gl_idem_key_valid(s);
         gl_id id;
         (void)gl_id_parse(s, &id);
         (void)gl_currency_find(s);

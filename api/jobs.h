@@ -1,0 +1,26 @@
+/*
+ * jobs.h — a write's life, from the request to the writer and back:
+ * the Idempotency-Key it carries, the job that holds its commands, queueing
+ * it on the region's writer, and the answer of a key that already completed.
+ * Internal to api/.
+ */
+#ifndef GL_JOBS_H
+#define GL_JOBS_H
+
+#include "server.h"
+
+bool gl_idem_key_valid(const char *k);
+/* A job of n commands for region r (n = 0: rows of its own, e.g. mandates), or NULL. */
+gl_job *gl_job_new(gl_req *req, const gl_region *r, size_t n);
+void gl_job_free(gl_job *job);
+/* Queues the job; status 0 means the answer comes after COMMIT. */
+gl_response gl_submit(gl_req *req, gl_job *job);
+/* The same, after taking the Idempotency-Key (required: 400 without one). */
+gl_response gl_submit_keyed(gl_req *req, gl_job *job, bool key_required);
+/* A refusal as the job's response (from the writer's hooks). */
+bool gl_job_respond_error(gl_job *job, unsigned status, const char *code, const char *msg);
+/* A keyed POST refused by today's authorization: its stored response if it
+ * completed, 409 while it runs, 503 if the region cannot say, else `refusal`. */
+gl_response gl_replay_or(gl_req *req, const gl_region *r, gl_response refusal);
+
+#endif
