@@ -20,6 +20,7 @@
 
 #include "../ledger/clock.h"
 #include "../ledger/deadline.h"
+#include "jobs.h"
 #include "server.h"
 
 /* ---------- the error shape (API.md) ---------- */
@@ -403,14 +404,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     gl_req *req = *con_cls;
     if (!req) return;
     release_inflight(req);
-    if (req->job) {
-        free(req->job->metadata);
-        free(req->job->extra);
-        free(req->job->cmds);
-        free(req->job->results);
-        free(req->job->resp.body);
-        free(req->job);
-    }
+    gl_job_free(req->job); /* the job's life ends with its request (jobs.h) */
     free(req->reply.body); /* a reply never sent (the client went away) */
     free(req->body);
     free(req);
