@@ -75,7 +75,7 @@ gl_response gl_respond_json(unsigned status, json_t *body) {
 
 gl_response gl_respond_error(const gl_req *req, unsigned status, const char *code, const char *message,
                              const char *param) {
-    gl_response r = {.status = status};
+    gl_response r = {.status = status, .code = code};
     r.body = gl_error_body(gl_type_of_status(status), code, message, param, req ? req->request_id : NULL);
     if (status == 429 || status == 503) snprintf(r.retry_after, sizeof r.retry_after, "1");
     /* A 503's cause is logged where it is found (region_unavailable, read_failed...);
@@ -124,8 +124,9 @@ static void audit_request(const gl_req *req, const gl_response *r, const char *r
 static void record(const gl_req *req, const gl_response *r) {
     uint64_t us = elapsed_us(req);
     const char *route = req->route[0] ? req->route : "(unmatched)";
-    const char *error_code = NULL;
-    json_t *body = r->status >= 400 && r->body ? json_loads(r->body, 0, NULL) : NULL;
+    /* Only a replayed error has no code at hand: its stored body says it. */
+    const char *error_code = r->code;
+    json_t *body = !error_code && r->status >= 400 && r->body ? json_loads(r->body, 0, NULL) : NULL;
     if (body) error_code = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
     gl_log_request_fields f = {req->request_id, req->claims.sub[0] ? req->claims.sub : NULL, req->method, route,
                                (int)r->status, us, req->region_name, req->traceparent[0] ? req->traceparent : NULL,

@@ -192,6 +192,7 @@ gl_response gl_submit_keyed(gl_req *req, gl_job *job, bool key_required) {
 
 bool gl_job_respond_error(gl_job *job, unsigned status, const char *code, const char *msg) {
     job->resp.status = status;
+    job->resp.code = code;
     job->resp.body = gl_error_body(gl_type_of_status(status), code, msg, NULL, job->request_id);
     return job->resp.body != NULL;
 }

@@ -83,6 +83,8 @@ typedef struct {
     char retry_after[24];
     bool replayed;
     const char *content_type; /* NULL: application/json */
+    const char *code;         /* an error response's code (static text), for the log, the audit and nothing
+                               * re-parsing the body; NULL otherwise (or for a replay: its stored body says) */
 } gl_response;
 
 typedef struct gl_job gl_job;

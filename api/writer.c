@@ -57,7 +57,7 @@ static void job_finish(gl_job *job) {
 static void job_fail(gl_job *job, unsigned status, const char *type, const char *code, const char *msg,
                      int retry_after_s) {
     free(job->resp.body);
-    job->resp = (gl_response){.status = status};
+    job->resp = (gl_response){.status = status, .code = code};
     job->resp.body = gl_error_body(type, code, msg, NULL, job->request_id);
     if (status == 503) snprintf(job->resp.retry_after, sizeof job->resp.retry_after, "%d", retry_after_s);
     job_finish(job);
@@ -84,7 +84,7 @@ static void idem_answer(gl_job *job, const PGresult *r, int row) {
         job->resp = (gl_response){.status = (unsigned)strtoul(PQgetvalue(r, row, 4), NULL, 10), .replayed = true};
         job->resp.body = strdup(PQgetvalue(r, row, 5));
     } else {
-        job->resp = (gl_response){.status = 422};
+        job->resp = (gl_response){.status = 422, .code = "idempotency_key_reused"};
         job->resp.body = gl_error_body("rejected", "idempotency_key_reused",
                                        "this Idempotency-Key was used with another request", NULL, job->request_id);
     }

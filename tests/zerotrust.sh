@@ -272,6 +272,13 @@ check "regions: nothing moved" "eu wallet $(balances "$UW3" "$T_USER") was $B_UW
 req GET "/v1/transfers/$HOLD" "$T_USER"
 check "regions: the hold is still pending" "body $(snippet)" eq "$(j .status)" pending
 
+# The request log names each refusal's code, whoever made it: the router, an
+# endpoint, or the writer's batch (its response, built in the batch's hook).
+for code in account_kind_forbidden region_forbidden insufficient_funds mandate_payee_forbidden; do
+    check "log: refusals carry their code ($code)" "no request line with \"error\":\"$code\"" \
+        grep -q "\"error\":\"$code\"" "$W/ledgerd-a.log"
+done
+
 # ---------------------------------------------------------------- 5. abuse before authentication (ledgerd B)
 
 if ! PORT_B=$(free_port $((PORT + 1))); then
