@@ -148,6 +148,7 @@ if ((cluster_ok)); then
         env TEST_DIR="$DIR" TEST_PG_PORT_BASE="$P" tests/pgtls.sh
     run_step "httpfuzz: ledgerd under HTTP fuzzing (sanitizers when BUILD=build/asan)" env TEST_DIR="$DIR" tests/httpfuzz.sh
     run_step "api: OpenAPI lint (@redocly/cli)" api/lint-openapi.sh
+    run_step "api: every error code ledgerd answers is in the OpenAPI ErrorCode enum" api/check-error-codes.sh
     run_step "report: compliance report, HTML in headless Chromium" env TEST_DIR="$DIR" tests/report.sh
     run_step "recon: settlement files end to end (breaks, PCI, sealed reports)" env TEST_DIR="$DIR" tests/recon.sh
     if [[ -x tests/stress.sh ]]; then
