@@ -39,8 +39,13 @@ static gl_response authenticate(gl_req *req) {
 }
 
 /* An address that has spent its allowance of requests without a valid
- * token is refused before its token is looked at (api/clients.h). */
-static gl_response admit_address(gl_req *req) {
+ * token is refused before its token is looked at (api/clients.h): once per
+ * request, on its headers (http.c), so no body is buffered for it either.
+ * The public probes take no token and are never refused. */
+static bool public_route(gl_req *req);
+
+gl_response gl_handle_admit(gl_req *req) {
+    if (public_route(req)) return (gl_response){0};
     uint64_t retry_s = 1;
     if (gl_clients_admit(req->srv->clients, req->address_key, &retry_s)) return (gl_response){0};
     gl_metrics_auth_failure(req->srv->metrics, gl_metrics_find_reason(req->srv->metrics, "too_many_failed_requests"));
@@ -48,11 +53,6 @@ static gl_response admit_address(gl_req *req) {
                                      "too many requests without a valid token from this address", NULL);
     snprintf(r.retry_after, sizeof r.retry_after, "%llu", (unsigned long long)(retry_s ? retry_s : 1));
     return r;
-}
-
-gl_response gl_handle_admit(gl_req *req) {
-    if (strncmp(req->url, "/v1/", 4) != 0) return (gl_response){0}; /* probes and 404s: no body, no token */
-    return admit_address(req);
 }
 
 static gl_response rate_limit(gl_req *req) {
@@ -149,6 +149,17 @@ const gl_route *gl_route_find(const char *method, char **seg, int n, const bool 
     return NULL;
 }
 
+/* Whether the request's path is a public probe (no token, no admission). */
+static bool public_route(gl_req *req) {
+    char path[GL_PATH_MAX];
+    snprintf(path, sizeof path, "%s", req->url);
+    char *seg[6];
+    bool is_id[6] = {false}; /* the probes have no {id} */
+    int n = split_path(path, seg, 5);
+    const gl_route *r = n <= 5 ? gl_route_find(req->method, seg, n, is_id) : NULL;
+    return r && r->scope == NO_SCOPE;
+}
+
 /* No row matched: the 404 a client has always had. An id path of a resource
  * is that resource's "not found" when its id does not parse; an account id
  * path needs accounts:read first; /v1/mandates/{id} keeps its label. */
@@ -185,9 +196,7 @@ gl_response gl_handle(gl_req *req) {
     /* A request run again on a handler thread was authenticated and counted
      * against its rate on the HTTP thread: its claims stand. */
     if (!req->authenticated) {
-        gl_response a = admit_address(req);
-        if (a.status) return a;
-        a = authenticate(req);
+        gl_response a = authenticate(req); /* (the address was admitted on the headers: gl_handle_admit) */
         if (a.status) {
             if (a.status == 401) gl_clients_charge(req->srv->clients, req->address_key);
             return a;

@@ -32,6 +32,11 @@ static void request_hash(const gl_req *req, unsigned char out[32]) {
     EVP_MD_CTX_free(ctx);
 }
 
+/* The key of the in-flight set (srv->inflight): principal and Idempotency-Key. */
+static void inflight_key_of(const gl_req *req, const char *key, char out[sizeof req->inflight_key]) {
+    snprintf(out, sizeof req->inflight_key, "%s\x1f%s", req->claims.sub, key);
+}
+
 /* Reads and checks the Idempotency-Key; marks it in flight for this process. */
 static bool take_idem_key(gl_req *req, gl_job *job, bool required, gl_response *fail) {
     const char *k = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Idempotency-Key");
@@ -50,7 +55,7 @@ static bool take_idem_key(gl_req *req, gl_job *job, bool required, gl_response *
     snprintf(job->method, sizeof job->method, "%s", req->method);
     snprintf(job->path, sizeof job->path, "%s", req->url);
     request_hash(req, job->request_hash);
-    snprintf(req->inflight_key, sizeof req->inflight_key, "%s\x1f%s", req->claims.sub, k);
+    inflight_key_of(req, k, req->inflight_key);
     pthread_mutex_lock(&req->srv->inflight_mu);
     bool busy = json_object_get(req->srv->inflight, req->inflight_key) != NULL;
     if (!busy) json_object_set_new(req->srv->inflight, req->inflight_key, json_true());
@@ -75,7 +80,7 @@ gl_response gl_replay_or(gl_req *req, const gl_region *r, gl_response refusal) {
     /* The first request under the key is still running (it may yet commit):
      * the client is told so, as on the usual path, not refused. */
     char inflight_key[sizeof req->inflight_key];
-    snprintf(inflight_key, sizeof inflight_key, "%s\x1f%s", req->claims.sub, k);
+    inflight_key_of(req, k, inflight_key);
     pthread_mutex_lock(&req->srv->inflight_mu);
     bool running = json_object_get(req->srv->inflight, inflight_key) != NULL;
     pthread_mutex_unlock(&req->srv->inflight_mu);

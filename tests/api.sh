@@ -27,25 +27,11 @@ BUILD=${BUILD:-build}
 : "${GEOLEDGER_CONFIG:?set GEOLEDGER_CONFIG to the ledger.conf of a migrated cluster}"
 : "${TEST_DIR:?set TEST_DIR to the cluster directory}"
 
-for tool in curl jq openssl od; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "api.sh: '$tool' is not installed (scripts/deps.sh installs it; apt-get install $tool)" >&2
-        echo "0 passed, 1 failed"
-        exit 1 # (before the EXIT trap is set)
-    fi
-done
-for bin in ledgerd ledgerctl; do
-    if [[ ! -x "$BUILD/bin/$bin" ]]; then
-        echo "api.sh: $BUILD/bin/$bin is not built (make build)" >&2
-        echo "0 passed, 1 failed"
-        exit 1 # (before the EXIT trap is set)
-    fi
-done
-
 # shellcheck source=lib.sh
 source tests/lib.sh
 # shellcheck source=http.sh
 source tests/http.sh
+require api.sh curl jq openssl od "$BUILD/bin/ledgerd" "$BUILD/bin/ledgerctl"
 
 W=$(mktemp -d /tmp/geoledger-api.XXXXXX)
 show_log() {

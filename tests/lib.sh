@@ -83,3 +83,22 @@ exit_cleanup() {
     [[ -z "${W:-}" ]] || rm -rf -- "$W"
     exit "$rc"
 }
+
+# require NAME TOOL...: every TOOL is there (a command on PATH, or, when it
+# has a slash, an executable file); else says which is missing, ends with the
+# summary line and exits 1. Called before exit_trap.
+require() {
+    local name=$1 t
+    shift
+    for t in "$@"; do
+        if [[ "$t" == */* ]]; then
+            [[ -x "$t" ]] && continue
+            echo "$name: $t is not there (make build builds ours; scripts/deps.sh test installs the rest)" >&2
+        else
+            command -v "$t" >/dev/null 2>&1 && continue
+            echo "$name: '$t' is not installed (scripts/deps.sh test installs it)" >&2
+        fi
+        echo "0 passed, 1 failed"
+        exit 1
+    done
+}

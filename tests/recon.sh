@@ -56,23 +56,9 @@ SEEDER="$BUILD/bin/recon-seed"
 PSQL="$PG_BINDIR/psql"
 PG_DUMP="$PG_BINDIR/pg_dump"
 
-for tool in jq perl od dd sha256sum openssl; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "recon.sh: '$tool' is not installed (scripts/deps.sh test installs it)" >&2
-        echo "0 passed, 1 failed"
-        exit 1 # (before the EXIT trap is set)
-    fi
-done
-for bin in "$L" "$SEEDER" "$PSQL" "$PG_DUMP"; do
-    if [[ ! -x "$bin" ]]; then
-        echo "recon.sh: $bin is not there (make build; postgresql-client-15)" >&2
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
-
 # shellcheck source=lib.sh
 source tests/lib.sh
+require recon.sh jq perl od dd sha256sum openssl "$L" "$SEEDER" "$PSQL" "$PG_DUMP"
 check() { # check NAME COMMAND...: ok if the command succeeds
     local name=$1
     shift

@@ -29,21 +29,9 @@ L="$BUILD/bin/ledgerctl"
 CHROMIUM=${CHROMIUM:-chromium}
 CHROMIUM_TIMEOUT=${CHROMIUM_TIMEOUT:-120} # seconds per chromium run: a hang fails the check
 
-for tool in jq od "$CHROMIUM"; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "report.sh: '$tool' is not installed (scripts/deps.sh test installs it; apt-get install ${tool##*/})" >&2
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
-if [[ ! -x "$L" ]]; then
-    echo "report.sh: $L is not built (make build)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
-
 # shellcheck source=lib.sh
 source tests/lib.sh
+require report.sh jq od "$CHROMIUM" "$L"
 check() { # check NAME COMMAND...: ok if the command succeeds
     local name=$1
     shift

@@ -33,23 +33,9 @@ BUILD=${BUILD:-build}
 : "${GEOLEDGER_CONFIG:?set GEOLEDGER_CONFIG to the ledger.conf of a migrated cluster}"
 : "${TEST_DIR:?set TEST_DIR to the cluster directory}"
 
-for tool in curl jq openssl gnutls-cli timeout; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "tls.sh: '$tool' is not installed (scripts/deps.sh test installs it)" >&2
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
-for bin in ledgerd ledgerctl; do
-    if [[ ! -x "$BUILD/bin/$bin" ]]; then
-        echo "tls.sh: $BUILD/bin/$bin is not built (make build)" >&2
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
-
 # shellcheck source=lib.sh
 source tests/lib.sh
+require tls.sh curl jq openssl gnutls-cli timeout "$BUILD/bin/ledgerd" "$BUILD/bin/ledgerctl"
 
 W=$(mktemp -d /tmp/geoledger-tls.XXXXXX)
 exit_trap tls.sh

@@ -25,18 +25,11 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 BUILD=${BUILD:-build}
 : "${GEOLEDGER_CONFIG:?set GEOLEDGER_CONFIG to the ledger.conf of a migrated cluster}"
 : "${TEST_DIR:?set TEST_DIR to the cluster directory}"
-for tool in curl jq openssl od; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "zerotrust.sh: '$tool' is not installed (scripts/deps.sh installs it)" >&2
-        echo "0 passed, 1 failed"
-        exit 1
-    }
-done
-
 # shellcheck source=lib.sh
 source tests/lib.sh
 # shellcheck source=http.sh
 source tests/http.sh
+require zerotrust.sh curl jq openssl od "$BUILD/bin/ledgerd" "$BUILD/bin/ledgerctl"
 
 W=$(mktemp -d /tmp/geoledger-zerotrust.XXXXXX)
 exit_trap zerotrust.sh

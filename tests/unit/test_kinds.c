@@ -3,7 +3,6 @@
  * address keys of api/clients.h: what decides who may create money and what
  * unauthenticated traffic is counted by.
  */
-#include <check.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "../../api/clients.h"
 #include "../../ledger/kinds.h"
 #include "../../ledger/ledger.h"
+#include "unit.h"
 
 START_TEST(test_table_is_sound) {
     int n = 0;
@@ -77,9 +77,5 @@ int main(void) {
     tcase_add_test(tc, test_who_may_mint);
     tcase_add_test(tc, test_address_keys);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

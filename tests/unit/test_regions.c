@@ -6,7 +6,6 @@
  * because a message without a location is the bug we are guarding against.
  */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "../../regions/regions.h"
+#include "unit.h"
 
 #ifndef GL_SQL_DIR
 #define GL_SQL_DIR "sql"
@@ -556,30 +556,13 @@ static Suite *regions_suite(void) {
     return s;
 }
 
-/* Removes the files the tests wrote, then the directory. */
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    if (!d) return;
-    const struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
 
 int main(void) {
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(regions_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_tmp_dir();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    int rc = unit_run(regions_suite());
+    unit_remove_dir(tmp_dir);
+    return rc;
 }

@@ -5,12 +5,12 @@
  * api/openapi.yaml's table of error codes and its ErrorCode enum (the
  * contract clients read; api/check-error-codes.sh checks the other codes).
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../api/request.h"
+#include "unit.h"
 
 static bool api_code_shaped(const char *s) {
     if (!s || !s[0]) return false;
@@ -73,9 +73,5 @@ int main(void) {
     tcase_add_test(tc, test_the_names_clients_know);
     tcase_add_test(tc, test_codes_are_in_the_contract);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -3,11 +3,11 @@
  * its own method and template and by nothing else, ids match {id} and only
  * {id}, literal segments beat ids, and each row names a scope (or is public).
  */
-#include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../api/server.h"
+#include "unit.h"
 
 #define ID "01a25073-376e-73f8-bb01-35c8e0c3c6a9"
 
@@ -80,9 +80,5 @@ int main(void) {
     tcase_add_test(tc, test_what_does_not_match);
     tcase_add_test(tc, test_literals_and_ids);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

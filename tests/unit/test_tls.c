@@ -6,7 +6,6 @@
  * ledgerd by tests/tls.sh.
  */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <gnutls/x509.h>
 
 #include "../../api/server.h"
+#include "unit.h"
 
 static char tmp_dir[] = "/tmp/gl_test_tls.XXXXXX";
 
@@ -276,19 +276,6 @@ static Suite *tls_suite(void) {
     return s;
 }
 
-static void remove_tmp_dir(void) {
-    DIR *d = opendir(tmp_dir);
-    if (!d) return;
-    const struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
 
 int main(void) {
     if (!mkdtemp(tmp_dir)) {
@@ -301,10 +288,7 @@ int main(void) {
         fputs("test_tls: cannot make a test certificate with GnuTLS\n", stderr);
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(tls_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    remove_tmp_dir();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    int rc = unit_run(tls_suite());
+    unit_remove_dir(tmp_dir);
+    return rc;
 }
