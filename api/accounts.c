@@ -134,12 +134,12 @@ gl_response gl_get_balance(gl_req *req, const gl_id *id) {
     if (v < 0) return gl_read_error(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     const char *as_of = gl_query(req, "as_of");
+    int64_t as_of_us = 0;
     if (as_of) {
         if (!gl_rfc3339_valid(as_of))
             return gl_respond_error(req, 400, "invalid_value", "as_of must be RFC 3339 (2026-11-25T12:00:00Z)", "as_of");
         /* The database gets the instant we parsed, in UTC: no offset or
          * spelling it would read differently (or refuse) reaches it. */
-        int64_t as_of_us = 0;
         char as_of_utc[40];
         gl_parse_rfc3339_us(as_of, &as_of_us);
         gl_format_ts_us(as_of_us, as_of_utc, sizeof as_of_utc);
@@ -152,7 +152,10 @@ gl_response gl_get_balance(gl_req *req, const gl_id *id) {
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
     json_t *o = gl_account_json(&req->srv->regions, &a);
-    json_object_set_new(o, "as_of", as_of ? json_string(as_of) : json_null());
+    /* The instant the counters are for, in the form every timestamp of the API has. */
+    char instant[40];
+    if (as_of) gl_format_rfc3339_us(as_of_us, instant, sizeof instant);
+    json_object_set_new(o, "as_of", as_of ? json_string(instant) : json_null());
     return gl_respond_json(200, o);
 }
 

@@ -1,49 +1,27 @@
 #!/usr/bin/env bash
 # Lints api/openapi.yaml with Redocly CLI (config: api/redocly.yaml).
 #
-# Redocly CLI is installed from the npm registry into build/npm (pinned
+# Redocly CLI is installed from the npm registry by scripts/npm-tool.sh (pinned
 # version, installed once, reused afterwards). Exits non-zero on any lint
 # error or warning, and when the tool cannot be installed or run.
 #
 # Usage: api/lint-openapi.sh        (from anywhere)
-# Env:   REDOCLY_NPM_PREFIX  install directory (default <repo>/build/npm)
 set -euo pipefail
 
 REDOCLY_VERSION=2.77.0 # pinned: verified on Node 20.19+/22 with npm 10+
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
-prefix=${REDOCLY_NPM_PREFIX:-$root/build/npm}
-redocly=$prefix/node_modules/.bin/redocly
 
 # The network is closed except for the npm registry: no usage data, no update
 # check (Redocly CLI reads these at startup).
 export REDOCLY_TELEMETRY=off
 export REDOCLY_SUPPRESS_NOTIFICATIONS=true
 export REDOCLY_SUPPRESS_UPDATE_NOTICE=true
-export NO_UPDATE_NOTIFIER=1
 
 die() { echo "lint-openapi: $*" >&2; exit 1; }
 
-for tool in node npm; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        die "'$tool' not found: install Node.js 20.19+ and npm (Debian: apt-get install nodejs npm)"
-done
-
-installed_version() {
-    [ -f "$prefix/node_modules/@redocly/cli/package.json" ] || return 0
-    node -e 'process.stdout.write(require(process.argv[1]).version)' \
-        "$prefix/node_modules/@redocly/cli/package.json" 2>/dev/null || true
-}
-
-if [ ! -x "$redocly" ] || [ "$(installed_version)" != "$REDOCLY_VERSION" ]; then
-    echo "lint-openapi: installing @redocly/cli@$REDOCLY_VERSION into $prefix" >&2
-    mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-audit --no-fund --no-save --loglevel=error \
-        "@redocly/cli@$REDOCLY_VERSION" >&2 ||
-        die "npm install of @redocly/cli@$REDOCLY_VERSION failed (is the npm registry reachable?)"
-    [ -x "$redocly" ] || die "npm install did not provide $redocly"
-fi
+redocly=$("$here/../scripts/npm-tool.sh" @redocly/cli "$REDOCLY_VERSION" redocly) ||
+    die "@redocly/cli@$REDOCLY_VERSION could not be installed (see above)"
 
 lint() { (cd "$here" && "$redocly" lint --config redocly.yaml --max-problems 1000 "$@" openapi.yaml); }
 

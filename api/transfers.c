@@ -108,8 +108,9 @@ static bool respond_batch(gl_job *job, PGconn *db, gl_error *err) {
         ledger_code c = job->results[failed].code;
         job->resp.status = gl_status_of_code(c);
         job->resp.code = gl_api_code(c);
-        o = json_pack("{s:{s:s,s:s,s:s,s:I,s:o}}", "error", "type", gl_type_of_status(job->resp.status), "code",
-                      gl_api_code(c), "message", gl_code_message(c), "index", (json_int_t)failed, "results", items);
+        o = json_pack("{s:{s:s,s:s,s:s,s:s,s:I,s:o}}", "error", "type", gl_type_of_status(job->resp.status), "code",
+                      gl_api_code(c), "message", gl_code_message(c), "request_id", job->request_id, "index",
+                      (json_int_t)failed, "results", items);
     } else {
         job->resp.status = job->atomic ? 201 : 200;
         o = json_pack("{s:b,s:o}", "atomic", job->atomic, "results", items);

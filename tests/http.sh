@@ -32,7 +32,23 @@ req() {
     local args=(-s --cacert "$CA" -o "$W/body" -D "$W/hdr" -w '%{http_code}' -X "$m" --max-time 20)
     [[ -z "$tok" ]] || args+=(-H "Authorization: Bearer $tok")
     [[ -z "$body" ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    : >"$W/body" # curl writes no file for an empty body: no stale one either
     ST=$(curl "${args[@]}" "$@" "$BASE$p") || ST="curl_failed($?)"
+    [[ -z "${CONTRACT_DIR:-}" ]] || contract_record "$m" "$p"
+}
+
+# contract_record METHOD PATH: keeps the last exchange (status line, headers,
+# body) in $CONTRACT_DIR for tests/contract.sh, which checks every response the
+# suites received against api/openapi.yaml. tests/run.sh sets CONTRACT_DIR;
+# a suite run on its own records nothing.
+CONTRACT_N=0
+contract_record() {
+    [[ "$ST" =~ ^[1-5][0-9][0-9]$ ]] || return 0 # no response: nothing to check
+    CONTRACT_N=$((CONTRACT_N + 1))
+    local id="$BASHPID.$CONTRACT_N" # BASHPID: req also runs in $(...) subshells, whose counts restart
+    cp -- "$W/hdr" "$CONTRACT_DIR/$id.hdr"
+    cp -- "$W/body" "$CONTRACT_DIR/$id.body"
+    printf '%s\t%s\t%s\n' "$id" "$1" "$2" >>"$CONTRACT_DIR/index"
 }
 # post PATH TOKEN BODY KEY [CURL ARGS...]: a POST with an Idempotency-Key.
 post() {
