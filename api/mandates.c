@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../ledger/pg.h"
-#include "render.h"
+#include "../ledger/render.h"
 
 /* One column list for every read, so rows are decoded in one place. The day's
  * usage only counts when it is today's (the engine rolls the day over lazily). */

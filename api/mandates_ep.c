@@ -16,7 +16,7 @@
 #include "endpoints.h"
 #include "jobs.h"
 #include "reads.h"
-#include "render.h"
+#include "../ledger/render.h"
 #include "request.h"
 
 /* Who may see or revoke a mandate: the wallet's owner, the grantee, an admin.

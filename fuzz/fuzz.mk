@@ -21,7 +21,7 @@ FUZZ_FLAGS    = $(FUZZ_CFLAGS) -std=c17 -pthread $(FUZZ_SAN)
 
 # The library sources each harness is linked with (compiled here with clang and
 # the sanitizers; the harness itself is the only file with a main, libFuzzer's).
-FUZZ_LIB_jwt        := api/jwt.c ledger/error.c
+FUZZ_LIB_jwt        := auth/jwt.c ledger/error.c
 FUZZ_LIB_csv        := reconciliation/csv.c ledger/error.c
 FUZZ_LIB_settlement := fuzz/pan_oracle.c ledger/text.c reconciliation/settlement.c reconciliation/csv.c reconciliation/decimal.c \
                        reconciliation/pan.c reconciliation/keyring.c ledger/money.c ledger/currency.c ledger/error.c

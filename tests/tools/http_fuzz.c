@@ -72,7 +72,7 @@
 
 #include <jansson.h>
 
-#include "../../api/jwt.h"
+#include "../../auth/jwt.h"
 #include "../../ledger/error.h"
 #include "../../ledger/id.h"
 
