@@ -25,7 +25,7 @@ endif
 GL_SQL_DIR ?= $(CURDIR)/sql
 
 # api/ledgerd.c (main) is not in the library; the rest of api/ is.
-LIB_SRC  := $(wildcard ledger/*.c regions/*.c reconciliation/*.c) $(filter-out api/ledgerd.c,$(wildcard api/*.c))
+LIB_SRC  := $(wildcard ledger/*.c regions/*.c auth/*.c reconciliation/*.c) $(filter-out api/ledgerd.c,$(wildcard api/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libgeoledger.a
 CLI_SRC  := $(wildcard cli/*.c)
@@ -157,7 +157,7 @@ lint: deps
 	@scripts/deps.sh lint
 	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr -q \
 	  --suppress=missingIncludeSystem --std=c11 -D_GNU_SOURCE $(shell pkg-config --cflags-only-I $(PKGS)) \
-	  ledger regions reconciliation api cli bench tests
+	  ledger regions auth reconciliation api cli bench tests
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) bench/*.c $(UNIT_SRC) $(ITEST_SRC) tests/integration/itest.c $(TOOL_SRC) -- $(CPPFLAGS) $(PKG_CFLAGS) -std=c17
 
 # The binaries look for migrations in the build tree by default: set

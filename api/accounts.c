@@ -13,7 +13,7 @@
 #include "endpoints.h"
 #include "jobs.h"
 #include "reads.h"
-#include "render.h"
+#include "../ledger/render.h"
 #include "request.h"
 
 static bool respond_account(gl_job *job, PGconn *db, gl_error *err) {
@@ -22,7 +22,7 @@ static bool respond_account(gl_job *job, PGconn *db, gl_error *err) {
         return gl_job_respond_error(job, gl_status_of_code(r->code), gl_api_code(r->code), gl_code_message(r->code));
     ledger_account a;
     if (ledger_account_get(db, &r->id, &a, err) <= 0) return false;
-    json_t *o = gl_account_json(&job->srv->regions, &a);
+    json_t *o = gl_account_json(&a, gl_region_name_of_id(&job->srv->regions, &a.id));
     job->resp.status = 201;
     job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
@@ -125,7 +125,7 @@ gl_response gl_get_account(gl_req *req, const gl_id *id) {
     if (v < 0) return gl_read_error(req);
     if (v != 1) return gl_respond_error(req, 404, "account_not_found", "account not found", NULL);
     req->region_name = gl_region_of_id(&req->srv->regions, id)->name;
-    return gl_respond_json(200, gl_account_json(&req->srv->regions, &a));
+    return gl_respond_json(200, gl_account_json(&a, gl_region_name_of_id(&req->srv->regions, &a.id)));
 }
 
 gl_response gl_get_balance(gl_req *req, const gl_id *id) {
@@ -151,7 +151,7 @@ gl_response gl_get_balance(gl_req *req, const gl_id *id) {
         if (found < 0) return gl_read_error(req);
         if (!found) return gl_respond_error(req, 404, "account_not_found", "the account did not exist then", "as_of");
     }
-    json_t *o = gl_account_json(&req->srv->regions, &a);
+    json_t *o = gl_account_json(&a, gl_region_name_of_id(&req->srv->regions, &a.id));
     /* The instant the counters are for, in the form every timestamp of the API has. */
     char instant[40];
     if (as_of) gl_format_rfc3339_us(as_of_us, instant, sizeof instant);

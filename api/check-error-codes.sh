@@ -12,7 +12,7 @@ from_calls=$(grep -ohE '(gl_respond_error|gl_job_respond_error)\([^,]+, [0-9]+,[
     grep -oE '"[a-z_]+"$' | tr -d '"')
 from_job_fail=$(grep -ohE 'job_fail\([^,]+, [0-9]+, "[a-z_]+", "[a-z_]+"' api/*.c | grep -oE '"[a-z_]+"$' | tr -d '"')
 # (GL_JWT_OK's name "ok" is not an error)
-from_jwt=$(grep -oE '^\s+\[GL_JWT_[A-Z_]+\] = "[a-z_]+"' api/jwt.c | grep -v 'GL_JWT_OK\]' | grep -oE '"[a-z_]+"' | tr -d '"')
+from_jwt=$(grep -oE '^\s+\[GL_JWT_[A-Z_]+\] = "[a-z_]+"' auth/jwt.c | grep -v 'GL_JWT_OK\]' | grep -oE '"[a-z_]+"' | tr -d '"')
 from_tls=$(grep -ohE '"client_certificate_[a-z_]+"' api/tls.c | tr -d '"')
 emitted=$(printf '%s\n' "$from_calls" "$from_job_fail" "$from_jwt" "$from_tls" token_missing | sed '/^$/d' | sort -u)
 enum=$(sed -n '/^    ErrorCode:/,/^    [A-Z]/p' api/openapi.yaml | grep -oE '^        - [a-z_]+$' | awk '{print $2}' | sort -u)

@@ -26,11 +26,13 @@
  *     # plain_http = true;   # instead of tls: serve plain HTTP (a test, or TLS ends in front of
  *   };                       # ledgerd). Neither, or both, is a configuration error.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <libconfig.h>
 
+#include "../regions/settings.h"
 #include "server.h"
 
 static void defaults(gl_server_config *c) {
@@ -44,8 +46,6 @@ static void defaults(gl_server_config *c) {
     c->queue_depth = 10000;
     c->idem_ttl_h = 24;
     snprintf(c->log_level, sizeof c->log_level, "info");
-    c->auth_skew_s = 60;
-    c->auth_max_lifetime_s = 86400;
     c->clients = (gl_clients_config){.per_address_connections = 128, .unauth_rate_per_s = 20, .unauth_burst = 100,
                                      .idle_timeout_s = 10, .read_timeout_ms = 10000};
     c->rate_per_s = 1000;
@@ -58,55 +58,15 @@ static void defaults(gl_server_config *c) {
     c->shutdown_timeout_ms = 5000;
 }
 
-static bool get_str(const config_setting_t *g, const char *name, char *dst, size_t cap, bool required,
-                    gl_error *err) {
-    const char *v = NULL;
-    if (!config_setting_lookup_string(g, name, &v)) {
-        if (required) gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s is required", name);
-        return !required;
-    }
-    if (strlen(v) >= cap) {
-        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s is too long", name);
-        return false;
-    }
-    memcpy(dst, v, strlen(v) + 1);
-    return true;
-}
-
-static bool get_int(const config_setting_t *g, const char *name, int min, int max, int *dst, gl_error *err) {
-    int v;
-    if (!config_setting_lookup_int(g, name, &v)) return true;
-    if (v < min || v > max) {
-        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s must be %d..%d", name, min, max);
-        return false;
-    }
-    *dst = v;
-    return true;
-}
-
-static bool load_auth(const config_setting_t *g, gl_server_config *c, gl_error *err) {
-    const config_setting_t *a = config_setting_get_member(g, "auth");
-    if (!a) {
-        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: the auth group is required (every request is authenticated)");
-        return false;
-    }
-    return get_str(a, "algorithm", c->auth_alg, sizeof c->auth_alg, true, err) &&
-           get_str(a, "key_file", c->auth_key_file, sizeof c->auth_key_file, true, err) &&
-           get_str(a, "issuer", c->auth_issuer, sizeof c->auth_issuer, true, err) &&
-           get_str(a, "audience", c->auth_audience, sizeof c->auth_audience, true, err) &&
-           get_int(a, "clock_skew_s", 0, 300, &c->auth_skew_s, err) &&
-           get_int(a, "max_token_lifetime_s", 0, GL_JWT_LIFETIME_S_MAX, &c->auth_max_lifetime_s, err);
-}
-
 static bool load_clients(const config_setting_t *g, gl_server_config *c, gl_error *err) {
     const config_setting_t *k = config_setting_get_member(g, "clients");
     if (!k) return true;
     gl_clients_config *l = &c->clients;
-    return get_int(k, "per_address_connections", 0, 100000, &l->per_address_connections, err) &&
-           get_int(k, "unauth_rate_per_s", 0, 1000000, &l->unauth_rate_per_s, err) &&
-           get_int(k, "unauth_burst", 1, 10000000, &l->unauth_burst, err) &&
-           get_int(k, "idle_timeout_s", 1, 3600, &l->idle_timeout_s, err) &&
-           get_int(k, "read_timeout_ms", 100, 600000, &l->read_timeout_ms, err);
+    return gl_settings_int(k, "per_address_connections", 0, 100000, &l->per_address_connections, err) &&
+           gl_settings_int(k, "unauth_rate_per_s", 0, 1000000, &l->unauth_rate_per_s, err) &&
+           gl_settings_int(k, "unauth_burst", 1, 10000000, &l->unauth_burst, err) &&
+           gl_settings_int(k, "idle_timeout_s", 1, 3600, &l->idle_timeout_s, err) &&
+           gl_settings_int(k, "read_timeout_ms", 100, 600000, &l->read_timeout_ms, err);
 }
 
 /* The `tls` group, or plain_http = true: exactly one of them. Serving plain
@@ -131,10 +91,10 @@ static bool load_tls(const config_setting_t *g, gl_server_config *c, gl_error *e
     }
     c->tls.enabled = true;
     char mode[16] = "";
-    bool ok = get_str(t, "cert_file", c->tls.cert_file, sizeof c->tls.cert_file, true, err) &&
-              get_str(t, "key_file", c->tls.key_file, sizeof c->tls.key_file, true, err) &&
-              get_str(t, "client_ca_file", c->tls.client_ca_file, sizeof c->tls.client_ca_file, false, err) &&
-              get_str(t, "client_certs", mode, sizeof mode, false, err);
+    bool ok = gl_settings_str(t, "cert_file", c->tls.cert_file, sizeof c->tls.cert_file, true, err) &&
+              gl_settings_str(t, "key_file", c->tls.key_file, sizeof c->tls.key_file, true, err) &&
+              gl_settings_str(t, "client_ca_file", c->tls.client_ca_file, sizeof c->tls.client_ca_file, false, err) &&
+              gl_settings_str(t, "client_certs", mode, sizeof mode, false, err);
     if (!ok) return false;
     c->tls.client_certs = c->tls.client_ca_file[0] ? GL_TLS_CLIENT_OPTIONAL : GL_TLS_CLIENT_OFF;
     if (mode[0] && !gl_tls_client_mode_parse(mode, &c->tls.client_certs)) {
@@ -152,9 +112,9 @@ static bool load_tls(const config_setting_t *g, gl_server_config *c, gl_error *e
 static bool load_breaker(const config_setting_t *g, gl_server_config *c, gl_error *err) {
     const config_setting_t *b = config_setting_get_member(g, "breaker");
     if (!b) return true;
-    bool ok = get_int(b, "threshold", 1, 1000, &c->breaker.threshold, err) &&
-              get_int(b, "open_ms", 10, 600000, &c->breaker.open_ms, err) &&
-              get_int(b, "open_max_ms", 10, 600000, &c->breaker.open_max_ms, err);
+    bool ok = gl_settings_int(b, "threshold", 1, 1000, &c->breaker.threshold, err) &&
+              gl_settings_int(b, "open_ms", 10, 600000, &c->breaker.open_ms, err) &&
+              gl_settings_int(b, "open_max_ms", 10, 600000, &c->breaker.open_max_ms, err);
     if (ok && c->breaker.open_max_ms < c->breaker.open_ms) {
         gl_error_set(err, GL_ERR_CONFIG, "ledgerd: breaker.open_max_ms must be >= breaker.open_ms");
         ok = false;
@@ -162,36 +122,37 @@ static bool load_breaker(const config_setting_t *g, gl_server_config *c, gl_erro
     return ok;
 }
 
+/* The group's own settings (the nested groups have their loaders). */
+static bool load_scalars(const config_setting_t *g, gl_server_config *c, gl_error *err) {
+    int body = (int)c->body_limit;
+    bool ok = gl_settings_str(g, "listen", c->listen, sizeof c->listen, false, err) &&
+              gl_settings_int(g, "port", 1, 65535, &c->port, err) && gl_settings_int(g, "threads", 1, 64, &c->threads, err) &&
+              gl_settings_int(g, "body_limit", 1024, 64 * 1024 * 1024, &body, err) &&
+              gl_settings_int(g, "batch_max", 1, LEDGER_BATCH_MAX, &c->batch_max, err) &&
+              gl_settings_int(g, "writers_per_region", 1, GL_WORKERS_MAX, &c->writers_per_region, err) &&
+              gl_settings_int(g, "queue_depth", 1, 1000000, &c->queue_depth, err) &&
+              gl_settings_int(g, "idempotency_ttl_hours", 24, 24 * 365, &c->idem_ttl_h, err) &&
+              gl_settings_int(g, "rate_per_s", 0, 1000000, &c->rate_per_s, err) &&
+              gl_settings_int(g, "rate_burst", 0, 10000000, &c->rate_burst, err) &&
+              gl_settings_str(g, "log_level", c->log_level, sizeof c->log_level, false, err) &&
+              gl_settings_str(g, "audit_region", c->audit_region, sizeof c->audit_region, false, err) &&
+              gl_settings_int(g, "handler_threads", 1, GL_HANDLERS_MAX, &c->handler_threads, err) &&
+              gl_settings_int(g, "handler_queue", 1, 1000000, &c->handler_queue, err) &&
+              gl_settings_int(g, "read_pool_size", 1, GL_POOL_MAX, &c->read_pool_size, err) &&
+              gl_settings_int(g, "read_acquire_ms", 0, 60000, &c->read_acquire_ms, err) &&
+              gl_settings_int(g, "shutdown_timeout_ms", 100, 600000, &c->shutdown_timeout_ms, err);
+    c->body_limit = (size_t)body;
+    return ok;
+}
+
 bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err) {
+    assert(path && c);
     defaults(c);
     config_t cf;
     config_init(&cf);
-    bool ok = config_read_file(&cf, path) == CONFIG_TRUE;
-    if (!ok) gl_error_set(err, GL_ERR_CONFIG, "%s:%d: %s", path, config_error_line(&cf), config_error_text(&cf));
-    const config_setting_t *g = ok ? config_lookup(&cf, "ledgerd") : NULL;
-    if (ok && !g) {
-        gl_error_set(err, GL_ERR_CONFIG, "%s: no ledgerd group", path);
-        ok = false;
-    }
-    int body = (int)c->body_limit;
-    ok = ok && get_str(g, "listen", c->listen, sizeof c->listen, false, err) &&
-         get_int(g, "port", 1, 65535, &c->port, err) && get_int(g, "threads", 1, 64, &c->threads, err) &&
-         get_int(g, "body_limit", 1024, 64 * 1024 * 1024, &body, err) &&
-         get_int(g, "batch_max", 1, LEDGER_BATCH_MAX, &c->batch_max, err) &&
-         get_int(g, "writers_per_region", 1, GL_WORKERS_MAX, &c->writers_per_region, err) &&
-         get_int(g, "queue_depth", 1, 1000000, &c->queue_depth, err) &&
-         get_int(g, "idempotency_ttl_hours", 24, 24 * 365, &c->idem_ttl_h, err) &&
-         get_int(g, "rate_per_s", 0, 1000000, &c->rate_per_s, err) &&
-         get_int(g, "rate_burst", 0, 10000000, &c->rate_burst, err) &&
-         get_str(g, "log_level", c->log_level, sizeof c->log_level, false, err) &&
-         get_str(g, "audit_region", c->audit_region, sizeof c->audit_region, false, err) &&
-         get_int(g, "handler_threads", 1, GL_HANDLERS_MAX, &c->handler_threads, err) &&
-         get_int(g, "handler_queue", 1, 1000000, &c->handler_queue, err) &&
-         get_int(g, "read_pool_size", 1, GL_POOL_MAX, &c->read_pool_size, err) &&
-         get_int(g, "read_acquire_ms", 0, 60000, &c->read_acquire_ms, err) &&
-         get_int(g, "shutdown_timeout_ms", 100, 600000, &c->shutdown_timeout_ms, err) && load_breaker(g, c, err) &&
-         load_clients(g, c, err) && load_auth(g, c, err) && load_tls(g, c, err);
-    c->body_limit = (size_t)body;
+    const config_setting_t *g = NULL;
+    bool ok = gl_settings_open(&cf, path, &g, err) && load_scalars(g, c, err) && load_breaker(g, c, err) &&
+              load_clients(g, c, err) && gl_auth_config_read(g, &c->auth, err) && load_tls(g, c, err);
     config_destroy(&cf);
     return ok;
 }

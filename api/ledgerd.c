@@ -29,13 +29,8 @@ static int fail(const gl_error *e) {
 
 static bool init_auth(gl_server *srv, gl_error *err) {
     gl_jwt_config jc;
-    gl_jwt_config_init(&jc);
-    jc.alg = srv->cfg.auth_alg;
-    jc.issuer = srv->cfg.auth_issuer;
-    jc.audience = srv->cfg.auth_audience;
-    jc.clock_skew_s = srv->cfg.auth_skew_s;
-    jc.max_lifetime_s = srv->cfg.auth_max_lifetime_s;
-    return gl_jwt_verifier_init_from_files(&srv->jwt, &jc, srv->cfg.auth_key_file, err);
+    gl_auth_jwt_config(&srv->cfg.auth, &jc);
+    return gl_jwt_verifier_init_from_files(&srv->jwt, &jc, srv->cfg.auth.key_file, err);
 }
 
 /* Every route, region and auth-failure reason is registered up front: metrics storage is fixed. */

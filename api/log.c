@@ -203,8 +203,6 @@ void gl_log_json(gl_log_level level, const char *event, json_t *extra, const cha
 
 /* ---- trace context ---- */
 
-static const char HEX[] = "0123456789abcdef";
-
 static int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -254,9 +252,7 @@ static void format_traceparent(const char *trace_id, const char *span_hex, uint8
     out[35] = '-';
     memcpy(out + 36, span_hex, 16);
     out[52] = '-';
-    out[53] = HEX[flags >> 4];
-    out[54] = HEX[flags & 0x0F];
-    out[55] = '\0';
+    gl_hex(&flags, 1, out + 53); /* and the NUL at out[55] */
 }
 
 bool gl_traceparent_child(const char trace_id[33], uint8_t flags, char out[56]) {

@@ -7,50 +7,24 @@
 #include <string.h>
 
 #include "../ledger/pg.h"
-#include "render.h"
+#include "../ledger/render.h"
 
-/* One column list for every read, so rows are decoded in one place. The day's
- * usage only counts when it is today's (the engine rolls the day over lazily). */
-#define MANDATE_COLUMNS                                                                                        \
-    "id, wallet_account_id, grantee, currency, max_amount_per_charge, max_amount_per_day, "                   \
-    "(extract(epoch FROM expires_at) * 1000000)::int8, created_by, (extract(epoch FROM created_at) * 1000000)::int8, " \
-    "coalesce((extract(epoch FROM revoked_at) * 1000000)::int8, 0), coalesce(revoked_by, ''), "                \
-    "CASE WHEN usage_day = (now() AT TIME ZONE 'UTC')::date THEN spent_on_usage_day ELSE 0 END, "             \
-    "expires_at <= now()"
-
-static void mandate_from_row(const PGresult *r, int row, gl_mandate *m) {
-    memset(m, 0, sizeof *m);
-    gl_pg_get_id(r, row, 0, &m->id);
-    gl_pg_get_id(r, row, 1, &m->wallet_account_id);
-    gl_pg_get_text(r, row, 2, m->grantee, sizeof m->grantee);
-    gl_pg_get_text(r, row, 3, m->currency, sizeof m->currency);
-    m->max_amount_per_charge = gl_pg_get_i64(r, row, 4);
-    m->max_amount_per_day = gl_pg_get_i64(r, row, 5);
-    m->expires_at_us = gl_pg_get_i64(r, row, 6);
-    gl_pg_get_text(r, row, 7, m->created_by, sizeof m->created_by);
-    m->created_at_us = gl_pg_get_i64(r, row, 8);
-    m->revoked_at_us = gl_pg_get_i64(r, row, 9);
-    gl_pg_get_text(r, row, 10, m->revoked_by, sizeof m->revoked_by);
-    m->spent_today = gl_pg_get_i64(r, row, 11);
-    m->expired = PQgetvalue(r, row, 12)[0] == 't';
-}
-
-/* Runs a statement returning MANDATE_COLUMNS; 1 row read, 0 no row, -1 error. */
-static int mandate_query(PGconn *db, const char *sql, int n, const char *const *params, gl_mandate *out,
+/* Runs a statement returning LEDGER_MANDATE_COLUMNS; 1 row read, 0 no row, -1 error. */
+static int mandate_query(PGconn *db, const char *sql, int n, const char *const *params, ledger_mandate *out,
                          gl_error *err) {
     PGresult *r = gl_pg_exec(db, sql, n, params, err);
     if (!r) return -1;
     int found = PQntuples(r) > 0;
-    if (found) mandate_from_row(r, 0, out);
+    if (found) ledger_mandate_from_row(r, 0, out);
     PQclear(r);
     return found;
 }
 
-int gl_mandate_get(PGconn *db, const gl_id *id, gl_mandate *out, gl_error *err) {
+int gl_mandate_get(PGconn *db, const gl_id *id, ledger_mandate *out, gl_error *err) {
     char ids[GL_ID_STR_LEN + 1];
     gl_id_format(id, ids);
     const char *p[1] = {ids};
-    return mandate_query(db, "SELECT " MANDATE_COLUMNS " FROM mandates WHERE id = $1::uuid", 1, p, out, err);
+    return mandate_query(db, "SELECT " LEDGER_MANDATE_COLUMNS " FROM mandates WHERE id = $1::uuid", 1, p, out, err);
 }
 
 int gl_mandate_find_live(PGconn *db, const gl_id *wallet, const char *grantee, const char *currency, gl_id *id,
@@ -68,12 +42,12 @@ int gl_mandate_find_live(PGconn *db, const gl_id *wallet, const char *grantee, c
     return found;
 }
 
-int gl_mandate_insert(PGconn *db, gl_mandate *m, gl_error *err) {
+int gl_mandate_insert(PGconn *db, ledger_mandate *m, gl_error *err) {
     char id[GL_ID_STR_LEN + 1], wallet[GL_ID_STR_LEN + 1], per_charge[24], per_day[24], expires[48];
     gl_id_format(&m->id, id);
     gl_id_format(&m->wallet_account_id, wallet);
-    snprintf(per_charge, sizeof per_charge, "%lld", (long long)m->max_amount_per_charge);
-    snprintf(per_day, sizeof per_day, "%lld", (long long)m->max_amount_per_day);
+    snprintf(per_charge, sizeof per_charge, "%lld", (long long)m->max_per_charge);
+    snprintf(per_day, sizeof per_day, "%lld", (long long)m->max_per_day);
     gl_format_ts_us(m->expires_at_us, expires, sizeof expires);
     const char *retire[3] = {wallet, m->grantee, m->currency};
     /* An expired mandate still holds the "one live mandate" slot until retired. */
@@ -89,11 +63,11 @@ int gl_mandate_insert(PGconn *db, gl_mandate *m, gl_error *err) {
                          "max_amount_per_day, expires_at, created_by) "
                          "VALUES ($1::uuid, $2::uuid, $3, $4, $5::int8, $6::int8, $7::timestamptz, $8) "
                          "ON CONFLICT (wallet_account_id, grantee, currency) WHERE revoked_at IS NULL DO NOTHING "
-                         "RETURNING " MANDATE_COLUMNS,
+                         "RETURNING " LEDGER_MANDATE_COLUMNS,
                          8, p, m, err);
 }
 
-int gl_mandate_revoke(PGconn *db, const gl_id *id, const char *by, gl_mandate *m, gl_error *err) {
+int gl_mandate_revoke(PGconn *db, const gl_id *id, const char *by, ledger_mandate *m, gl_error *err) {
     char ids[GL_ID_STR_LEN + 1];
     gl_id_format(id, ids);
     const char *p[2] = {ids, by};
@@ -101,7 +75,7 @@ int gl_mandate_revoke(PGconn *db, const gl_id *id, const char *by, gl_mandate *m
      * before the revocation or is refused after it, never in between. */
     int rc = mandate_query(db,
                            "UPDATE mandates SET revoked_at = now(), revoked_by = $2 "
-                           "WHERE id = $1::uuid AND revoked_at IS NULL RETURNING " MANDATE_COLUMNS,
+                           "WHERE id = $1::uuid AND revoked_at IS NULL RETURNING " LEDGER_MANDATE_COLUMNS,
                            2, p, m, err);
     if (rc != 0) return rc;
     rc = gl_mandate_get(db, id, m, err);
@@ -115,16 +89,16 @@ static json_t *time_json(int64_t us) {
     return json_string(buf);
 }
 
-json_t *gl_mandate_json(const gl_mandate *m) {
+json_t *gl_mandate_json(const ledger_mandate *m) {
     const char *status = m->revoked_at_us ? "revoked" : m->expired ? "expired" : "active";
     json_t *o = json_object();
     json_object_set_new(o, "id", gl_id_json(&m->id));
     json_object_set_new(o, "wallet_account_id", gl_id_json(&m->wallet_account_id));
     json_object_set_new(o, "grantee", json_string(m->grantee));
     json_object_set_new(o, "currency", json_string(m->currency));
-    json_object_set_new(o, "max_amount_per_charge", json_integer(m->max_amount_per_charge));
-    json_object_set_new(o, "max_amount_per_day", json_integer(m->max_amount_per_day));
-    json_object_set_new(o, "spent_today", json_integer(m->spent_today));
+    json_object_set_new(o, "max_amount_per_charge", json_integer(m->max_per_charge));
+    json_object_set_new(o, "max_amount_per_day", json_integer(m->max_per_day));
+    json_object_set_new(o, "spent_today", json_integer(ledger_mandate_spent_today(m)));
     json_object_set_new(o, "status", json_string(status));
     json_object_set_new(o, "expires_at", time_json(m->expires_at_us));
     json_object_set_new(o, "created_by", json_string(m->created_by));

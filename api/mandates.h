@@ -23,24 +23,10 @@
 
 #define GL_MANDATE_MAX_LIFETIME_S (5LL * 366 * 24 * 3600)
 
-typedef struct {
-    gl_id id;
-    gl_id wallet_account_id;
-    char grantee[LEDGER_OWNER_MAX + 1];
-    char currency[4];
-    int64_t max_amount_per_charge;
-    int64_t max_amount_per_day;
-    int64_t expires_at_us;
-    char created_by[LEDGER_OWNER_MAX + 1];
-    int64_t created_at_us;
-    int64_t revoked_at_us; /* 0: not revoked */
-    char revoked_by[LEDGER_OWNER_MAX + 1];
-    int64_t spent_today;   /* usage of the current UTC day */
-    bool expired;          /* expires_at has passed (by the database clock) */
-} gl_mandate;
+/* A mandate is a ledger_mandate (../ledger/ledger.h), decoded where the engine decodes it. */
 
 /* 1 found, 0 not found, -1 error. */
-int gl_mandate_get(PGconn *db, const gl_id *id, gl_mandate *out, gl_error *err);
+int gl_mandate_get(PGconn *db, const gl_id *id, ledger_mandate *out, gl_error *err);
 
 /* The live (not revoked, not expired) mandate letting `grantee` debit `wallet`
  * in `currency`: 1 found (*id set), 0 none, -1 error. */
@@ -51,15 +37,15 @@ int gl_mandate_find_live(PGconn *db, const gl_id *wallet, const char *grantee, c
  * set by the caller). An expired mandate for the same wallet, grantee and
  * currency is retired first. Returns 1 created (m completed from the row),
  * 0 a live mandate already exists (nothing written), -1 error. */
-int gl_mandate_insert(PGconn *db, gl_mandate *m, gl_error *err);
+int gl_mandate_insert(PGconn *db, ledger_mandate *m, gl_error *err);
 
 /* Revokes mandate `id` by `by`. 1 revoked now, 0 was already revoked (m holds
  * the row either way), -1 error (including not found: GL_ERR_NOT_FOUND). */
-int gl_mandate_revoke(PGconn *db, const gl_id *id, const char *by, gl_mandate *m, gl_error *err);
+int gl_mandate_revoke(PGconn *db, const gl_id *id, const char *by, ledger_mandate *m, gl_error *err);
 
 /* {id, wallet_account_id, grantee, currency, max_amount_per_charge,
  *  max_amount_per_day, spent_today, status: active|revoked|expired,
  *  expires_at, created_by, created_at, revoked_at, revoked_by (null while live)} */
-json_t *gl_mandate_json(const gl_mandate *m);
+json_t *gl_mandate_json(const ledger_mandate *m);
 
 #endif

@@ -16,12 +16,12 @@
 #include "endpoints.h"
 #include "jobs.h"
 #include "reads.h"
-#include "render.h"
+#include "../ledger/render.h"
 #include "request.h"
 
 /* Who may see or revoke a mandate: the wallet's owner, the grantee, an admin.
  * 1 yes, 0 no (answered 404: existence is not leaked), -1 region unavailable. */
-static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
+static int mandate_visible(gl_req *req, const gl_id *id, ledger_mandate *m) {
     const gl_region *r = gl_region_of_id(&req->srv->regions, id);
     if (!r) return 0;
     PGconn *db = gl_read_conn(req, r);
@@ -34,7 +34,7 @@ static int mandate_visible(gl_req *req, const gl_id *id, gl_mandate *m) {
     return v < 0 ? -1 : v == 1;
 }
 
-static bool respond_mandate(gl_job *job, unsigned status, const gl_mandate *m) {
+static bool respond_mandate(gl_job *job, unsigned status, const ledger_mandate *m) {
     json_t *o = gl_mandate_json(m);
     job->resp.status = status;
     job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -44,7 +44,7 @@ static bool respond_mandate(gl_job *job, unsigned status, const gl_mandate *m) {
 
 /* A mandate change is audited in the transaction that makes it (PCI DSS
  * 10.2.1): both commit, or neither. */
-static bool audit_mandate(PGconn *db, const gl_job *job, const char *action, const gl_mandate *m, gl_error *err) {
+static bool audit_mandate(PGconn *db, const gl_job *job, const char *action, const ledger_mandate *m, gl_error *err) {
     json_t *detail = gl_mandate_json(m);
     char id[GL_ID_STR_LEN + 1];
     gl_id_format(&m->id, id);
@@ -58,7 +58,7 @@ static bool audit_mandate(PGconn *db, const gl_job *job, const char *action, con
 
 /* Runs in the writer's transaction; reruns of the batch start from the request's copy. */
 static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
-    gl_mandate m = *(const gl_mandate *)job->extra;
+    ledger_mandate m = *(const ledger_mandate *)job->extra;
     int rc = gl_mandate_insert(db, &m, err);
     if (rc < 0) return false;
     if (rc == 0)
@@ -68,22 +68,22 @@ static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
 }
 
 static bool respond_mandate_revoke(gl_job *job, PGconn *db, gl_error *err) {
-    gl_mandate m;
+    ledger_mandate m;
     int rc = gl_mandate_revoke(db, (const gl_id *)job->extra, job->principal, &m, err);
     if (rc < 0) return false;
     return (rc == 0 || audit_mandate(db, job, "mandate.revoke", &m, err)) && respond_mandate(job, 200, &m);
 }
 
 /* Checks the body of POST /v1/mandates into *m; on failure sets *fail. */
-static bool mandate_fields(gl_req *req, json_t *o, gl_mandate *m, gl_response *fail) {
+static bool mandate_fields(gl_req *req, json_t *o, ledger_mandate *m, gl_response *fail) {
     const char *bad = NULL;
     if (!gl_id_parse(gl_str_field(o, "wallet_account_id"), &m->wallet_account_id)) bad = "wallet_account_id";
     else if (!gl_copy_str(m->grantee, sizeof m->grantee, gl_str_field(o, "grantee")) || !m->grantee[0]) bad = "grantee";
     else if (!gl_copy_str(m->currency, sizeof m->currency, gl_str_field(o, "currency")) || !gl_currency_find(m->currency))
         bad = "currency";
-    else if (!gl_amount_field(o, "max_amount_per_charge", true, &m->max_amount_per_charge)) bad = "max_amount_per_charge";
-    else if (!gl_amount_field(o, "max_amount_per_day", true, &m->max_amount_per_day) ||
-             m->max_amount_per_day < m->max_amount_per_charge)
+    else if (!gl_amount_field(o, "max_amount_per_charge", true, &m->max_per_charge)) bad = "max_amount_per_charge";
+    else if (!gl_amount_field(o, "max_amount_per_day", true, &m->max_per_day) ||
+             m->max_per_day < m->max_per_charge)
         bad = "max_amount_per_day";
     else if (!gl_parse_rfc3339_us(gl_str_field(o, "expires_at"), &m->expires_at_us)) bad = "expires_at";
     if (bad) {
@@ -111,7 +111,7 @@ gl_response gl_create_mandate(gl_req *req) {
     gl_response fail;
     json_t *o = gl_parse_body(req, spec, &fail);
     if (!o) return fail;
-    gl_mandate *m = calloc(1, sizeof *m);
+    ledger_mandate *m = calloc(1, sizeof *m);
     bool ok = m && mandate_fields(req, o, m, &fail);
     json_decref(o);
     if (!ok) {
@@ -150,7 +150,7 @@ gl_response gl_create_mandate(gl_req *req) {
 }
 
 gl_response gl_get_mandate(gl_req *req, const gl_id *id) {
-    gl_mandate m;
+    ledger_mandate m;
     int v = mandate_visible(req, id, &m);
     if (v < 0) return gl_read_error(req);
     if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);
@@ -159,7 +159,7 @@ gl_response gl_get_mandate(gl_req *req, const gl_id *id) {
 
 /* Revocation is idempotent: revoking a revoked mandate answers it as it is. */
 gl_response gl_revoke_mandate(gl_req *req, const gl_id *id) {
-    gl_mandate m;
+    ledger_mandate m;
     int v = mandate_visible(req, id, &m);
     if (v < 0) return gl_read_error(req);
     if (v == 0) return gl_respond_error(req, 404, "mandate_not_found", "mandate not found", NULL);

@@ -20,12 +20,13 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "../auth/authconf.h"
+#include "../auth/jwt.h"
 #include "../ledger/ledger.h"
 #include "../regions/breaker.h"
 #include "../regions/pool.h"
 #include "../regions/regions.h"
 #include "auditq.h"
-#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "clients.h"
@@ -58,12 +59,7 @@ typedef struct {
     int rate_burst;
     char log_level[8];
     char audit_region[GL_REGION_NAME_MAX + 1]; /* "" = the first region */
-    char auth_alg[8];
-    char auth_key_file[1024];
-    char auth_issuer[128];
-    char auth_audience[128];
-    int auth_skew_s;
-    int auth_max_lifetime_s; /* exp - iat at most; 0 = no limit */
+    gl_auth_config auth; /* ../auth/authconf.h */
     gl_clients_config clients;
     int handler_threads; /* run requests off the HTTP threads (http.c) */
     int handler_queue;   /* requests waiting for a handler thread */

@@ -15,7 +15,7 @@
 #include "endpoints.h"
 #include "jobs.h"
 #include "reads.h"
-#include "render.h"
+#include "../ledger/render.h"
 #include "request.h"
 
 /* A new transfer as GET would show it, from its command and result. */

@@ -19,11 +19,12 @@
 #include <unistd.h>
 
 #include "../ledger/ledger.h"
+#include "../ledger/text.h"
 #include "../regions/regions.h"
 
 typedef struct {
     const char *config, *region, *scenario, *accounts_out;
-    long accounts, seconds, batch;
+    int64_t accounts, seconds, batch;
 } bench_opts;
 
 static double now_s(void) {
@@ -39,15 +40,6 @@ static uint64_t rng(void) {
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ULL;
-}
-
-static bool parse_long(const char *s, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > max) return false;
-    *out = v;
-    return true;
 }
 
 static int usage(void) {
@@ -72,10 +64,10 @@ static bool parse_args(int argc, char **argv, bench_opts *o) {
         case 'c': o->config = optarg; break;
         case 'r': o->region = optarg; break;
         case 's': o->scenario = optarg; break;
-        case 'a': ok = parse_long(optarg, 2, 10000000, &o->accounts); break;
-        case 't': ok = parse_long(optarg, 0, 3600, &o->seconds); break;
+        case 'a': ok = gl_parse_i64(optarg, 2, 10000000, &o->accounts); break;
+        case 't': ok = gl_parse_i64(optarg, 0, 3600, &o->seconds); break;
         case 'o': o->accounts_out = optarg; break;
-        case 'b': ok = parse_long(optarg, 1, LEDGER_BATCH_MAX, &o->batch); break;
+        case 'b': ok = gl_parse_i64(optarg, 1, LEDGER_BATCH_MAX, &o->batch); break;
         default: ok = false;
         }
         if (!ok) return false;

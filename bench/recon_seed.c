@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../ledger/ledger.h"
+#include "../ledger/text.h"
 #include "../ledger/pg.h"
 #include "../regions/regions.h"
 
@@ -28,17 +29,8 @@
 
 typedef struct {
     const char *config, *region, *file;
-    long transfers, breaks;
+    int64_t transfers, breaks;
 } seed_opts;
-
-static bool parse_long(const char *s, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
 
 static bool parse_args(int argc, char **argv, seed_opts *o) {
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
@@ -54,8 +46,8 @@ static bool parse_args(int argc, char **argv, seed_opts *o) {
         if (ch == 'c') o->config = optarg;
         else if (ch == 'r') o->region = optarg;
         else if (ch == 'f') o->file = optarg;
-        else if (ch == 'n') ok = parse_long(optarg, 1000, 100000000, &o->transfers);
-        else if (ch == 'b') ok = parse_long(optarg, 0, 100000, &o->breaks);
+        else if (ch == 'n') ok = gl_parse_i64(optarg, 1000, 100000000, &o->transfers);
+        else if (ch == 'b') ok = gl_parse_i64(optarg, 0, 100000, &o->breaks);
         else ok = false;
         if (!ok) return false;
     }

@@ -71,10 +71,8 @@ static int parse_audit_opts(const cli *c, int argc, char **argv, audit_opts *o, 
             if (!parse_head(optarg, o))
                 return cli_fail_usage("--expect-head wants SEQ:HASH (64 lower-case hex digits), got '%s'", optarg);
         } else if (ch == 'l' && !verify) {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > GL_AUDIT_FETCH_ROWS)
+            int64_t v;
+            if (!gl_parse_i64(optarg, 1, GL_AUDIT_FETCH_ROWS, &v))
                 return cli_fail_usage("--limit must be 1..10000, got '%s'", optarg);
             o->limit = (int)v;
         } else {

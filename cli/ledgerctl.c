@@ -24,23 +24,22 @@
 #include "../ledger/migrate.h"
 #include "../regions/regions.h"
 #include "../regions/route.h"
-#include "../api/jwt.h"
-#include "../api/render.h"
-#include "../api/server.h"
+#include "../auth/authconf.h"
+#include "../ledger/render.h"
 
 #include "cli.h"
 
 #define DEFAULT_OWNER "operator"
 
 static void print_account(const cli *c, const ledger_account *a) {
+    const char *region = gl_region_name_of_id(&c->cfg, &a->id);
     if (c->json) {
-        cli_emit_json(gl_account_json(&c->cfg, a));
+        cli_emit_json(gl_account_json(a, region));
         return;
     }
     char id[GL_ID_STR_LEN + 1];
     gl_id_format(&a->id, id);
-    const gl_region *r = gl_region_of_id(&c->cfg, &a->id);
-    printf("account %s\n  region %s  currency %s  owner %s  kind %s  version %lld%s\n", id, r ? r->name : "?",
+    printf("account %s\n  region %s  currency %s  owner %s  kind %s  version %lld%s\n", id, region ? region : "?",
            a->currency, a->owner, a->kind, (long long)a->version, (a->flags & LEDGER_AF_CLOSED) ? "  CLOSED" : "");
     printf("  debits  posted %lld  pending %lld\n  credits posted %lld  pending %lld\n", (long long)a->debits_posted,
            (long long)a->debits_pending, (long long)a->credits_posted, (long long)a->credits_pending);
@@ -559,18 +558,18 @@ static int cmd_token(cli *c, int argc, char **argv) {
         } else return cli_fail_usage("%s: bad option", argv[0]);
     }
     if (!sub) return cli_fail_usage("token needs --sub PRINCIPAL%s", "");
-    gl_server_config sc;
+    gl_auth_config ac;
     gl_error e;
-    if (!gl_server_config_load(c->config_path, &sc, &e)) return cli_fail_error(c, &e);
-    if (sc.auth_max_lifetime_s > 0 && ttl > sc.auth_max_lifetime_s)
+    if (!gl_auth_config_load(c->config_path, &ac, &e)) return cli_fail_error(c, &e);
+    if (ac.max_lifetime_s > 0 && ttl > ac.max_lifetime_s)
         return cli_fail_usage("--ttl is over ledgerd's max_token_lifetime_s (%s): ledgerd would refuse the token",
                               "auth.max_token_lifetime_s in ledger.conf");
     time_t now = time(NULL);
-    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", sc.auth_issuer, "aud", sc.auth_audience, "sub", sub,
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", ac.issuer, "aud", ac.audience, "sub", sub,
                                "scope", scope, "iat", (json_int_t)now, "exp", (json_int_t)now + (json_int_t)ttl);
     if (claims && regions) json_object_set_new(claims, "regions", region_list(regions));
     char *token = NULL;
-    bool ok = claims && gl_jwt_sign_from_file(sc.auth_alg, key ? key : sc.auth_key_file, claims, &token, &e);
+    bool ok = claims && gl_jwt_sign_from_file(ac.alg, key ? key : ac.key_file, claims, &token, &e);
     json_decref(claims);
     if (!ok) return cli_fail_error(c, &e);
     if (c->json) cli_emit_json(json_pack("{s:s}", "token", token));

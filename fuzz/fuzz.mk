@@ -21,12 +21,12 @@ FUZZ_FLAGS    = $(FUZZ_CFLAGS) -std=c17 -pthread $(FUZZ_SAN)
 
 # The library sources each harness is linked with (compiled here with clang and
 # the sanitizers; the harness itself is the only file with a main, libFuzzer's).
-FUZZ_LIB_jwt        := api/jwt.c ledger/error.c
+FUZZ_LIB_jwt        := auth/jwt.c ledger/error.c
 FUZZ_LIB_csv        := reconciliation/csv.c ledger/error.c
 FUZZ_LIB_settlement := fuzz/pan_oracle.c ledger/text.c reconciliation/settlement.c reconciliation/csv.c reconciliation/decimal.c \
                        reconciliation/pan.c reconciliation/keyring.c ledger/money.c ledger/currency.c ledger/error.c
 FUZZ_LIB_decimal    := reconciliation/decimal.c ledger/money.c ledger/error.c
-FUZZ_LIB_rfc3339    := ledger/pg.c ledger/deadline.c ledger/clock.c reconciliation/report.c ledger/buf.c ledger/id.c ledger/error.c
+FUZZ_LIB_rfc3339    := ledger/pg.c ledger/deadline.c ledger/clock.c reconciliation/report.c ledger/buf.c ledger/id.c ledger/error.c ledger/text.c
 FUZZ_LIB_uuid       := ledger/id.c ledger/error.c
 FUZZ_LIB_pan        := fuzz/pan_oracle.c reconciliation/pan.c reconciliation/keyring.c ledger/text.c ledger/error.c
 FUZZ_LIB_sealed     := reconciliation/sealed.c reconciliation/keyring.c ledger/error.c

@@ -1,5 +1,5 @@
 /*
- * fuzz_jwt.c — libFuzzer harness for JWT verification (api/jwt.c:
+ * fuzz_jwt.c — libFuzzer harness for JWT verification (auth/jwt.c:
  * gl_jwt_verify and, through it, the strict base64url decoder, the header
  * parser, the HS256/ES256 signature checks and the claims parser), plus
  * gl_jwt_sign round trips.
@@ -39,7 +39,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "../api/jwt.h"
+#include "../auth/jwt.h"
 
 /* A broken invariant: say where, then abort (libFuzzer keeps the input as a crash). */
 #define FAIL() (fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, __LINE__), abort())

@@ -39,20 +39,7 @@ typedef struct {
     int64_t amount_reversed;
 } ledger_target;
 
-/* A mandate as locked for the batch: a wallet owner's permission for a grantee
- * to debit the wallet, with caps; spent_today is the usage of day `day`. */
-typedef struct {
-    gl_id id;
-    gl_id wallet_account_id;
-    char grantee[LEDGER_OWNER_MAX + 1];
-    char currency[4];
-    int64_t max_per_charge, max_per_day;
-    int64_t expires_at_us;
-    bool revoked;
-    int64_t day;         /* UTC days since 1970-01-01 that spent_today counts */
-    int64_t spent_today;
-    bool touched;
-} ledger_mandate;
+/* ledger_mandate (ledger.h): a mandate as locked for the batch. */
 
 /* Does mandate `m` (NULL: not found) let command `c` debit `c->amount` at
  * `now_us`? LEDGER_OK, LEDGER_MANDATE_INVALID or LEDGER_MANDATE_LIMIT_EXCEEDED.

@@ -1,11 +1,13 @@
 #include "buf.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool buf_reserve(gl_buf *b, size_t extra) {
+bool gl_buf_reserve(gl_buf *b, size_t extra) {
+    assert(b);
     if (b->failed) return false;
     if (b->len + extra + 1 <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 4096;
@@ -40,7 +42,7 @@ void gl_buf_free(gl_buf *b) {
 }
 
 void gl_buf_append(gl_buf *b, const char *s, size_t n) {
-    if (!buf_reserve(b, n)) return;
+    if (!gl_buf_reserve(b, n)) return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -97,7 +99,7 @@ void gl_buf_printf(gl_buf *b, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || !buf_reserve(b, (size_t)n)) {
+    if (n < 0 || !gl_buf_reserve(b, (size_t)n)) {
         b->failed = true;
         return;
     }

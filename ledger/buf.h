@@ -19,6 +19,10 @@ typedef struct {
 } gl_buf;
 
 void gl_buf_reset(gl_buf *b); /* len = 0, keeps memory */
+/* Room for `extra` more bytes and a NUL after them, for a caller that writes
+ * into data + len itself (fread) and then adds to len; false (and `failed`
+ * set) when there is none. */
+bool gl_buf_reserve(gl_buf *b, size_t extra);
 void gl_buf_free(gl_buf *b);
 void gl_buf_append(gl_buf *b, const char *s, size_t n);
 void gl_buf_puts(gl_buf *b, const char *s);

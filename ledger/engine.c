@@ -618,27 +618,11 @@ static bool load_mandates(batch *b, PGconn *db, gl_error *err) {
     if (m > 0) {
         gl_buf *p[1] = {ids_param(&b->sql_a, ids, m)};
         PGresult *r = gl_pg_exec_bin(
-            db,
-            "SELECT id, wallet_account_id, grantee, currency, max_amount_per_charge, max_amount_per_day, "
-            "(extract(epoch FROM expires_at) * 1000000)::int8, revoked_at IS NOT NULL, "
-            "(usage_day - date '1970-01-01')::int8, spent_on_usage_day "
-            "FROM mandates WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
-            1, p, err);
+            db, "SELECT " LEDGER_MANDATE_COLUMNS " FROM mandates WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", 1,
+            p, err);
         ok = r != NULL;
-        for (int row = 0; ok && row < PQntuples(r); row++) {
-            ledger_mandate *md = &b->mandates[b->n_mandates++];
-            memset(md, 0, sizeof *md);
-            gl_pg_get_id(r, row, 0, &md->id);
-            gl_pg_get_id(r, row, 1, &md->wallet_account_id);
-            gl_pg_get_text(r, row, 2, md->grantee, sizeof md->grantee);
-            gl_pg_get_text(r, row, 3, md->currency, sizeof md->currency);
-            md->max_per_charge = gl_pg_get_i64(r, row, 4);
-            md->max_per_day = gl_pg_get_i64(r, row, 5);
-            md->expires_at_us = gl_pg_get_i64(r, row, 6);
-            md->revoked = PQgetvalue(r, row, 7)[0] == 't';
-            md->day = gl_pg_get_i64(r, row, 8);
-            md->spent_today = gl_pg_get_i64(r, row, 9);
-        }
+        for (int row = 0; ok && row < PQntuples(r); row++)
+            ledger_mandate_from_row(r, row, &b->mandates[b->n_mandates++]);
         PQclear(r);
     }
     free(ids);

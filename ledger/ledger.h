@@ -235,6 +235,42 @@ int ledger_entries_list(PGconn *db, const gl_id *account_id, int64_t after_versi
  * Returns the number expired, or -1. */
 int ledger_expire_due(PGconn *db, const ledger_ctx *ctx, int limit, gl_error *err);
 
+/* A mandate (sql/0006_mandates.sql): a wallet owner's permission for a
+ * grantee to debit the wallet, with caps. One struct and one decoder for
+ * every read of the table: the engine's lock of a batch's mandates, ledgerd's
+ * reads, inserts and revocations (api/mandates.c). */
+typedef struct {
+    gl_id id;
+    gl_id wallet_account_id;
+    char grantee[LEDGER_OWNER_MAX + 1];
+    char currency[4];
+    int64_t max_per_charge, max_per_day;
+    int64_t expires_at_us;
+    bool revoked;
+    int64_t day;         /* UTC days since 1970-01-01 that spent_today counts */
+    int64_t spent_today; /* the usage of `day` (the engine rolls the day over lazily) */
+    char created_by[LEDGER_OWNER_MAX + 1];
+    int64_t created_at_us;
+    int64_t revoked_at_us; /* 0: not revoked */
+    char revoked_by[LEDGER_OWNER_MAX + 1];
+    bool expired;     /* expires_at had passed when read, by the database clock */
+    int64_t read_day; /* the database's UTC day when read: what "today" is for ledger_mandate_spent_today */
+    bool touched;     /* the engine: its usage changed in this batch */
+} ledger_mandate;
+
+/* What every read of the mandates table selects, in the order
+ * ledger_mandate_from_row decodes (text results). */
+#define LEDGER_MANDATE_COLUMNS                                                                                 \
+    "id, wallet_account_id, grantee, currency, max_amount_per_charge, max_amount_per_day, "                   \
+    "(extract(epoch FROM expires_at) * 1000000)::int8, revoked_at IS NOT NULL, "                              \
+    "(usage_day - date '1970-01-01')::int8, spent_on_usage_day, "                                             \
+    "created_by, (extract(epoch FROM created_at) * 1000000)::int8, "                                          \
+    "coalesce((extract(epoch FROM revoked_at) * 1000000)::int8, 0), coalesce(revoked_by, ''), "               \
+    "expires_at <= now(), ((now() AT TIME ZONE 'UTC')::date - date '1970-01-01')::int8"
+void ledger_mandate_from_row(const PGresult *r, int row, ledger_mandate *m);
+/* The usage of the day the row was read on (0 when its usage is of an earlier day). */
+int64_t ledger_mandate_spent_today(const ledger_mandate *m);
+
 /* ---- invariants (DESIGN §5, 1-5) ---- */
 
 typedef void (*ledger_violation_fn)(void *arg, int invariant, const char *what);

@@ -223,3 +223,29 @@ int ledger_expire_due(PGconn *db, const ledger_ctx *ctx, int limit, gl_error *er
     PQclear(r);
     return expired;
 }
+
+void ledger_mandate_from_row(const PGresult *r, int row, ledger_mandate *m) {
+    assert(r && m && row >= 0 && row < PQntuples(r) && PQnfields(r) == 16);
+    memset(m, 0, sizeof *m);
+    gl_pg_get_id(r, row, 0, &m->id);
+    gl_pg_get_id(r, row, 1, &m->wallet_account_id);
+    gl_pg_get_text(r, row, 2, m->grantee, sizeof m->grantee);
+    gl_pg_get_text(r, row, 3, m->currency, sizeof m->currency);
+    m->max_per_charge = gl_pg_get_i64(r, row, 4);
+    m->max_per_day = gl_pg_get_i64(r, row, 5);
+    m->expires_at_us = gl_pg_get_i64(r, row, 6);
+    m->revoked = PQgetvalue(r, row, 7)[0] == 't';
+    m->day = gl_pg_get_i64(r, row, 8);
+    m->spent_today = gl_pg_get_i64(r, row, 9);
+    gl_pg_get_text(r, row, 10, m->created_by, sizeof m->created_by);
+    m->created_at_us = gl_pg_get_i64(r, row, 11);
+    m->revoked_at_us = gl_pg_get_i64(r, row, 12);
+    gl_pg_get_text(r, row, 13, m->revoked_by, sizeof m->revoked_by);
+    m->expired = PQgetvalue(r, row, 14)[0] == 't';
+    m->read_day = gl_pg_get_i64(r, row, 15);
+}
+
+int64_t ledger_mandate_spent_today(const ledger_mandate *m) {
+    assert(m);
+    return m->day == m->read_day ? m->spent_today : 0;
+}

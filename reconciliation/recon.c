@@ -9,6 +9,7 @@
 
 #include "../ledger/text.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -177,32 +178,23 @@ static void part_map_close(part_map *pm) {
     *pm = (part_map){0};
 }
 
-/* A growing buffer that work files are read back into. Matchers keep theirs
- * from one partition to the next: fresh allocations of tens of MB per
- * partition cost a page fault and a zeroed page for every 4 KiB. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} load_buf;
+/* Work files are read back into a gl_buf. Matchers keep theirs from one
+ * partition to the next (gl_buf_reset keeps the memory): fresh allocations of
+ * tens of MB per partition cost a page fault and a zeroed page for every 4 KiB. */
 
 /* Appends the whole work file f (its records, in order) to b. */
-static bool load_append(load_buf *b, FILE *f, gl_error *err) {
+static bool load_append(gl_buf *b, FILE *f, gl_error *err) {
+    assert(b && f);
     if (fflush(f) != 0 || fseeko(f, 0, SEEK_END) != 0) goto io;
     off_t n = ftello(f);
     if (n < 0 || fseeko(f, 0, SEEK_SET) != 0) goto io;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 20;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a work file of %lld bytes", (long long)n);
-            return false;
-        }
-        b->data = grown;
-        b->cap = cap;
+    if (!gl_buf_reserve(b, (size_t)n)) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory loading a work file of %lld bytes", (long long)n);
+        return false;
     }
     if (n > 0 && fread(b->data + b->len, (size_t)n, 1, f) != 1) goto io;
     b->len += (size_t)n;
+    b->data[b->len] = '\0';
     return true;
 io:
     gl_error_set(err, GL_ERR_INTERNAL, "cannot read a work file: %s", strerror(errno));
@@ -210,8 +202,8 @@ io:
 }
 
 /* File i of every matcher's set, one after the other (pass 2's partition i; the breaks). */
-static bool load_all(load_buf *b, partition_set *sets, unsigned i, gl_error *err) {
-    b->len = 0;
+static bool load_all(gl_buf *b, partition_set *sets, unsigned i, gl_error *err) {
+    gl_buf_reset(b);
     for (int k = 0; k < MATCHERS; k++)
         if (!load_append(b, sets[k].f[i], err)) return false;
     return true;
@@ -255,7 +247,7 @@ typedef struct {
     unsigned first;
     FILE *breaks;
     partition_set *p2s, *p2l;
-    load_buf s, l;     /* pass 2's partition being matched, reused for the next one */
+    gl_buf s, l;     /* pass 2's partition being matched, reused for the next one */
     const rec **slots; /* the hash table's storage (rec_slot), likewise reused */
     size_t slots_bytes;
     uint8_t *flags; /* the table's matched flags' storage, likewise reused */
@@ -753,7 +745,7 @@ static bool match_partition_by_key(matcher *m, unsigned i) {
 /* Pass 2's partition i is the matchers' files i one after the other, loaded
  * into a buffer: its records are renumbered 0..n-1 for the matched flags
  * (*n, when asked). */
-static bool load_pass2(load_buf *b, partition_set *sets, unsigned i, size_t *n, gl_error *err) {
+static bool load_pass2(gl_buf *b, partition_set *sets, unsigned i, size_t *n, gl_error *err) {
     if (!load_all(b, sets, i, err)) return false;
     uint32_t ord = 0;
     for (size_t off = 0; off < b->len; off += ((rec *)(void *)(b->data + off))->size)
@@ -825,8 +817,8 @@ static bool match_all(job *j, gl_error *err) {
     if (ok) run_matchers(ms, pass2_main);
     gl_recon_summary *sum = j->sum;
     for (int k = 0; k < MATCHERS; k++) {
-        free(ms[k].s.data);
-        free(ms[k].l.data);
+        gl_buf_free(&ms[k].s);
+        gl_buf_free(&ms[k].l);
         if (ms[k].slots) munmap(ms[k].slots, ms[k].slots_bytes);
         free(ms[k].flags);
         if (ok && !ms[k].ok) *err = ms[k].err;
@@ -1097,9 +1089,9 @@ static bool copy_begin(PGconn *db, const char *sql, gl_error *err) {
 static bool write_breaks(job *j, PGconn *db, gl_error *err) {
     partition_set files[MATCHERS]; /* one "partition" per matcher: its breaks file */
     for (int k = 0; k < MATCHERS; k++) files[k] = (partition_set){.n = 1, .f = {j->w.breaks[k]}};
-    load_buf all = {0};
+    gl_buf all = {0};
     if (!load_all(&all, files, 0, err)) {
-        free(all.data);
+        gl_buf_free(&all);
         return false;
     }
     breaks_reader br = {.data = all.data, .len = all.len};
@@ -1161,9 +1153,9 @@ static bool write_breaks(job *j, PGconn *db, gl_error *err) {
 
 static bool write_malformed(job *j, PGconn *db, gl_error *err) {
     if (j->sum->malformed == 0) return true;
-    load_buf all = {0};
+    gl_buf all = {0};
     if (!load_append(&all, j->w.malformed, err)) {
-        free(all.data);
+        gl_buf_free(&all);
         return false;
     }
     const char *data = all.data;
@@ -1183,7 +1175,7 @@ static bool write_malformed(job *j, PGconn *db, gl_error *err) {
     if (ok) ok = copy_flush(db, &b, err);
     ok = copy_end(db, ok, err) && ok;
     gl_buf_free(&b);
-    free(all.data);
+    gl_buf_free(&all);
     return ok;
 }
 

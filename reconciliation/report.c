@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../ledger/pg.h"
+#include "../ledger/text.h"
 
 #define US_PER_S INT64_C(1000000)
 #define US_PER_DAY (INT64_C(86400) * US_PER_S)
@@ -188,15 +189,11 @@ typedef struct {
 /* A numeric column holding an integer sum, as int64: an error (never a wrap) if it does not fit. */
 static bool get_sum(const PGresult *res, int row, int col, int64_t *out, gl_error *err) {
     const char *s = PQgetvalue(res, row, col);
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno == ERANGE || end == s || *end != '\0') {
+    if (!gl_parse_i64(s, INT64_MIN, INT64_MAX, out)) {
         gl_error_set(err, GL_ERR_INTERNAL, "a sum of amounts does not fit in 64 bits: %.64s", s);
         gl_error_hint(err, "report a shorter period");
         return false;
     }
-    *out = v;
     return true;
 }
 

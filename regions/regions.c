@@ -528,6 +528,11 @@ const gl_region *gl_region_of_id(const gl_config *cfg, const gl_id *id) {
     return code == 0 ? NULL : gl_region_by_code(cfg, code);
 }
 
+const char *gl_region_name_of_id(const gl_config *cfg, const gl_id *id) {
+    const gl_region *r = gl_region_of_id(cfg, id);
+    return r ? r->name : NULL;
+}
+
 static const char *role_conninfo(const gl_region *r, gl_db_role role) {
     switch (role) {
     case GL_ROLE_SERVICE: return r->conninfo;

@@ -92,6 +92,8 @@ const gl_region *gl_region_by_name(const gl_config *cfg, const char *name);
 const gl_region *gl_region_by_code(const gl_config *cfg, uint8_t code);
 /* The home region of an id (by its embedded code); NULL if no configured region has it. */
 const gl_region *gl_region_of_id(const gl_config *cfg, const gl_id *id);
+/* The name of that region, NULL when none (what ledger/render.h's gl_account_json takes). */
+const char *gl_region_name_of_id(const gl_config *cfg, const gl_id *id);
 
 /* Opens a connection for `role` with the region's timeouts; on failure err
  * (GL_ERR_UNAVAILABLE) says which region and why. Bounded by timeouts.connect_s

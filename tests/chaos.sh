@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # KEEP_W is read by the exit trap of tests/lib.sh
 # chaos.sh — fault injection against ledgerd under a Jepsen-style bank workload
 # (tests/tools/chaos_bank.c). Self-contained: it starts its own 3-region
 # PostgreSQL cluster (eu, us, sg) and its own ledgerd in a temp dir, and stops
@@ -61,7 +62,6 @@ LEDGERCTL=$BUILD/bin/ledgerctl
 
 # shellcheck source=lib.sh
 source tests/lib.sh
-SUMMARY_DONE=0
 summary() {
     SUMMARY_DONE=1
     echo "$PASSED passed, $FAILED failed"
@@ -172,27 +172,17 @@ show_log() {
     fi
 }
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+on_exit() {
     cont_cluster
     stop_bank
     stop_ledgerd
     if [[ -d "$DIR" ]]; then
         timeout 90 scripts/cluster.sh stop "$DIR" >/dev/null 2>&1 || force_stop_cluster
     fi
-    if ((!SUMMARY_DONE)); then
-        fail "chaos.sh" "stopped early (exit status $rc)"
-        show_log
-        summary
-        ((rc != 0)) || rc=1
-    fi
-    if [[ "${CHAOS_KEEP:-0}" == 1 ]]; then echo "chaos.sh: kept $W"; else rm -rf -- "$W"; fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_early_exit() { show_log; }
+KEEP_W=${CHAOS_KEEP:-0}
+exit_trap chaos.sh
 
 # ---------------------------------------------------------------- cluster and ledgerd
 

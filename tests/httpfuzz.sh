@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE, CLEANUP_PIDS and CLEANUP_TENTHS are read by the exit trap of tests/lib.sh
 # httpfuzz.sh — an HTTP fuzz run against ledgerd (tests/tools/http_fuzz.c),
 # meant for the sanitizer build: no crash, no 5xx other than 503, no hang, and
 # not one AddressSanitizer / LeakSanitizer / UBSan report in ledgerd's log.
@@ -81,24 +82,12 @@ source tests/lib.sh
 W=$(mktemp -d /tmp/geoledger-httpfuzz.XXXXXX)
 LPID=""
 LRC="" # ledgerd's exit status once reaped
-SUMMARY_DONE=0
 SAN_RE='runtime error:|AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer'
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -z "$LPID" ]] || stop_pid "$LPID" 100 || true
-    if ((!SUMMARY_DONE)); then
-        fail "httpfuzz.sh" "stopped early (exit status $rc) after the line above"
-        echo "$PASSED passed, $FAILED failed"
-        ((rc != 0)) || rc=1
-    fi
+exit_trap httpfuzz.sh
+CLEANUP_TENTHS=100 # ledgerd under the sanitizers may take longer to stop
+on_exit() {
     if [[ -n "$SAVE" && -d "$SAVE" && -f "$W/ledgerd.log" ]]; then cp -- "$W/ledgerd.log" "$SAVE/ledgerd.log" || true; fi
-    rm -rf -- "$W"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # The sanitizer reports of the log with their stacks, without the request
 # lines that other threads log in between (at most 150 lines).
@@ -132,6 +121,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:print_summar
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 "$BUILD/bin/ledgerd" --config "$CONF" >"$W/ledgerd.log" 2>&1 &
 LPID=$!
+CLEANUP_PIDS=("$LPID")
 up=0
 for _ in $(seq 200); do
     kill -0 "$LPID" 2>/dev/null || break
@@ -303,11 +293,13 @@ if kill -0 "$LPID" 2>/dev/null; then
         fi
     fi
     LPID=""
+    CLEANUP_PIDS=()
 else
     LRC=0
     wait "$LPID" 2>/dev/null || LRC=$?
     fail "SIGTERM: exit 0" "ledgerd was already gone (exit status $LRC)"
     LPID=""
+    CLEANUP_PIDS=()
 fi
 if (($(grep -c -E "$SAN_RE" "$W/ledgerd.log" || true) > SAN_LINES)); then
     fail "no sanitizer report in ledgerd's log at exit" "see below"

@@ -58,12 +58,18 @@ stop_pid() {
     return "$rc"
 }
 
-# exit_trap NAME: on any exit, stop the pids in CLEANUP_PIDS (stop_pid, 5 s),
-# and when the script stopped early (set -e, a signal: SUMMARY_DONE is still 0)
-# say so, call on_early_exit if the script defines it (e.g. to show a log),
-# and still end with the "N passed, N failed" line; then remove $W.
+# exit_trap NAME: on any exit, stop the pids in CLEANUP_PIDS (stop_pid,
+# CLEANUP_TENTHS x 0.1 s each, default 5 s), call on_exit if the script
+# defines it (what else it started: a cluster, a sampler; it may set W="" to
+# keep $W), and when the script stopped early (set -e, a signal: SUMMARY_DONE
+# is still 0) say so, call on_early_exit if the script defines it (e.g. to
+# show a log), and still end with the "N passed, N failed" line; then remove
+# $W (unless KEEP_W is 1: then it says where it is). The one exit trap of
+# every shell test.
 SUMMARY_DONE=0
 CLEANUP_PIDS=()
+CLEANUP_TENTHS=50
+KEEP_W=0
 exit_trap() {
     EXIT_NAME=$1
     trap exit_cleanup EXIT
@@ -73,14 +79,15 @@ exit_trap() {
 exit_cleanup() {
     local rc=$? p
     trap - EXIT INT TERM
-    for p in "${CLEANUP_PIDS[@]}"; do [[ -z "$p" ]] || stop_pid "$p" 50 || true; done
+    for p in "${CLEANUP_PIDS[@]}"; do [[ -z "$p" ]] || stop_pid "$p" "$CLEANUP_TENTHS" || true; done
+    if declare -F on_exit >/dev/null; then on_exit || true; fi
     if ((!SUMMARY_DONE)); then
         fail "$EXIT_NAME" "stopped early (exit status $rc) after the line above"
         if declare -F on_early_exit >/dev/null; then on_early_exit || true; fi
         echo "$PASSED passed, $FAILED failed"
         ((rc != 0)) || rc=1
     fi
-    [[ -z "${W:-}" ]] || rm -rf -- "$W"
+    if [[ "$KEEP_W" == 1 && -n "${W:-}" ]]; then echo "$EXIT_NAME: kept $W"; elif [[ -n "${W:-}" ]]; then rm -rf -- "$W"; fi
     exit "$rc"
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE, CLEANUP_PIDS and CLEANUP_TENTHS are read by the exit trap of tests/lib.sh
 # pgtls.sh — TLS and scram-sha-256 to PostgreSQL, end to end, on a one-region
 # cluster of its own (so that it can swap the server's certificate), with ledgerd
 # on it. Called by tests/run.sh after api.sh. Checks:
@@ -39,21 +40,16 @@ DIR=$W/pg
 CONF=$W/ledger.conf
 LPID=""
 PS_PID=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+exit_trap pgtls.sh
+CLEANUP_TENTHS=100
+on_exit() {
     [[ -z "$PS_PID" ]] || kill "$PS_PID" 2>/dev/null || true
-    [[ -z "$LPID" ]] || stop_pid "$LPID" 100 || true
     timeout 90 scripts/cluster.sh stop "$DIR" >/dev/null 2>&1 || echo "pgtls.sh: could not stop the cluster in $DIR" >&2
     timeout 30 scripts/cluster.sh stop "$W/other" >/dev/null 2>&1 || true
-    rm -rf -- "$W"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 summary() {
+    SUMMARY_DONE=1
     echo "$PASSED passed, $FAILED failed"
     ((FAILED == 0))
 }
@@ -115,6 +111,7 @@ if ! API=$(free_port 18640); then API=""; fi
 if [[ -n "$API" ]] && LEDGERD_LOG_LEVEL=debug scripts/ledgerd-conf.sh "$CONF" "$W/hs256.key" "$API" >/dev/null; then
     "$LEDGERD" --config "$CONF" >"$W/ledgerd.log" 2>&1 &
     LPID=$!
+    CLEANUP_PIDS=("$LPID")
     up=0
     for _ in $(seq 100); do
         if curl -fs --cacert "$(dirname "$CONF")/ca/ca.crt" "https://localhost:$API/readyz" >/dev/null 2>&1; then
@@ -229,6 +226,7 @@ fi
 
 [[ -z "$LPID" ]] || stop_pid "$LPID" 100 || true
 LPID=""
+CLEANUP_PIDS=()
 # leaks PASSFILE FILE...: the files among FILE... that contain any password of PASSFILE.
 leaks() {
     local pf=$1 pw f found=""

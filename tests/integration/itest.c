@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../ledger/text.h"
+
 gl_config itest_cfg;
 
 #define ROLES 4
@@ -189,9 +191,8 @@ char *itest_sql_value(const char *region, const char *sql, int n, const char *co
 int64_t itest_sql_i64(const char *region, const char *sql, int n, const char *const *params) {
     char *v = itest_sql_value(region, sql, n, params);
     ck_assert_msg(v != NULL, "SQL returned NULL: %s", sql);
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    ck_assert_msg(*end == '\0', "SQL returned \"%s\", not an integer: %s", v, sql);
+    int64_t x;
+    ck_assert_msg(gl_parse_i64(v, INT64_MIN, INT64_MAX, &x), "SQL returned \"%s\", not an integer: %s", v, sql);
     free(v);
     return x;
 }

@@ -80,6 +80,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "../../ledger/text.h"
+
 enum { EXIT_BAD = 1, EXIT_USAGE = 2, EXIT_INFRA = 3 };
 
 #define MAX_REGIONS 16
@@ -136,15 +138,6 @@ static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
     x ^= x >> 27;
     *s = x;
     return x * 2685821657736338717ULL;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
 }
 
 static bool parse_double(const char *s, double *out) {
@@ -1305,8 +1298,8 @@ int main(int argc, char **argv) {
         {"from", required_argument, NULL, 'F'},       {"to", required_argument, NULL, 'o'},
         {"db", required_argument, NULL, 'd'},         {"cacert", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
-    long port = 0, accounts = 5, fund = 100000, seconds = 0, clients = 0, readers = 0, max_amount = 5000, timeout_ms = 5000,
-         connect_timeout_ms = 1000, seed = 42;
+    int64_t port = 0, accounts = 5, fund = 100000, seconds = 0, clients = 0, readers = 0, max_amount = 5000,
+            timeout_ms = 5000, connect_timeout_ms = 1000, seed = 42;
     const char *token = getenv("CHAOS_TOKEN"), *principal = NULL, *state = NULL, *regions = NULL, *currency = "EUR",
                *acks = NULL, *series = NULL, *unknown = NULL;
     double from = 0, to = 0;
@@ -1318,24 +1311,24 @@ int main(int argc, char **argv) {
     bool bad_opt = false;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'p': bad_opt |= !parse_long(optarg, 1, 65535, &port); break;
+        case 'p': bad_opt |= !gl_parse_i64(optarg, 1, 65535, &port); break;
         case 't': token = optarg; break;
         case 'P': principal = optarg; break;
         case 's': state = optarg; break;
         case 'r': regions = optarg; break;
-        case 'a': bad_opt |= !parse_long(optarg, 2, MAX_ACCOUNTS, &accounts); break;
-        case 'f': bad_opt |= !parse_long(optarg, 1, 1000000000000L, &fund); break;
+        case 'a': bad_opt |= !gl_parse_i64(optarg, 2, MAX_ACCOUNTS, &accounts); break;
+        case 'f': bad_opt |= !gl_parse_i64(optarg, 1, 1000000000000L, &fund); break;
         case 'c': currency = optarg; break;
-        case 'S': bad_opt |= !parse_long(optarg, 1, 86400, &seconds); break;
-        case 'C': bad_opt |= !parse_long(optarg, 1, MAX_CLIENTS, &clients); break;
-        case 'R': bad_opt |= !parse_long(optarg, 0, MAX_CLIENTS, &readers); break;
+        case 'S': bad_opt |= !gl_parse_i64(optarg, 1, 86400, &seconds); break;
+        case 'C': bad_opt |= !gl_parse_i64(optarg, 1, MAX_CLIENTS, &clients); break;
+        case 'R': bad_opt |= !gl_parse_i64(optarg, 0, MAX_CLIENTS, &readers); break;
         case 'A': acks = optarg; break;
         case 'E': series = optarg; break;
         case 'U': unknown = optarg; break;
-        case 'm': bad_opt |= !parse_long(optarg, 1, 1000000000L, &max_amount); break;
-        case 'x': bad_opt |= !parse_long(optarg, 0, 0x7fffffffL, &seed); break;
-        case 'T': bad_opt |= !parse_long(optarg, 100, 600000, &timeout_ms); break;
-        case 'k': bad_opt |= !parse_long(optarg, 10, 60000, &connect_timeout_ms); break;
+        case 'm': bad_opt |= !gl_parse_i64(optarg, 1, 1000000000L, &max_amount); break;
+        case 'x': bad_opt |= !gl_parse_i64(optarg, 0, 0x7fffffffL, &seed); break;
+        case 'T': bad_opt |= !gl_parse_i64(optarg, 100, 600000, &timeout_ms); break;
+        case 'k': bad_opt |= !gl_parse_i64(optarg, 10, 60000, &connect_timeout_ms); break;
         case 'F': bad_opt |= !(have_from = parse_double(optarg, &from)); break;
         case 'o': bad_opt |= !(have_to = parse_double(optarg, &to)); break;
         case 'K': g_cacert = optarg; break;

@@ -72,9 +72,10 @@
 
 #include <jansson.h>
 
-#include "../../api/jwt.h"
+#include "../../auth/jwt.h"
 #include "../../ledger/error.h"
 #include "../../ledger/id.h"
+#include "../../ledger/text.h"
 
 enum { EXIT_FINDING = 1, EXIT_USAGE = 2, EXIT_DEAD = 3 };
 
@@ -219,10 +220,10 @@ typedef struct {
     int port;
     const char *token_file, *key_file, *ids_file, *save_dir;
     double seconds;
-    long requests;
+    int64_t requests;
     uint64_t seed;
     int conns;
-    long pid;
+    int64_t pid;
     bool known_only, verbose;
     int timeout_ms;
     char region_names[MAX_REGION_NAMES][17];
@@ -2204,15 +2205,6 @@ static void usage(FILE *f) {
           f);
 }
 
-static bool parse_long(const char *s, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !*s || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
 int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},         {"token-file", required_argument, NULL, 't'},
@@ -2237,7 +2229,7 @@ int main(int argc, char **argv) {
     long v;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'p': if (!parse_long(optarg, 1, 65535, &v)) goto bad; opt.port = (int)v; break;
+        case 'p': if (!gl_parse_i64(optarg, 1, 65535, &v)) goto bad; opt.port = (int)v; break;
         case 't': opt.token_file = optarg; break;
         case 'k': opt.key_file = optarg; break;
         case 'i': opt.ids_file = optarg; break;
@@ -2247,13 +2239,13 @@ int main(int argc, char **argv) {
             if (*end || opt.seconds <= 0) goto bad;
             break;
         }
-        case 'n': if (!parse_long(optarg, 1, 1000000000L, &opt.requests)) goto bad; break;
+        case 'n': if (!gl_parse_i64(optarg, 1, 1000000000L, &opt.requests)) goto bad; break;
         case 'S': opt.seed = strtoull(optarg, NULL, 0); break;
-        case 'c': if (!parse_long(optarg, 1, MAX_CONNS, &v)) goto bad; opt.conns = (int)v; break;
-        case 'P': if (!parse_long(optarg, 1, 1L << 30, &opt.pid)) goto bad; break;
+        case 'c': if (!gl_parse_i64(optarg, 1, MAX_CONNS, &v)) goto bad; opt.conns = (int)v; break;
+        case 'P': if (!gl_parse_i64(optarg, 1, 1L << 30, &opt.pid)) goto bad; break;
         case 'K': opt.known_only = true; break;
         case 'R': regions_arg = optarg; break;
-        case 'T': if (!parse_long(optarg, 100, 600000, &v)) goto bad; opt.timeout_ms = (int)v; break;
+        case 'T': if (!gl_parse_i64(optarg, 100, 600000, &v)) goto bad; opt.timeout_ms = (int)v; break;
         case 'D': opt.save_dir = optarg; break;
         case 'v': opt.verbose = true; break;
         case 'r': do_replay = true; break;

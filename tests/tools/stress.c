@@ -48,6 +48,7 @@
 
 #include "../../ledger/id.h"
 #include "../../ledger/ledger.h"
+#include "../../ledger/text.h"
 #include "../../regions/regions.h"
 #include "../../regions/route.h"
 
@@ -72,7 +73,7 @@ static const char *const mode_names[] = {"uniform", "hot", "mixed"};
 typedef struct {
     const char *config, *region, *report, *tag;
     run_mode mode;
-    long procs, batches, batch_size, accounts, crash_after_ms;
+    int64_t procs, batches, batch_size, accounts, crash_after_ms;
     unsigned long long seed;
 } options;
 
@@ -88,16 +89,6 @@ static int fail_usage(const char *what, const char *arg) {
     fprintf(stderr, "stress: %s '%s'\n", what, arg ? arg : "");
     usage(stderr);
     return EXIT_USAGE;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return false;
-    *out = (long)v;
-    return true;
 }
 
 static bool parse_seed(const char *s, unsigned long long *out) {
@@ -147,13 +138,13 @@ static int parse_one(options *o, int opt, const char *arg) {
     case 'o': o->report = arg; return 0;
     case 't': return tag_valid(arg) ? (o->tag = arg, 0) : fail_usage("bad --tag (1-40 of A-Z a-z 0-9 . -)", arg);
     case 'm': return parse_mode(arg, &o->mode) ? 0 : fail_usage("bad --mode", arg);
-    case 'p': return parse_long(arg, 1, MAX_PROCS, &o->procs) ? 0 : fail_usage("bad --procs (1..64)", arg);
-    case 'b': return parse_long(arg, 1, 1000000, &o->batches) ? 0 : fail_usage("bad --batches", arg);
+    case 'p': return gl_parse_i64(arg, 1, MAX_PROCS, &o->procs) ? 0 : fail_usage("bad --procs (1..64)", arg);
+    case 'b': return gl_parse_i64(arg, 1, 1000000, &o->batches) ? 0 : fail_usage("bad --batches", arg);
     case 'n':
-        return parse_long(arg, 1, LEDGER_BATCH_MAX, &o->batch_size) ? 0 : fail_usage("bad --batch-size (1..8189)", arg);
-    case 'a': return parse_long(arg, 4, 100000, &o->accounts) ? 0 : fail_usage("bad --accounts (4..100000)", arg);
+        return gl_parse_i64(arg, 1, LEDGER_BATCH_MAX, &o->batch_size) ? 0 : fail_usage("bad --batch-size (1..8189)", arg);
+    case 'a': return gl_parse_i64(arg, 4, 100000, &o->accounts) ? 0 : fail_usage("bad --accounts (4..100000)", arg);
     case 's': return parse_seed(arg, &o->seed) ? 0 : fail_usage("bad --seed", arg);
-    case 'k': return parse_long(arg, 1, 3600000, &o->crash_after_ms) ? 0 : fail_usage("bad --crash-after-ms", arg);
+    case 'k': return gl_parse_i64(arg, 1, 3600000, &o->crash_after_ms) ? 0 : fail_usage("bad --crash-after-ms", arg);
     case 'h': usage(stdout); return -1;
     default: usage(stderr); return EXIT_USAGE;
     }
@@ -1142,12 +1133,7 @@ static bool query_i64(PGconn *db, const char *sql, int nparams, const char *cons
     PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) >= n;
     if (!ok) fprintf(stderr, "stress: query failed: %s", PQerrorMessage(db));
-    for (int k = 0; ok && k < n; k++) {
-        char *end;
-        errno = 0;
-        vals[k] = strtoll(PQgetvalue(r, 0, k), &end, 10);
-        ok = errno == 0 && *end == '\0';
-    }
+    for (int k = 0; ok && k < n; k++) ok = gl_parse_i64(PQgetvalue(r, 0, k), INT64_MIN, INT64_MAX, &vals[k]);
     PQclear(r);
     return ok;
 }

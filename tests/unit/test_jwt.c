@@ -1,5 +1,5 @@
 /*
- * test_jwt.c — unit tests for api/jwt.c: every rule of jwt.h, the classic
+ * test_jwt.c — unit tests for auth/jwt.c: every rule of jwt.h, the classic
  * attacks (alg none, algorithm confusion, DER signatures, duplicate keys),
  * key configuration, and signing round trips.
  *
@@ -31,7 +31,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
-#include "../../api/jwt.h"
+#include "../../auth/jwt.h"
 
 #define ISS "https://auth.geoledger.test"
 #define AUD "ledgerd"

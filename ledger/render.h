@@ -1,17 +1,20 @@
 /*
  * render.h — the JSON shapes of API.md (account, transfer, statement entry),
  * shared by ledgerd's responses and `ledgerctl --json`, so both print the same.
+ * Here, beside the types they render, so that neither program reaches into
+ * the other's folder for them.
  */
 #ifndef GL_RENDER_H
 #define GL_RENDER_H
 
 #include <jansson.h>
 
-#include "../ledger/ledger.h"
-#include "../regions/regions.h"
+#include "ledger.h"
 
 json_t *gl_id_json(const gl_id *id); /* null for the nil id */
-json_t *gl_account_json(const gl_config *cfg, const ledger_account *a);
+/* region: the name of the account's home region (the ledger does not know its
+ * regions: the caller finds it by the id), "?" when NULL. */
+json_t *gl_account_json(const ledger_account *a, const char *region);
 json_t *gl_transfer_json(const ledger_transfer *t);
 json_t *gl_entry_json(const ledger_entry *e);
 

@@ -1,5 +1,7 @@
 #include "render.h"
 
+#include <assert.h>
+
 json_t *gl_id_json(const gl_id *id) {
     if (gl_id_is_nil(id)) return json_null();
     char s[GL_ID_STR_LEN + 1];
@@ -15,8 +17,8 @@ static json_t *metadata_json(const char *text) {
     return m ? m : json_null();
 }
 
-json_t *gl_account_json(const gl_config *cfg, const ledger_account *a) {
-    const gl_region *r = gl_region_of_id(cfg, &a->id);
+json_t *gl_account_json(const ledger_account *a, const char *region) {
+    assert(a);
     json_t *flags = json_pack("{s:b,s:b,s:b}", "debits_must_not_exceed_credits",
                               (a->flags & LEDGER_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) != 0,
                               "credits_must_not_exceed_debits",
@@ -28,7 +30,7 @@ json_t *gl_account_json(const gl_config *cfg, const ledger_account *a) {
                             (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, 0), "available",
                             (json_int_t)ledger_balance(a->credits_posted, a->debits_posted, a->debits_pending));
     return json_pack("{s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:I,s:s,s:o}", "id", gl_id_json(&a->id), "region",
-                     r ? r->name : "?", "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags,
+                     region ? region : "?", "currency", a->currency, "owner", a->owner, "kind", a->kind, "flags", flags,
                      "balances", bal, "version", (json_int_t)a->version, "created_at", a->created_at, "metadata",
                      metadata_json(a->metadata));
 }

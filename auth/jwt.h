@@ -1,5 +1,6 @@
 /*
- * jwt.h — JSON Web Token verification (and dev-token signing) for ledgerd.
+ * jwt.h — JSON Web Token verification for ledgerd, and dev-token signing for
+ * `ledgerctl token` (auth/README.md).
  *
  * Every request to ledgerd carries `Authorization: Bearer <JWT>` (API.md,
  * "Tokens"). This module turns that string into trusted claims, or into one
