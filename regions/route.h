@@ -6,6 +6,11 @@
  * cross_region_requires_saga (the saga comes later); a command naming an id of
  * another region than the batch's gets wrong_region. Both refusals respect
  * linked chains: the rest of the chain gets linked_event_failed.
+ *
+ * ledgerd routes each request once, in its endpoint (gl_route_transfer), and
+ * its writer runs the batch with gl_route_execute_routed, which trusts that
+ * decision; ledgerctl, the tools and the tests use gl_route_execute, which
+ * routes every command itself.
  */
 #ifndef GL_ROUTE_H
 #define GL_ROUTE_H
