@@ -338,7 +338,7 @@ gl_response gl_create_batch(gl_req *req) {
         } else if (ok && job->region && route.region != job->region) {
             ok = false;
             fail = gl_respond_error(req, 400, "invalid_value", "a batch runs in one region: split it", "transfers");
-        } else if (ok && !gl_job_set_route(job, i, route.code)) { /* an item of one region crediting another: refused */
+        } else if (ok && !gl_job_set_route(job, i, route.code)) { /* refused: answered in the batch, with its chain */
             ok = false;
             fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
         }
