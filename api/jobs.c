@@ -154,13 +154,26 @@ void gl_job_free(gl_job *job) {
     free(job->metadata);
     free(job->extra);
     free(job->cmds);
+    free(job->refused);
     free(job->results);
     free(job->resp.body);
     free(job);
 }
 
+_Static_assert(LEDGER_OK == 0, "a calloc'ed route array runs every command");
+
+bool gl_job_set_route(gl_job *job, size_t i, ledger_code code) {
+    assert(job && i < job->n && code < LEDGER_CODE_COUNT);
+    if (code == LEDGER_OK && !job->refused) return true; /* the common case allocates nothing */
+    /* The first refusal: calloc makes every other command LEDGER_OK. */
+    if (!job->refused && !(job->refused = calloc(job->n, sizeof *job->refused))) return false;
+    job->refused[i] = code;
+    return true;
+}
+
 /* Queues the job; on success the response comes after COMMIT (status 0 here). */
 gl_response gl_submit(gl_req *req, gl_job *job) {
+    assert(req && job && job->region);
     req->region_name = job->region->name;
     /* Leases go back first: once the job is queued, the writer may answer it
      * and the request may be gone before this thread returns. */

@@ -10,9 +10,15 @@
 #include "server.h"
 
 bool gl_idem_key_valid(const char *k);
-/* A job of n commands for region r (n = 0: rows of its own, e.g. mandates), or NULL. */
+/* A job of n commands for region r (n = 0: rows of its own, e.g. mandates), or
+ * NULL. r may be NULL when the endpoint learns it while filling the commands
+ * in place; it must be set before the job is submitted. */
 gl_job *gl_job_new(gl_req *req, const gl_region *r, size_t n);
 void gl_job_free(gl_job *job);
+/* Where command i was routed (regions/route.h): LEDGER_OK runs it in the
+ * job's region, any other code is its result without running (e.g.
+ * cross_region_requires_saga); the writer trusts it. false: out of memory. */
+bool gl_job_set_route(gl_job *job, size_t i, ledger_code code);
 /* Queues the job; status 0 means the answer comes after COMMIT. */
 gl_response gl_submit(gl_req *req, gl_job *job);
 /* The same, after taking the Idempotency-Key (required: 400 without one). */

@@ -104,6 +104,7 @@ struct gl_job {
     unsigned char request_hash[32];
     /* the work */
     ledger_cmd *cmds;
+    ledger_code *refused; /* NULL, or per command what its endpoint routed it to: LEDGER_OK runs, else its refusal */
     char *metadata; /* JSON text the commands point to, owned by the job */
     void *extra;    /* what a command-less job's respond() needs (free()d with the job) */
     ledger_result *results;

@@ -12,6 +12,7 @@
 #include "mandates.h"
 #include "../ledger/kinds.h"
 #include "../ledger/pg.h"
+#include "../regions/route.h"
 #include "endpoints.h"
 #include "jobs.h"
 #include "reads.h"
@@ -166,8 +167,17 @@ static bool mandate_payee_allowed(gl_req *req, const ledger_cmd *c, gl_response 
     return v == 1;
 }
 
-/* Fills one transfer command from a validated object; on failure sets *fail. */
-static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region **region, gl_response *fail) {
+/* Where a transfer goes: its region (the debit account's) and whether it can
+ * run there (gl_route_transfer), decided once, here; the writer trusts it. */
+typedef struct {
+    const gl_region *region;
+    ledger_code code;
+} transfer_route;
+
+/* Fills one transfer command (in its job) from a validated object and routes
+ * it; on failure sets *fail (route->region is set once known: gl_replay_or). */
+static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, transfer_route *route, gl_response *fail) {
+    assert(req && o && c && route && fail);
     ledger_cmd_init(c, LEDGER_CMD_TRANSFER);
     gl_copy_str(c->owner, sizeof c->owner, req->claims.sub);
     const char *bad = NULL;
@@ -193,7 +203,7 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
         }
     }
     /* The token's regions first: nothing of a region it does not cover is read. */
-    *region = gl_region_of_id(&req->srv->regions, &c->debit_account_id);
+    route->region = gl_route_transfer(&req->srv->regions, c, &route->code);
     if (!gl_id_region_allowed(req, &c->debit_account_id) || !gl_id_region_allowed(req, &c->credit_account_id)) {
         *fail = gl_region_forbidden(req, gl_id_region_allowed(req, &c->debit_account_id) ? "credit_account_id" : "debit_account_id");
         return false;
@@ -214,32 +224,36 @@ static bool transfer_cmd(gl_req *req, json_t *o, ledger_cmd *c, const gl_region 
     }
     /* Someone else's wallet: a live mandate must cover it (API.md: else 403);
      * the engine checks it again, and its caps, under the mandate's row lock. */
-    return v == 1 || (mandate_payee_allowed(req, c, fail) && find_mandate_for(req, *region, c, fail));
+    return v == 1 || (mandate_payee_allowed(req, c, fail) && find_mandate_for(req, route->region, c, fail));
 }
 
 gl_response gl_create_transfer(gl_req *req) {
     gl_response fail;
     json_t *o = gl_parse_body(req, transfer_spec, &fail);
     if (!o) return fail;
-    ledger_cmd c;
-    const gl_region *r = NULL;
-    bool ok = transfer_cmd(req, o, &c, &r, &fail);
-    json_t *meta = json_object_get(o, "metadata");
-    char *meta_text = ok && meta && !json_is_null(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!ok) return fail.status == 403 ? gl_replay_or(req, r, fail) : fail;
-    if (meta_text && strlen(meta_text) > LEDGER_METADATA_MAX) {
-        free(meta_text);
-        return gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
-    }
-    gl_job *job = gl_job_new(req, r, 1);
+    gl_job *job = gl_job_new(req, NULL, 1); /* its region is the command's, known once it is filled */
     if (!job) {
-        free(meta_text);
+        json_decref(o);
         return gl_respond_error(req, 500, "internal", "out of memory", NULL);
     }
-    job->metadata = meta_text; /* owned by the job: the writer reads it while the batch runs */
-    c.metadata = meta_text;
-    job->cmds[0] = c;
+    transfer_route route = {NULL, LEDGER_OK};
+    bool ok = transfer_cmd(req, o, &job->cmds[0], &route, &fail);
+    json_t *meta = json_object_get(o, "metadata");
+    job->metadata = ok && meta && !json_is_null(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (ok && job->metadata && strlen(job->metadata) > LEDGER_METADATA_MAX) {
+        ok = false;
+        fail = gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
+    } else if (ok && !gl_job_set_route(job, 0, route.code)) {
+        ok = false;
+        fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
+    }
+    if (!ok) {
+        gl_job_free(job);
+        return fail.status == 403 ? gl_replay_or(req, route.region, fail) : fail;
+    }
+    job->region = route.region;
+    job->cmds[0].metadata = job->metadata; /* owned by the job: the writer reads it while the batch runs */
     job->respond = respond_transfer;
     return gl_submit_keyed(req, job, true);
 }
@@ -299,10 +313,11 @@ gl_response gl_create_batch(gl_req *req) {
         return limited;
     }
     bool atomic = json_is_true(json_object_get(o, "atomic"));
-    gl_job *job = NULL;
-    const gl_region *region = NULL, *refused_region = NULL;
+    /* Its region is the items' (one for all), known once the first is filled. */
+    gl_job *job = gl_job_new(req, NULL, n);
+    const gl_region *refused_region = NULL;
     char **metas = calloc(n, sizeof *metas);
-    bool ok = metas != NULL;
+    bool ok = metas && job;
     if (!ok) fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
     for (size_t i = 0; ok && i < n; i++) {
         gl_req item_req = *req;
@@ -311,10 +326,9 @@ gl_response gl_create_batch(gl_req *req) {
         item_req.body_len = txt ? strlen(txt) : 0;
         json_t *io = gl_parse_body(&item_req, transfer_spec, &fail);
         free(txt);
-        ledger_cmd c;
-        const gl_region *r = NULL;
-        ok = io && transfer_cmd(req, io, &c, &r, &fail);
-        if (!ok) refused_region = r;
+        transfer_route route = {NULL, LEDGER_OK};
+        ok = io && transfer_cmd(req, io, &job->cmds[i], &route, &fail);
+        if (!ok) refused_region = route.region;
         json_t *meta = ok ? json_object_get(io, "metadata") : NULL;
         bool has_meta = meta && !json_is_null(meta);
         if (has_meta) metas[i] = json_dumps(meta, JSON_COMPACT);
@@ -322,17 +336,16 @@ gl_response gl_create_batch(gl_req *req) {
         if (has_meta && (!metas[i] || strlen(metas[i]) > LEDGER_METADATA_MAX)) {
             ok = false;
             fail = gl_respond_error(req, 400, "invalid_value", "metadata is over 4096 bytes", "metadata");
-        } else if (ok && region && r != region) {
+        } else if (ok && job->region && route.region != job->region) {
             ok = false;
             fail = gl_respond_error(req, 400, "invalid_value", "a batch runs in one region: split it", "transfers");
-        } else if (ok && !job && !(job = gl_job_new(req, r, n))) {
+        } else if (ok && !gl_job_set_route(job, i, route.code)) { /* refused: answered in the batch, with its chain */
             ok = false;
             fail = gl_respond_error(req, 500, "internal", "out of memory", NULL);
         }
         if (!ok) break;
-        region = r;
-        c.linked = atomic && i + 1 < n;
-        job->cmds[i] = c;
+        job->region = route.region;
+        job->cmds[i].linked = atomic && i + 1 < n;
     }
     json_decref(o);
     if (ok && !batch_metadata(job, metas)) {
@@ -447,6 +460,23 @@ gl_response gl_list_transfers(gl_req *req) {
     return gl_respond_error(req, 400, "invalid_value", "give exactly one of account_id or reference", NULL);
 }
 
+/* Whether the caller may post, void or reverse transfer *id: it must see the
+ * transfer, and a refund debits the payee, which only the payee's owner (or a
+ * mandate) may do. 0 when it may, else the refusal. */
+static gl_response act_allowed(gl_req *req, const gl_id *id, ledger_cmd_kind kind) {
+    ledger_transfer t;
+    int v = gl_transfer_visible(req, id, &t);
+    if (v < 0) return gl_read_error(req);
+    if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
+    if (kind != LEDGER_CMD_REVERSE) return (gl_response){0};
+    ledger_account payee;
+    int pv = gl_account_visible(req, &t.credit_account_id, &payee);
+    if (pv < 0) return gl_read_error(req);
+    if (pv != 1) return gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit the payee's account", NULL);
+    if (gl_account_unbounded(payee.flags) && !may_debit_unbounded(req)) return unbounded_debit_forbidden(req, NULL);
+    return (gl_response){0};
+}
+
 /* post, void, reverse: a new transfer naming an existing one the caller made. */
 gl_response gl_act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind kind) {
     static const gl_field_spec post_spec[] = {{"amount", JSON_INTEGER, false}, {NULL, JSON_NULL, false}};
@@ -457,32 +487,27 @@ gl_response gl_act_on_transfer(gl_req *req, const gl_id *id, ledger_cmd_kind kin
     gl_response fail;
     json_t *o = req->body_len || kind == LEDGER_CMD_REVERSE ? gl_parse_body(req, spec, &fail) : json_object();
     if (!o) return fail;
-    ledger_cmd c;
-    ledger_cmd_init(&c, kind);
-    gl_copy_str(c.owner, sizeof c.owner, req->claims.sub);
-    c.target_id = *id;
-    bool ok = gl_amount_field(o, "amount", false, &c.amount);
-    if (ok && kind == LEDGER_CMD_REVERSE)
-        ok = gl_copy_str(c.reference, sizeof c.reference, gl_str_field(o, "reference")) && c.reference[0];
-    json_decref(o);
-    if (!ok) return gl_respond_error(req, 400, "invalid_value", "amount must be > 0; reference 1..128 characters", NULL);
-    ledger_transfer t;
-    int v = gl_transfer_visible(req, id, &t);
-    if (v < 0) return gl_read_error(req);
-    if (!v) return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
-    const gl_region *r = gl_region_of_id(&req->srv->regions, id); /* allowed: route_v1 checked */
-    if (kind == LEDGER_CMD_REVERSE) {
-        /* A refund debits the payee: only the payee's owner (or a mandate) may do that. */
-        ledger_account payee;
-        int pv = gl_account_visible(req, &t.credit_account_id, &payee);
-        if (pv < 0) return gl_read_error(req);
-        if (pv != 1)
-            return gl_respond_error(req, 403, "mandate_required", "no mandate lets you debit the payee's account", NULL);
-        if (gl_account_unbounded(payee.flags) && !may_debit_unbounded(req)) return unbounded_debit_forbidden(req, NULL);
+    /* The transfer's region: route_v1 checked the token allows it; an id of
+     * no configured region is not visible (404 below), so never queued. */
+    gl_job *job = gl_job_new(req, gl_region_of_id(&req->srv->regions, id), 1);
+    if (!job) {
+        json_decref(o);
+        return gl_respond_error(req, 500, "internal", "out of memory", NULL);
     }
-    gl_job *job = gl_job_new(req, r, 1);
-    if (!job) return gl_respond_error(req, 500, "internal", "out of memory", NULL);
-    job->cmds[0] = c;
+    ledger_cmd *c = &job->cmds[0];
+    ledger_cmd_init(c, kind);
+    gl_copy_str(c->owner, sizeof c->owner, req->claims.sub);
+    c->target_id = *id;
+    bool ok = gl_amount_field(o, "amount", false, &c->amount);
+    if (ok && kind == LEDGER_CMD_REVERSE)
+        ok = gl_copy_str(c->reference, sizeof c->reference, gl_str_field(o, "reference")) && c->reference[0];
+    json_decref(o);
+    fail = ok ? act_allowed(req, id, kind)
+              : gl_respond_error(req, 400, "invalid_value", "amount must be > 0; reference 1..128 characters", NULL);
+    if (fail.status) {
+        gl_job_free(job);
+        return fail;
+    }
     job->respond = respond_transfer;
     return gl_submit_keyed(req, job, true);
 }

@@ -8,6 +8,7 @@
  * and resumes the suspended connections only after COMMIT. Between batches it
  * expires timed-out holds and idempotency keys past their lifetime.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,23 @@ static bool any_keyed(gl_job **jobs, size_t n) {
     return false;
 }
 
+/* The batch's commands in one array, as the engine takes them: the one copy
+ * of a command between its endpoint and the engine. *refused stays NULL
+ * unless an endpoint refused a command (gl_job_set_route); then it holds
+ * every command's route in the same order. */
+static bool gather_commands(gl_job **jobs, size_t n, size_t total, ledger_cmd **cmds, ledger_code **refused) {
+    bool any_refused = false;
+    for (size_t j = 0; j < n; j++) any_refused = any_refused || jobs[j]->refused;
+    *cmds = malloc((total + 1) * sizeof **cmds);
+    *refused = any_refused ? calloc(total, sizeof **refused) : NULL; /* calloc: LEDGER_OK */
+    if (!*cmds || (any_refused && !*refused)) return false;
+    for (size_t j = 0, off = 0; j < n; off += jobs[j]->n, j++) {
+        if (jobs[j]->n) memcpy(*cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof **cmds); /* mandates: none */
+        if (jobs[j]->refused) memcpy(*refused + off, jobs[j]->refused, jobs[j]->n * sizeof **refused);
+    }
+    return true;
+}
+
 /* One try of a batch on the worker's connection: replays answered first when
  * asked (n shrinks to the jobs left to run), then one engine batch whose hook
  * builds the responses and stores the keys. */
@@ -317,19 +335,18 @@ static bool try_batch(gl_worker *k, gl_job **jobs, size_t *n, bool look_up_first
     }
     size_t total = 0;
     for (size_t j = 0; j < *n; j++) total += jobs[j]->n;
-    ledger_cmd *cmds = malloc((total + 1) * sizeof *cmds);
+    ledger_cmd *cmds = NULL;
+    ledger_code *refused = NULL;
     ledger_result *res = malloc((total + 1) * sizeof *res);
-    bool ok = cmds && res;
+    bool ok = res && gather_commands(jobs, *n, total, &cmds, &refused);
     if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for a batch of %zu commands", total);
-    for (size_t j = 0, off = 0; ok && j < *n; off += jobs[j]->n, j++)
-        if (jobs[j]->n) memcpy(cmds + off, jobs[j]->cmds, jobs[j]->n * sizeof *cmds); /* mandates: none */
     batch_ctx ctx = {w->srv, jobs, *n};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (ok && total == 0) ok = run_without_engine(k->db, &ctx, err);
-    else ok = ok && gl_route_execute_hooked(&w->srv->regions, w->region, k->db, cmds, total, res, before_commit, &ctx,
-                                            err);
+    else ok = ok && gl_route_execute_routed(w->region, k->db, cmds, refused, total, res, before_commit, &ctx, err);
     free(cmds);
+    free(refused);
     free(res);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -403,6 +420,7 @@ static size_t take_jobs(gl_writer *w, gl_job **out, size_t cap) {
     size_t n = 0, cmds = 0;
     while (w->head && n < cap) {
         gl_job *j = w->head;
+        assert(j->region == w->region); /* routed where its request was: not routed again here */
         if (n > 0 && cmds + j->n > (size_t)w->srv->cfg.batch_max) break;
         w->head = j->next;
         if (!w->head) w->tail = NULL;

@@ -897,6 +897,75 @@ END_TEST
 
 /* ================================================================== regions */
 
+/* What a before-commit hook saw (gl_route_execute_routed). */
+typedef struct {
+    const ledger_result *results;
+    size_t n;
+    ledger_code codes[4];
+    int calls;
+} seen_by_hook;
+
+static bool record_hook(void *arg, PGconn *db, const ledger_result *results, size_t n, gl_error *err) {
+    (void)db, (void)err;
+    seen_by_hook *s = arg;
+    s->results = results;
+    s->n = n;
+    for (size_t i = 0; i < n && i < 4; i++) s->codes[i] = results[i].code;
+    s->calls++;
+    return true;
+}
+
+/* ledgerd's writer: commands its endpoints routed run as they were routed,
+ * not routed again; the caller's array and results go to the engine as they
+ * are when nothing is refused. */
+START_TEST(test_routed_as_the_caller_decided) {
+    OWNER(owner);
+    gl_id e1 = eur(owner, 0), e2 = eur(owner, 0);
+    const gl_region *eu = itest_region(EU);
+    PGconn *db = itest_db(EU, GL_ROLE_SERVICE);
+    ledger_cmd cmds[4] = {itest_transfer(owner, NULL, e1, e2, 1, "EUR"), itest_transfer(owner, NULL, e1, e2, 2, "EUR"),
+                          itest_transfer(owner, NULL, e1, e2, 3, "EUR"), itest_transfer(owner, NULL, e2, e1, 4, "EUR")};
+    ledger_result r[4];
+    gl_error err;
+    seen_by_hook seen = {0};
+    ck_assert(gl_route_execute_routed(eu, db, cmds, NULL, 4, r, record_hook, &seen, &err));
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_ptr_eq(seen.results, r); /* no sub-batch: the hook sees the caller's results */
+    ck_assert_uint_eq(seen.n, 4);
+    for (int i = 0; i < 4; i++) itest_assert_code(r[i].code, LEDGER_OK);
+    itest_assert_counters(e1, 0, 6, 0, 4, 4);
+
+    /* A refusal decided by the caller stands though the router would run it
+     * (both accounts are eu's); its chain fails with it, the rest runs. */
+    cmds[1].linked = true;
+    ledger_code refused[4] = {LEDGER_OK, LEDGER_OK, LEDGER_CROSS_REGION_REQUIRES_SAGA, LEDGER_OK};
+    memset(&seen, 0, sizeof seen);
+    ck_assert(gl_route_execute_routed(eu, db, cmds, refused, 4, r, record_hook, &seen, &err));
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert_ptr_eq(seen.results, r); /* in the caller's order, before COMMIT */
+    ck_assert_uint_eq(seen.n, 4);
+    ledger_code want[4] = {LEDGER_OK, LEDGER_LINKED_EVENT_FAILED, LEDGER_CROSS_REGION_REQUIRES_SAGA, LEDGER_OK};
+    for (int i = 0; i < 4; i++) {
+        itest_assert_code(seen.codes[i], want[i]);
+        itest_assert_code(r[i].code, want[i]);
+    }
+    itest_assert_counters(e1, 0, 7, 0, 8, 6);
+
+    /* Nothing runs: the hook still gets its transaction, and every result. */
+    refused[0] = LEDGER_ACCOUNT_NOT_FOUND;
+    cmds[0].linked = true;
+    cmds[2].linked = true;
+    memset(&seen, 0, sizeof seen);
+    ck_assert(gl_route_execute_routed(eu, db, cmds, refused, 4, r, record_hook, &seen, &err));
+    ck_assert_int_eq(seen.calls, 1);
+    ledger_code none[4] = {LEDGER_ACCOUNT_NOT_FOUND, LEDGER_LINKED_EVENT_FAILED, LEDGER_LINKED_EVENT_FAILED,
+                           LEDGER_LINKED_EVENT_FAILED};
+    for (int i = 0; i < 4; i++) itest_assert_code(seen.codes[i], none[i]);
+    itest_assert_counters(e1, 0, 7, 0, 8, 6);
+}
+END_TEST
+
+
 START_TEST(test_cross_region_and_wrong_region) {
     OWNER(owner);
     gl_id e1 = eur(owner, 0), e2 = eur(owner, 0);
@@ -1791,7 +1860,7 @@ static Suite *engine_suite(void) {
           test_failed_chain_in_the_middle_of_a_batch, test_linked_chain_open, NULL}},
         {"holds", 30, {test_partial_post_releases_remainder, test_void_and_resolution_states, test_expiry, NULL}},
         {"reversals", 30, {test_reversals, test_reversal_needs_payee_funds, NULL}},
-        {"regions", 30, {test_cross_region_and_wrong_region, NULL}},
+        {"regions", 30, {test_cross_region_and_wrong_region, test_routed_as_the_caller_decided, NULL}},
         {"mandates", 30, {test_mandate_caps_and_refusals, test_mandate_usage_follows_the_batch, NULL}},
         /* before "batch": its hot accounts make `ledgerctl verify` slow (see test_batch_max) */
         {"ledgerctl", 60, {test_ledgerctl_end_to_end, NULL}},
