@@ -184,3 +184,30 @@ int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *o
     *scanned_to = end > q->after ? end : q->after;
     return n;
 }
+
+/* ---- consumers ---- */
+
+int64_t ledger_events_consumer_position(PGconn *db, const char *name, gl_error *err) {
+    assert(db && name && name[0]);
+    const char *p[1] = {name};
+    PGresult *r = gl_pg_exec(db,
+                             "INSERT INTO event_consumers (name) VALUES ($1) "
+                             "ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING position",
+                             1, p, err);
+    if (!r) return -1;
+    int64_t pos = PQntuples(r) == 1 ? gl_pg_get_i64(r, 0, 0) : -1;
+    if (pos < 0) gl_error_set(err, GL_ERR_INTERNAL, "event consumer %s: no position returned", name);
+    PQclear(r);
+    return pos;
+}
+
+bool ledger_events_consumer_advance(PGconn *db, const char *name, int64_t position, gl_error *err) {
+    assert(db && name && name[0] && position >= 0);
+    char pos[24];
+    snprintf(pos, sizeof pos, "%lld", (long long)position);
+    const char *p[2] = {name, pos};
+    return gl_pg_run(db,
+                     "INSERT INTO event_consumers (name, position) VALUES ($1, $2::int8) ON CONFLICT (name) DO UPDATE "
+                     "SET position = greatest(event_consumers.position, excluded.position), updated_at = now()",
+                     2, p, err);
+}

@@ -88,4 +88,13 @@ typedef struct {
 int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *out, int64_t *scanned_to, int64_t *head,
                        gl_error *err);
 
+/* ---- consumers (event_consumers): where each reader of the outbox has got to ---- */
+
+/* The consumer's position (0 for a consumer never seen; the row is made). -1 on error. */
+int64_t ledger_events_consumer_position(PGconn *db, const char *name, gl_error *err);
+/* Moves the consumer's position forward to `position` (never back), in the
+ * caller's transaction if one is open: do it in the transaction that hands
+ * the events on, so a crash re-reads them rather than skipping them. */
+bool ledger_events_consumer_advance(PGconn *db, const char *name, int64_t position, gl_error *err);
+
 #endif

@@ -38,6 +38,16 @@ CREATE TABLE events (
     owners            text[] NOT NULL CHECK (cardinality(owners) BETWEEN 1 AND 4)
 );
 
+-- Where each consumer of the outbox has got to (the Redis stream publisher,
+-- the webhook dispatcher, later the saga runners): advanced in the
+-- transaction that hands the events on, so a crash re-reads, never skips.
+-- Retention never drops an event a consumer has not passed.
+CREATE TABLE event_consumers (
+    name       text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_.:-]{0,63}$'),
+    position   bigint NOT NULL DEFAULT 0 CHECK (position >= 0),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Append-only but for retention (ledgerctl events prune: only events every
 -- consumer has passed): no UPDATE for anyone, and a trigger stops the owner too.
 CREATE FUNCTION refuse_event_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -50,7 +60,8 @@ $$;
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     FOR EACH ROW EXECUTE FUNCTION refuse_event_change();
 
-REVOKE ALL ON event_head, events FROM PUBLIC;
+REVOKE ALL ON event_head, events, event_consumers FROM PUBLIC;
 GRANT SELECT, UPDATE ON event_head TO geoledger_service;
+GRANT SELECT, INSERT, UPDATE ON event_consumers TO geoledger_service;
 GRANT SELECT, INSERT, DELETE ON events TO geoledger_service;
-GRANT SELECT ON event_head, events TO geoledger_report;
+GRANT SELECT ON event_head, events, event_consumers TO geoledger_report;

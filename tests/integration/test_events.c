@@ -287,11 +287,28 @@ START_TEST(test_events_are_append_only) {
 }
 END_TEST
 
+START_TEST(test_consumer_positions_only_move_forward) {
+    char name[64];
+    itest_unique(name, sizeof name, "consumer");
+    for (char *c = name; *c; c++) *c = (char)(*c == '-' ? '_' : *c);
+    PGconn *db = itest_db(EU, GL_ROLE_SERVICE);
+    gl_error err;
+    ck_assert_int_eq(ledger_events_consumer_position(db, name, &err), 0);
+    ck_assert(ledger_events_consumer_advance(db, name, 5, &err));
+    ck_assert(ledger_events_consumer_advance(db, name, 3, &err)); /* a late, slower writer */
+    ck_assert_int_eq(ledger_events_consumer_position(db, name, &err), 5);
+    /* an advance rolled back with its transaction leaves the position */
+    ck_assert(gl_pg_run(db, "BEGIN", 0, NULL, &err) && ledger_events_consumer_advance(db, name, 9, &err));
+    gl_pg_rollback(db);
+    ck_assert_int_eq(ledger_events_consumer_position(db, name, &err), 5);
+}
+END_TEST
+
 static Suite *events_suite(void) {
     const itest_group groups[] = {
         {"effects", 30, {test_every_effect_has_one_event, NULL}},
         {"race", 120, {test_reader_never_skips_or_repeats, NULL}},
-        {"reads", 30, {test_principal_filter_and_scan_window, test_events_are_append_only, NULL}},
+        {"reads", 30, {test_principal_filter_and_scan_window, test_events_are_append_only, test_consumer_positions_only_move_forward, NULL}},
     };
     return itest_suite("events", groups, sizeof groups / sizeof groups[0]);
 }
