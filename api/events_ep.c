@@ -93,24 +93,6 @@ static void read_region(gl_req *req, region_feed *f, int limit, uint32_t types) 
     }
 }
 
-static json_t *event_json(const region_feed *f, const ledger_event *e) {
-    char at[40];
-    gl_format_rfc3339_us(e->created_at_us, at, sizeof at);
-    json_t *data = json_object();
-    const struct {
-        const char *name;
-        const gl_id *id;
-    } ids[] = {{"account_id", &e->account_id},   {"transfer_id", &e->transfer_id}, {"debit_account_id", &e->debit_account_id},
-               {"credit_account_id", &e->credit_account_id}, {"pending_id", &e->pending_id},
-               {"reverses_id", &e->reverses_id}, {"mandate_id", &e->mandate_id}};
-    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
-        if (!gl_id_is_nil(ids[k].id)) json_object_set_new(data, ids[k].name, gl_id_json(ids[k].id));
-    if (e->amount > 0) json_object_set_new(data, "amount", json_integer(e->amount));
-    if (e->currency[0]) json_object_set_new(data, "currency", json_string(e->currency));
-    return json_pack("{s:o,s:s,s:s,s:s,s:o}", "id", gl_id_json(&e->id), "type", ledger_event_type_name(e->type),
-                     "region", f->region->name, "created_at", at, "data", data);
-}
-
 /* The next event of the merged view: the earliest, ties by region order. */
 static region_feed *next_feed(region_feed *f, int nf) {
     region_feed *best = NULL;
@@ -133,7 +115,7 @@ static gl_response page(region_feed *f, int nf, int limit) {
     for (int k = 0; k < limit; k++) {
         region_feed *b = next_feed(f, nf);
         if (!b) break;
-        json_array_append_new(data, event_json(b, &b->ev[b->used++]));
+        json_array_append_new(data, gl_event_json(&b->ev[b->used++], b->region->name));
     }
     char cursor[EVENTS_CURSOR_MAX + 1] = "";
     bool more = false;
