@@ -43,21 +43,28 @@ typedef struct {
     bool down;
 } region_feed;
 
-/* "eu:120,us:7" into each region's position; false for anything else. */
+/* "eu:120,us:7" into each region's position; false for anything else
+ * (an empty part, a region twice, an unknown region, a bad number). */
 static bool parse_cursor(gl_req *req, const char *cursor, region_feed *f, int nf) {
-    if (strlen(cursor) > EVENTS_CURSOR_MAX) return false;
+    if (!cursor[0] || strlen(cursor) > EVENTS_CURSOR_MAX) return false;
     char buf[EVENTS_CURSOR_MAX + 1];
     snprintf(buf, sizeof buf, "%s", cursor);
-    char *save = NULL;
-    for (char *part = strtok_r(buf, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+    const gl_region *seen[EVENTS_CURSOR_MAX / 3];
+    int n_seen = 0;
+    for (char *part = buf, *next; part; part = next) {
+        next = strchr(part, ',');
+        if (next) *next++ = '\0';
         char *colon = strchr(part, ':');
-        if (!colon) return false;
+        if (!colon || colon == part) return false;
         *colon = '\0';
         const gl_region *r = gl_region_by_name(&req->srv->regions, part);
         int64_t pos;
         if (!r || !gl_parse_i64(colon + 1, 0, INT64_MAX, &pos)) return false;
+        for (int k = 0; k < n_seen; k++)
+            if (seen[k] == r) return false;
+        seen[n_seen++] = r;
         for (int i = 0; i < nf; i++)
-            if (f[i].region == r) f[i].pos = pos; /* a region not read now keeps nothing: it is not on the page */
+            if (f[i].region == r) f[i].pos = pos; /* a region not read now is not on this page */
     }
     return true;
 }
