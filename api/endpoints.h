@@ -1,6 +1,6 @@
 /*
  * endpoints.h — the endpoints of API.md, one file per resource (accounts.c,
- * transfers.c, mandates_ep.c, probes.c), each a row of the route table in
+ * transfers.c, mandates_ep.c, events_ep.c, probes.c), each a row of the route table in
  * handlers.c. id: the {id} of the path (NULL when it has none). Internal to api/.
  */
 #ifndef GL_ENDPOINTS_H
@@ -27,11 +27,12 @@ gl_response gl_create_mandate(gl_req *req);
 gl_response gl_get_mandate(gl_req *req, const gl_id *id);
 gl_response gl_revoke_mandate(gl_req *req, const gl_id *id);
 
+/* GET /v1/events (events_ep.c). */
+gl_response gl_list_events(gl_req *req);
+
 gl_response gl_readyz(gl_req *req);
 gl_response gl_metrics_page(gl_req *req);
 
-/* One cursor page of an owned account's entries (accounts.c), shared by
- * /entries and GET /v1/transfers?account_id=. */
 /* One cursor page of an owned account's entries: `limit` (1..100) after
  * `starting_after` (an entry version). Shared by /entries and /v1/transfers. */
 typedef struct {

@@ -92,6 +92,7 @@ static gl_response on_create_mandate(gl_req *req, const gl_id *id) { return (voi
 static gl_response on_create_transfer(gl_req *req, const gl_id *id) { return (void)id, gl_create_transfer(req); }
 static gl_response on_create_batch(gl_req *req, const gl_id *id) { return (void)id, gl_create_batch(req); }
 static gl_response on_list_transfers(gl_req *req, const gl_id *id) { return (void)id, gl_list_transfers(req); }
+static gl_response on_list_events(gl_req *req, const gl_id *id) { return (void)id, gl_list_events(req); }
 static gl_response on_post(gl_req *req, const gl_id *id) { return gl_act_on_transfer(req, id, LEDGER_CMD_POST); }
 static gl_response on_void(gl_req *req, const gl_id *id) { return gl_act_on_transfer(req, id, LEDGER_CMD_VOID); }
 static gl_response on_reverse(gl_req *req, const gl_id *id) { return gl_act_on_transfer(req, id, LEDGER_CMD_REVERSE); }
@@ -120,6 +121,7 @@ static const gl_route route_table[] = {
     {"POST", "/v1/transfers/{id}/post", GL_SCOPE_TRANSFERS_WRITE, on_post},
     {"POST", "/v1/transfers/{id}/void", GL_SCOPE_TRANSFERS_WRITE, on_void},
     {"POST", "/v1/transfers/{id}/reverse", GL_SCOPE_TRANSFERS_WRITE, on_reverse},
+    {"GET", "/v1/events", GL_SCOPE_EVENTS_READ, on_list_events},
 };
 
 const gl_route *gl_routes(size_t *n) {

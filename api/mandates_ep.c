@@ -10,6 +10,7 @@
 
 #include "../ledger/audit.h"
 #include "../ledger/currency.h"
+#include "../ledger/events.h"
 #include "mandates.h"
 #include "../ledger/kinds.h"
 #include "../ledger/pg.h"
@@ -56,6 +57,26 @@ static bool audit_mandate(PGconn *db, const gl_job *job, const char *action, con
     return ok;
 }
 
+/* The mandate's event (events.h), in the transaction of the change: it
+ * concerns the wallet's owner (read here: an admin may have granted it), the
+ * grantee and whoever made the change. */
+static bool mandate_event(PGconn *db, const gl_job *job, ledger_event_type type, const ledger_mandate *m,
+                          gl_error *err) {
+    char wallet[GL_ID_STR_LEN + 1];
+    gl_id_format(&m->wallet_account_id, wallet);
+    const char *p[1] = {wallet};
+    PGresult *r = gl_pg_exec(db, "SELECT owner FROM accounts WHERE id = $1::uuid", 1, p, err);
+    if (!r) return false;
+    ledger_event e = {.type = type, .account_id = m->wallet_account_id, .mandate_id = m->id};
+    e.created_at_us = type == LEDGER_EV_MANDATE_REVOKED ? m->revoked_at_us : m->created_at_us;
+    memcpy(e.currency, m->currency, sizeof e.currency);
+    if (PQntuples(r) == 1) ledger_event_add_owner(&e, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    ledger_event_add_owner(&e, m->grantee);
+    ledger_event_add_owner(&e, job->principal);
+    return ledger_events_write(db, job->region->code, &e, 1, err);
+}
+
 /* Runs in the writer's transaction; reruns of the batch start from the request's copy. */
 static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
     ledger_mandate m = *(const ledger_mandate *)job->extra;
@@ -64,14 +85,17 @@ static bool respond_mandate_create(gl_job *job, PGconn *db, gl_error *err) {
     if (rc == 0)
         return gl_job_respond_error(job, 409, "mandate_exists",
                                     "a live mandate already covers this wallet, grantee and currency: revoke it first");
-    return audit_mandate(db, job, "mandate.create", &m, err) && respond_mandate(job, 201, &m);
+    return audit_mandate(db, job, "mandate.create", &m, err) && mandate_event(db, job, LEDGER_EV_MANDATE_CREATED, &m, err) &&
+           respond_mandate(job, 201, &m);
 }
 
 static bool respond_mandate_revoke(gl_job *job, PGconn *db, gl_error *err) {
     ledger_mandate m;
     int rc = gl_mandate_revoke(db, (const gl_id *)job->extra, job->principal, &m, err);
     if (rc < 0) return false;
-    return (rc == 0 || audit_mandate(db, job, "mandate.revoke", &m, err)) && respond_mandate(job, 200, &m);
+    return (rc == 0 || (audit_mandate(db, job, "mandate.revoke", &m, err) &&
+                        mandate_event(db, job, LEDGER_EV_MANDATE_REVOKED, &m, err))) &&
+           respond_mandate(job, 200, &m);
 }
 
 /* Checks the body of POST /v1/mandates into *m; on failure sets *fail. */

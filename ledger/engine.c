@@ -7,7 +7,8 @@
  *      references seen before;
  *   3. apply the commands in order in memory (apply.c decides each result);
  *      a failed linked chain is undone from an undo log;
- *   4. COPY transfers and entries, update each touched account once; COMMIT.
+ *   4. COPY transfers and entries, update each touched account once, the
+ *      caller's before-commit hook, then one event per effect (events.h); COMMIT.
  *
  * A batch of up to LEDGER_PIPELINE_MAX commands runs in libpq pipeline mode:
  * BEGIN goes out with the account locks (which also read the clock), and the
@@ -27,6 +28,7 @@
 
 #include "apply.h"
 #include "buf.h"
+#include "events.h"
 #include "ledger.h"
 #include "pg.h"
 
@@ -69,6 +71,7 @@ typedef struct {
 
     ledger_acct *accts;
     size_t n_accts;
+    char (*acct_owners)[LEDGER_OWNER_MAX + 1]; /* acct_owners[k]: the owner of accts[k] (for events) */
     ledger_target *targets;
     size_t n_targets;
     ledger_mandate *mandates; /* sorted by id */
@@ -494,8 +497,8 @@ static bool load_targets(batch *b, PGconn *db, gl_error *err) {
 }
 
 #define LOCK_ACCOUNTS_SQL                                                                                     \
-    "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted, version, ctid " \
-    "FROM accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+    "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted, version, ctid, " \
+    "owner FROM accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
 /* The same, with the clock read as each row comes out locked: the last row's
  * reading is after every lock, which is what load_now gives in a round trip of its own. */
 #define LOCK_ACCOUNTS_SQL_CLOCK                                                                                     \
@@ -509,6 +512,14 @@ static bool clock_with_locks(const batch *b) {
     for (size_t i = 0; i < b->n; i++)
         if (!gl_id_is_nil(&b->cmds[i].mandate_id)) return false;
     return true;
+}
+
+/* A text column of a binary result, cut to the owner's size (the domain holds it to 128). */
+static void owner_of_row(const PGresult *r, int row, int col, char *out) {
+    int len = PQgetisnull(r, row, col) ? 0 : PQgetlength(r, row, col);
+    if (len > LEDGER_OWNER_MAX) len = LEDGER_OWNER_MAX;
+    memcpy(out, PQgetvalue(r, row, col), (size_t)len);
+    out[len] = '\0';
 }
 
 static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
@@ -551,7 +562,8 @@ static bool lock_accounts(batch *b, PGconn *db, gl_error *err) {
             a->version = gl_pg_bin_i64(r, row, 7);
             a->tid_block = (uint32_t)tid[0] << 24 | (uint32_t)tid[1] << 16 | (uint32_t)tid[2] << 8 | tid[3];
             a->tid_offset = (uint16_t)(tid[4] << 8 | tid[5]);
-            int64_t clock_us = clock ? gl_pg_bin_i64(r, row, 9) : 0;
+            owner_of_row(r, row, 9, b->acct_owners[b->n_accts - 1]);
+            int64_t clock_us = clock ? gl_pg_bin_i64(r, row, 10) : 0;
             if (clock_us > b->now_us) b->now_us = clock_us;
         }
         /* Only a bad row is ours to report: a failed query keeps its own error
@@ -975,11 +987,89 @@ static bool write_all(batch *b, PGconn *db, gl_error *err) {
     return write_accounts(b, db, err);
 }
 
+/* ---------- events (the outbox, events.h) ---------- */
+
+static const char *owner_of(const batch *b, const gl_id *account_id) {
+    const ledger_acct *a = bsearch(account_id, b->accts, b->n_accts, sizeof *b->accts, id_cmp_void);
+    return a ? b->acct_owners[a - b->accts] : NULL;
+}
+
+static ledger_event_type transfer_event_type(const ledger_cmd *c, const xfer *x) {
+    switch (c->kind) {
+    case LEDGER_CMD_POST: return LEDGER_EV_TRANSFER_POSTED;
+    case LEDGER_CMD_VOID: return LEDGER_EV_TRANSFER_VOIDED;
+    case LEDGER_CMD_EXPIRE: return LEDGER_EV_TRANSFER_EXPIRED;
+    case LEDGER_CMD_REVERSE: return LEDGER_EV_TRANSFER_REVERSED;
+    default: return x->flags & LEDGER_TF_PENDING ? LEDGER_EV_TRANSFER_PENDING : LEDGER_EV_TRANSFER_CREATED;
+    }
+}
+
+/* A transfer written by this batch: its accounts' owners and its author concern it. */
+static void transfer_event(const batch *b, const xfer *x, ledger_event *e) {
+    const ledger_cmd *c = &b->cmds[x->cmd];
+    e->type = transfer_event_type(c, x);
+    e->transfer_id = x->id;
+    e->debit_account_id = x->debit_account_id;
+    e->credit_account_id = x->credit_account_id;
+    e->pending_id = x->pending_id;
+    e->reverses_id = x->reverses_id;
+    e->mandate_id = c->mandate_id;
+    e->amount = x->amount;
+    memcpy(e->currency, x->currency, sizeof e->currency);
+    ledger_event_add_owner(e, owner_of(b, &x->debit_account_id));
+    ledger_event_add_owner(e, owner_of(b, &x->credit_account_id));
+    ledger_event_add_owner(e, c->owner);
+}
+
+/* An account opened or closed by command i. */
+static void account_event(const batch *b, size_t i, ledger_event *e) {
+    const ledger_cmd *c = &b->cmds[i];
+    if (c->kind == LEDGER_CMD_CREATE_ACCOUNT) {
+        e->type = LEDGER_EV_ACCOUNT_CREATED;
+        e->account_id = b->res[i].id;
+        memcpy(e->currency, c->currency, sizeof e->currency);
+    } else {
+        e->type = LEDGER_EV_ACCOUNT_CLOSED;
+        e->account_id = c->target_id;
+        const ledger_acct *a = bsearch(&c->target_id, b->accts, b->n_accts, sizeof *b->accts, id_cmp_void);
+        if (a) memcpy(e->currency, a->currency, 3);
+        ledger_event_add_owner(e, owner_of(b, &c->target_id));
+    }
+    ledger_event_add_owner(e, c->owner);
+}
+
+/* One event per effect, in command order, written last before COMMIT (the
+ * head's row lock is then held for the commit alone). A refused command, a
+ * replay (`exists`) and a rolled-back chain have no effect and no event. */
+static bool write_events(batch *b, PGconn *db, gl_error *err) {
+    if (b->ctx->events_off) return true;
+    size_t *out_of = malloc(b->n * sizeof *out_of);
+    ledger_event *ev = calloc(b->n, sizeof *ev);
+    bool ok = out_of && ev;
+    if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for the events of %zu commands", b->n);
+    size_t m = 0;
+    for (size_t i = 0; ok && i < b->n; i++) out_of[i] = SIZE_MAX;
+    for (size_t k = 0; ok && k < b->n_outs; k++) out_of[b->outs[k].cmd] = k;
+    for (size_t i = 0; ok && i < b->n; i++) {
+        if (b->res[i].code != LEDGER_OK) continue;
+        ledger_cmd_kind kind = b->cmds[i].kind;
+        if (kind == LEDGER_CMD_CREATE_ACCOUNT || kind == LEDGER_CMD_CLOSE_ACCOUNT) account_event(b, i, &ev[m]);
+        else if (out_of[i] != SIZE_MAX) transfer_event(b, &b->outs[out_of[i]], &ev[m]);
+        else continue; /* an effect without a row of its own: none today */
+        ev[m++].created_at_us = b->now_us;
+    }
+    ok = ok && ledger_events_write(db, b->ctx->partition_code, ev, m, err);
+    free(out_of);
+    free(ev);
+    return ok;
+}
+
 /* ---------- the batch ---------- */
 
 static bool batch_alloc(batch *b) {
     size_t n = b->n;
     b->accts = calloc(2 * n, sizeof *b->accts);
+    b->acct_owners = calloc(2 * n, sizeof *b->acct_owners);
     b->targets = calloc(n, sizeof *b->targets);
     b->mandates = calloc(n, sizeof *b->mandates);
     b->known = calloc(n, sizeof *b->known);
@@ -990,12 +1080,13 @@ static bool batch_alloc(batch *b) {
     b->refs_cap = 16;
     while (b->refs_cap < 4 * n) b->refs_cap *= 2; /* <= 50% load: n outputs + n known */
     b->refs = calloc(b->refs_cap, sizeof *b->refs);
-    return b->accts && b->targets && b->mandates && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
+    return b->accts && b->acct_owners && b->targets && b->mandates && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
            b->refs;
 }
 
 static void batch_free(batch *b) {
     free(b->accts);
+    free(b->acct_owners);
     free(b->targets);
     free(b->mandates);
     free(b->known);
@@ -1053,7 +1144,7 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
               load_target_state(b, db, err) &&
               (!b->lookup_references || load_references(b, db, err)) && load_now(b, db, err) && apply_all(b, err) && references_settled(b, err) && write_all(b, db, err) &&
               (!b->ctx->before_commit || b->ctx->before_commit(b->ctx->before_commit_arg, db, b->res, b->n, err)) &&
-              gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
+              write_events(b, db, err) && gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
     if (!ok) {
         if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");
         /* Sends what is still queued (inside the transaction: undone by the

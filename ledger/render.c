@@ -2,6 +2,8 @@
 
 #include <assert.h>
 
+#include "pg.h"
+
 json_t *gl_id_json(const gl_id *id) {
     if (gl_id_is_nil(id)) return json_null();
     char s[GL_ID_STR_LEN + 1];
@@ -58,4 +60,27 @@ json_t *gl_entry_json(const ledger_entry *e) {
                      (json_int_t)e->credits_pending, "credits_posted", (json_int_t)e->credits_posted, "posted",
                      (json_int_t)ledger_balance(e->credits_posted, e->debits_posted, 0), "created_at",
                      e->created_at);
+}
+
+json_t *gl_event_json(const ledger_event *e, const char *region) {
+    char at[40];
+    gl_format_rfc3339_us(e->created_at_us, at, sizeof at);
+    json_t *data = json_object();
+    const struct {
+        const char *name;
+        const gl_id *id;
+    } ids[] = {{"account_id", &e->account_id},
+               {"transfer_id", &e->transfer_id},
+               {"debit_account_id", &e->debit_account_id},
+               {"credit_account_id", &e->credit_account_id},
+               {"pending_id", &e->pending_id},
+               {"reverses_id", &e->reverses_id},
+               {"mandate_id", &e->mandate_id}};
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
+        if (!gl_id_is_nil(ids[k].id)) json_object_set_new(data, ids[k].name, gl_id_json(ids[k].id));
+    if (e->amount > 0) json_object_set_new(data, "amount", json_integer(e->amount));
+    if (e->currency[0]) json_object_set_new(data, "currency", json_string(e->currency));
+    const char *type = ledger_event_type_name(e->type);
+    return json_pack("{s:o,s:s,s:s,s:s,s:o}", "id", gl_id_json(&e->id), "type", type ? type : "unknown", "region",
+                     region ? region : "?", "created_at", at, "data", data);
 }

@@ -1,6 +1,7 @@
 /*
- * render.h — the JSON shapes of API.md (account, transfer, statement entry),
- * shared by ledgerd's responses and `ledgerctl --json`, so both print the same.
+ * render.h — the JSON shapes of API.md (account, transfer, statement entry,
+ * event), shared by ledgerd's responses, its webhook and stream deliveries and
+ * `ledgerctl --json`, so all print the same.
  * Here, beside the types they render, so that neither program reaches into
  * the other's folder for them.
  */
@@ -9,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "events.h"
 #include "ledger.h"
 
 json_t *gl_id_json(const gl_id *id); /* null for the nil id */
@@ -17,5 +19,9 @@ json_t *gl_id_json(const gl_id *id); /* null for the nil id */
 json_t *gl_account_json(const ledger_account *a, const char *region);
 json_t *gl_transfer_json(const ledger_transfer *t);
 json_t *gl_entry_json(const ledger_entry *e);
+/* {id, type, region, created_at, data: {the ids that apply, amount, currency}}:
+ * the feed's page item, a webhook's body, a stream entry's payload. region:
+ * the name of the region whose outbox holds it. */
+json_t *gl_event_json(const ledger_event *e, const char *region);
 
 #endif

@@ -1,0 +1,100 @@
+/*
+ * events.h — the outbox (sql/0011_events.sql): one event per committed effect,
+ * written in the transaction of the effect, numbered gap-free in commit order.
+ *
+ * The engine writes the events of its commands itself (ledger_execute: account
+ * created/closed, transfer created, hold placed/posted/voided/expired,
+ * reversal); a caller whose transaction has effects of its own (ledgerd's
+ * mandates) writes theirs with ledger_events_write in the same transaction.
+ * Readers follow `seq` (ledger_events_list): seq is dense and a number becomes
+ * visible only after every smaller one (event_head's row lock, held to COMMIT),
+ * so a cursor never skips an event that commits late.
+ */
+#ifndef GL_EVENTS_H
+#define GL_EVENTS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "id.h"
+#include "ledger.h"
+
+typedef enum {
+    LEDGER_EV_ACCOUNT_CREATED,
+    LEDGER_EV_ACCOUNT_CLOSED,
+    LEDGER_EV_TRANSFER_CREATED,  /* a plain transfer */
+    LEDGER_EV_TRANSFER_PENDING,  /* a hold placed */
+    LEDGER_EV_TRANSFER_POSTED,   /* a hold captured (amount: the capture) */
+    LEDGER_EV_TRANSFER_VOIDED,   /* a hold released */
+    LEDGER_EV_TRANSFER_EXPIRED,  /* a hold released by its timeout */
+    LEDGER_EV_TRANSFER_REVERSED, /* a refund (amount: the refund) */
+    LEDGER_EV_MANDATE_CREATED,
+    LEDGER_EV_MANDATE_REVOKED,
+    LEDGER_EV_COUNT
+} ledger_event_type;
+
+/* The API name ("transfer.pending"), or NULL for a value out of range. */
+const char *ledger_event_type_name(ledger_event_type t);
+/* Parses an API name; false when it names no type. */
+bool ledger_event_type_parse(const char *name, ledger_event_type *out);
+
+#define LEDGER_EVENT_OWNERS 3 /* at most: the debit side's, the credit side's, the actor */
+#define LEDGER_EVENTS_PAGE_MAX 1000
+
+/* One event. Ids that do not apply are nil, amount 0 and currency "" when none. */
+typedef struct {
+    int64_t seq;           /* set by ledger_events_write and by the reads */
+    gl_id id;              /* set by ledger_events_write */
+    ledger_event_type type;
+    int64_t created_at_us; /* the effect's commit time as the engine stamps it */
+    gl_id account_id, transfer_id, debit_account_id, credit_account_id, pending_id, reverses_id, mandate_id;
+    int64_t amount;
+    char currency[4];
+    /* The principals it concerns, "" = none; who may read it (besides admin). */
+    char owners[LEDGER_EVENT_OWNERS][LEDGER_OWNER_MAX + 1];
+} ledger_event;
+
+/* Adds a principal to the event's owners unless it is there already (or empty). */
+void ledger_event_add_owner(ledger_event *e, const char *owner);
+
+/*
+ * Appends events[0..n) in the caller's open transaction: numbers them from
+ * event_head (taking its row lock until the caller's COMMIT) and gives each an
+ * id of the partition. One statement; in pipeline mode it is only queued, so
+ * call it last before COMMIT: the head's lock is then held for the commit
+ * alone. n == 0 writes nothing.
+ */
+bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *events, size_t n, gl_error *err);
+
+/* What a reader may see and how far it may scan. */
+typedef struct {
+    int64_t after;         /* events with seq > after */
+    int limit;             /* 1..LEDGER_EVENTS_PAGE_MAX */
+    const char *principal; /* only events it is an owner of; NULL = all (admin) */
+    uint32_t types;        /* bit (1 << type) per wanted type; 0 = all */
+    int64_t scan_max;      /* at most this many seqs are looked at per call (> 0) */
+} ledger_events_query;
+
+/*
+ * Up to q->limit events after q->after, in seq order, into out. *scanned_to is
+ * the position a reader resumes from: the last event returned when the page is
+ * full, else the last seq looked at (events the principal may not see are
+ * passed over, at most q->scan_max of them per call). *head is the last
+ * committed seq. Returns the number of events, or -1.
+ */
+int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *out, int64_t *scanned_to, int64_t *head,
+                       gl_error *err);
+
+/* ---- consumers (event_consumers): where each reader of the outbox has got to ---- */
+
+/* The consumer's position (0 for a consumer never seen; the row is made). -1 on error. */
+int64_t ledger_events_consumer_position(PGconn *db, const char *name, gl_error *err);
+/* Moves the consumer's position forward to `position` (never back), in the
+ * caller's transaction if one is open: do it in the transaction that hands
+ * the events on, so a crash re-reads them rather than skipping them. */
+bool ledger_events_consumer_advance(PGconn *db, const char *name, int64_t position, gl_error *err);
+
+#endif
