@@ -25,6 +25,7 @@
 typedef struct {
     const char *config, *region, *scenario, *accounts_out;
     int64_t accounts, seconds, batch;
+    bool no_events; /* --no-events: the engine writes no outbox rows (what the outbox costs) */
 } bench_opts;
 
 static double now_s(void) {
@@ -44,7 +45,8 @@ static uint64_t rng(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: ledger-bench --config F --region R --scenario uniform|hot [--accounts N] [--seconds S] "
-                    "[--batch N] [--accounts-out FILE]\n       --seconds 0: create the accounts only\n");
+                    "[--batch N] [--accounts-out FILE] [--no-events]\n       --seconds 0: create the accounts only\n"
+                    "       --no-events: measure without the outbox (ledger/events.h)\n");
     return 2;
 }
 
@@ -53,10 +55,10 @@ static bool parse_args(int argc, char **argv, bench_opts *o) {
         {"config", required_argument, NULL, 'c'},  {"region", required_argument, NULL, 'r'},
         {"scenario", required_argument, NULL, 's'}, {"accounts", required_argument, NULL, 'a'},
         {"seconds", required_argument, NULL, 't'}, {"batch", required_argument, NULL, 'b'},
-        {"accounts-out", required_argument, NULL, 'o'},
+        {"accounts-out", required_argument, NULL, 'o'}, {"no-events", no_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
-    *o = (bench_opts){NULL, NULL, NULL, NULL, 100000, 20, LEDGER_BATCH_MAX};
+    *o = (bench_opts){NULL, NULL, NULL, NULL, 100000, 20, LEDGER_BATCH_MAX, false};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         bool ok = true;
@@ -67,6 +69,7 @@ static bool parse_args(int argc, char **argv, bench_opts *o) {
         case 'a': ok = gl_parse_i64(optarg, 2, 10000000, &o->accounts); break;
         case 't': ok = gl_parse_i64(optarg, 0, 3600, &o->seconds); break;
         case 'o': o->accounts_out = optarg; break;
+        case 'n': o->no_events = true; break;
         case 'b': ok = gl_parse_i64(optarg, 1, LEDGER_BATCH_MAX, &o->batch); break;
         default: ok = false;
         }
@@ -150,7 +153,7 @@ int main(int argc, char **argv) {
         gl_config_free(&cfg);
         return 1;
     }
-    ledger_ctx ctx = {.partition_code = r->code};
+    ledger_ctx ctx = {.partition_code = r->code, .events_off = o.no_events};
     rng_state ^= (uint64_t)getpid() << 20;
     gl_id *ids = calloc((size_t)o.accounts, sizeof *ids);
     ledger_cmd *cmds = calloc((size_t)o.batch, sizeof *cmds);

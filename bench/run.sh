@@ -47,6 +47,16 @@ for scenario in uniform hot; do
     echo "$line"
     tps[$scenario]=$(sed -n 's/.*transfers_per_s=\([0-9]*\).*/\1/p' <<<"$line")
 done
+# The outbox's cost: the uniform run again without events (ledger-bench --no-events),
+# then with them once more, so that the table's growth between runs hits both sides.
+echo "== engine uniform without events, then with events again (the outbox's cost)"
+for run in off on; do
+    "$PG_BIN/psql" -qc CHECKPOINT geoledger
+    line=$("$BUILD/bin/ledger-bench" --config "$DIR/ledger.conf" --region bench --scenario uniform \
+        --accounts "$ACCOUNTS" --seconds "$SECONDS_PER_RUN" $([[ $run == off ]] && echo --no-events))
+    echo "events $run: $line"
+    tps[events_$run]=$(sed -n 's/.*transfers_per_s=\([0-9]*\).*/\1/p' <<<"$line")
+done
 # HTTPS as deployed (keep-alive connections: the handshake is paid once per connection);
 # BENCH_PLAIN_HTTP=1 measures the same over plain HTTP, for comparison.
 if [[ "${BENCH_PLAIN_HTTP:-0}" == 1 ]]; then scheme=http; else scheme=https; fi
@@ -167,6 +177,8 @@ for scenario in uniform hot; do
 done
 printf 'bench: http transfers_per_s=%s p99_ms=%.2f pgbench_tps=%.0f ratio=%.2f\n' "$http_rps" "$p99" "$pgbench_tps" \
     "$(echo "$http_rps / $pgbench_tps" | bc -l)"
+printf 'bench: events engine_uniform_with=%s engine_uniform_without=%s cost=%.1f%%\n' "${tps[events_on]}" \
+    "${tps[events_off]}" "$(echo "(1 - ${tps[events_on]} / ${tps[events_off]}) * 100" | bc -l)"
 fi
 printf 'bench: recon lines_per_s=%.0f baseline_lines_per_s=%.0f ratio=%.2f peak_rss_mb=%d\n' "$recon_lps" \
     "$baseline_lps" "$(echo "$recon_lps / $baseline_lps" | bc -l)" $((recon_rss_kb / 1024))

@@ -53,14 +53,20 @@ T_EVE=$(token "$EVE")
 T_ADMIN=$(token "admin-$RUN" "admin events:read")
 T_NOEV=$(token "$ALICE" "accounts:read")
 
-# The feed's position now, per region: the run's events come after it.
-req GET "/v1/events?limit=1000" "$T_ADMIN"
-expect "feed: admin reads the merged view" 200
+# The feed's position now, per region: the run's events come after it. Eve
+# sees none of the events before (they are not hers), so her pages are empty
+# and their cursor moves past them in windows of 10,000: the end is found
+# without reading the other suites' events (whose amounts reach 2^63-1, which
+# the contract step's validator, a JavaScript program, flags above 2^53).
+req GET "/v1/events" "$T_EVE"
+expect "feed: the merged view" 200
 START_CURSOR=$(j -r .next_cursor)
-while [[ "$(j -r .has_more)" == true ]]; do
-    req GET "/v1/events?limit=1000&after=$START_CURSOR" "$T_ADMIN"
+for _ in $(seq 1000); do
+    [[ "$(j -r .has_more)" == true ]] || break
+    req GET "/v1/events?after=$START_CURSOR" "$T_EVE"
     START_CURSOR=$(j -r .next_cursor)
 done
+check "feed: eve's pages before the run are empty" "body: $(snippet)" eq "$(j '.data | length')" 0
 check "feed: the cursor names every region" "cursor $START_CURSOR" \
     eq "$(tr ',' '\n' <<<"$START_CURSOR" | cut -d: -f1 | sort | tr '\n' ' ')" "eu sg us "
 
