@@ -63,9 +63,9 @@ void ledger_event_add_owner(ledger_event *e, const char *owner);
 /*
  * Appends events[0..n) in the caller's open transaction: numbers them from
  * event_head (taking its row lock until the caller's COMMIT) and gives each an
- * id of the partition. One statement; in pipeline mode it is only queued, so
- * call it last before COMMIT: the head's lock is then held for the commit
- * alone. n == 0 writes nothing.
+ * id of the partition. In pipeline mode one statement, only queued: call it
+ * last before COMMIT, and the head's lock is held for the commit alone.
+ * Otherwise a round trip for the numbers, then a COPY. n == 0 writes nothing.
  */
 bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *events, size_t n, gl_error *err);
 
