@@ -13,7 +13,7 @@ PG_BIN  := /usr/lib/postgresql/15/bin
 SQL_DIR_INSTALLED := $(PREFIX)/share/geoledger/sql
 
 # pkg-config is only queried when building (so `make help`/`clean` work anywhere).
-PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd gnutls
+PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd gnutls hiredis
 CPPFLAGS += -D_GNU_SOURCE -DGL_SQL_DIR='"$(GL_SQL_DIR)"'
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -Wall -Wextra -Werror -Wshadow -Wvla -fno-strict-aliasing -pthread
