@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2034 # SUMMARY_DONE and CLEANUP_PIDS are read by the exit trap of tests/lib.sh
+# streams.sh — the Redis stream publisher and the outbox commands against a
+# real ledgerd, the real PostgreSQL cluster tests/run.sh started and migrated,
+# and a real redis-server this script starts (loopback, a free port from
+# 6391, appendonly with appendfsync always, in its own temp dir):
+#
+#   GEOLEDGER_CONFIG=DIR/ledger.conf BUILD=build TEST_DIR=DIR tests/streams.sh
+#
+#  1. events made through the HTTP API (accounts, transfers, a hold posted, a
+#     hold voided, a refund) are in region eu's stream once each, in order,
+#     stream id = seq, the payload = the event of the outbox;
+#  2. Redis killed (SIGKILL) during a burst and started again on the same
+#     files: afterwards every event is there exactly once, no hole;
+#  3. ledgerd killed (kill -9) during a burst and started again: it resumes
+#     from its stored position, nothing twice, no hole;
+#  4. a small stream_maxlen bounds the stream (and a stream that lost its
+#     entries is filled again from the outbox);
+#  5. /metrics: the outbox and stream series, promtool-valid;
+#  6. ledgerctl events tail (text, --json, --follow ended by SIGINT);
+#  7. ledgerctl events prune keeps what a consumer has not passed, deletes
+#     what every consumer passed, --dry-run deletes nothing, and is audited.
+# One line per check; the last line is "N passed, N failed".
+set -euo pipefail
+
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+BUILD=${BUILD:-build}
+: "${GEOLEDGER_CONFIG:?set GEOLEDGER_CONFIG to the ledger.conf of a migrated cluster}"
+: "${TEST_DIR:?set TEST_DIR to the cluster directory}"
+# shellcheck source=lib.sh
+source tests/lib.sh
+# shellcheck source=http.sh
+source tests/http.sh
+require streams.sh curl jq openssl od redis-server redis-cli "$BUILD/bin/ledgerd" "$BUILD/bin/ledgerctl"
+
+W=$(mktemp -d /tmp/geoledger-streams.XXXXXX)
+exit_trap streams.sh
+on_early_exit() { tail -n 5 "$W"/ledgerd-*.log 2>/dev/null || true; }
+START=$SECONDS
+RUN="s$$x$RANDOM"
+L="$BUILD/bin/ledgerctl"
+
+finish() {
+    echo "streams.sh: $((SECONDS - START)) s"
+    SUMMARY_DONE=1
+    echo "$PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+    exit
+}
+
+# ---------------------------------------------------------------- redis and ledgerd
+
+RPID="" RPORT=""
+for p in $(seq 6391 6399); do port_busy "$p" || { RPORT=$p && break; }; done
+[[ -n "$RPORT" ]] || { fail "start" "no free port in 6391-6399 for redis-server" && finish; }
+mkdir -p "$W/redis"
+rcli() { redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
+start_redis() { # on the same dir each time: what it acknowledged was fsynced (appendfsync always)
+    redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$W/redis" --appendonly yes --appendfsync always \
+        --save '' --protected-mode yes >"$W/redis.log" 2>&1 &
+    RPID=$!
+    CLEANUP_PIDS+=("$RPID")
+    for _ in $(seq 50); do
+        [[ "$(rcli PING 2>/dev/null)" == PONG ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+start_redis || { fail "start" "redis-server did not answer on $RPORT: $(tail -n 3 "$W/redis.log")" && finish; }
+ok "start: redis-server on 127.0.0.1:$RPORT (appendonly, appendfsync always)"
+
+PORT=$(free_port $((18600 + $$ % 100))) || { fail "start" "no free port from 18600" && finish; }
+BASE="https://localhost:$PORT"
+CA="$W/ca/ca.crt"
+PREFIX="geoledger:test:$RUN:"
+KEY="${PREFIX}eu"
+# write_conf MAXLEN PREFIX: ledgerd's config with a redis group.
+write_conf() {
+    CONF="$W/s.conf"
+    cp -- "$GEOLEDGER_CONFIG" "$CONF"
+    scripts/ledgerd-conf.sh "$CONF" "$TEST_DIR/dev.key" "$PORT"
+    cat >>"$CONF" <<EOF
+redis = { host = "127.0.0.1"; port = $RPORT; key_prefix = "$2"; stream_maxlen = $1;
+          batch = 500; poll_ms = 50; timeout_ms = 1000; reconnect_max_ms = 400; };
+EOF
+}
+write_conf 1000000 "$PREFIX"
+start_ledgerd "$W/ledgerd-1.log" || { fail "start" "ledgerd: $(tail -n 5 "$W/ledgerd-1.log" | tr '\n' ' ')" && finish; }
+ok "start: ledgerd on $PORT publishing to $KEY"
+
+head_eu() { admin_sql "SELECT last_seq FROM event_head"; }
+# stream_ids FROM TO: the seqs of the stream's entries in (FROM, TO], one a line.
+stream_ids() { rcli XRANGE "$KEY" "$(($1 + 1))" "$2" | grep -E '^[0-9]+-0$' | sed 's/-0$//'; }
+# caught_up SEQ [TENTHS]: waits until the stream's last entry is SEQ.
+caught_up() {
+    for _ in $(seq "${2:-100}"); do
+        [[ "$(rcli XREVRANGE "$KEY" + - COUNT 1 2>/dev/null | head -n 1)" == "$1-0" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# exactly_once NAME FROM TO: the stream holds seqs FROM+1..TO, once each, in
+# order, and each entry's event id is the outbox's id of that seq.
+exactly_once() {
+    local name=$1 from=$2 to=$3 got want
+    got=$(stream_ids "$from" "$to" | tr '\n' ' ')
+    want=$(seq $((from + 1)) "$to" | tr '\n' ' ')
+    check "$name: the stream holds seq $((from + 1))..$to once each, in order" \
+        "got $(wc -w <<<"$got") ids, want $((to - from)); first: ${got:0:80}" eq "$got" "$want"
+    got=$(rcli --raw XRANGE "$KEY" "$((from + 1))" "$to" | awk '/^\{/' | jq -r '.id' | tr '\n' ' ')
+    want=$(admin_sql "SELECT id FROM events WHERE seq > $from AND seq <= $to ORDER BY seq" | tr '\n' ' ')
+    check "$name: each entry is the outbox's event of its seq" "stream ${got:0:80} vs outbox ${want:0:80}" \
+        eq "$got" "$want"
+}
+
+# ---------------------------------------------------------------- 1. the API's events, once each
+
+ISSUER="issuer-$RUN" APP="app-$RUN"
+T_ISSUER=$(token "$ISSUER" "accounts:read accounts:write accounts:issue transfers:read transfers:write")
+T_APP=$(token "$APP")
+H0=$(head_eu)
+req POST /v1/accounts "$T_ISSUER" '{"currency":"EUR","region":"eu","kind":"funding"}'
+expect "api: a funding account" 201
+FUND=$(j .id)
+req POST /v1/accounts "$T_APP" '{"currency":"EUR","region":"eu"}'
+A=$(j .id)
+req POST /v1/accounts "$T_APP" '{"currency":"EUR","region":"eu","kind":"merchant"}'
+B=$(j .id)
+post /v1/transfers "$T_ISSUER" "$(transfer "$FUND" "$A" 100000 "$RUN-top")" "$(newkey)"
+expect "api: a top-up" 201
+post /v1/transfers "$T_APP" "$(transfer "$A" "$B" 1000 "$RUN-h1" '{"pending":true}')" "$(newkey)"
+HOLD1=$(j .id)
+post "/v1/transfers/$HOLD1/post" "$T_APP" '{"amount":600}' "$(newkey)"
+expect "api: a hold posted" 201
+post /v1/transfers "$T_APP" "$(transfer "$A" "$B" 500 "$RUN-h2" '{"pending":true}')" "$(newkey)"
+HOLD2=$(j .id)
+post "/v1/transfers/$HOLD2/void" "$T_APP" '' "$(newkey)"
+expect "api: a hold voided" 201
+post /v1/transfers "$T_APP" "$(transfer "$A" "$B" 700 "$RUN-pay")" "$(newkey)"
+PAY=$(j .id)
+post "/v1/transfers/$PAY/reverse" "$T_APP" "{\"amount\":200,\"reference\":\"$RUN-refund\"}" "$(newkey)"
+expect "api: a refund" 201
+H1=$(head_eu)
+check "api: the outbox has their events" "head $H0 -> $H1" test $((H1 - H0)) -ge 9
+check "api: published within 10 s" "stream top: $(rcli XREVRANGE "$KEY" + - COUNT 1 | head -n 1), head $H1" caught_up "$H1"
+exactly_once "api" "$H0" "$H1"
+got=$(rcli --raw XRANGE "$KEY" "$((H0 + 1))" "$H1" | awk '/^\{/' | jq -r .type | sort | uniq -c | awk '{print $2}' | tr '\n' ' ')
+check "api: the types of the run" "$got" eq "$got" \
+    "account.created transfer.created transfer.pending transfer.posted transfer.reversed transfer.voided "
+got=$(rcli --raw XRANGE "$KEY" "$H1" "$H1" | sed -n 3p)
+check "api: an entry's type field is its event's type" "$got" eq "$got" "transfer.reversed"
+
+# ---------------------------------------------------------------- bursts
+
+# burst N TAG: N transfers of 1 cent A -> B, in batches of 50 (one event each).
+burst() {
+    local i items
+    for ((i = 0; i < $1; i += 50)); do
+        items=$(jq -cn --arg a "$A" --arg b "$B" --arg p "$RUN-$2-$i" \
+            '[range(50) | {debit_account_id: $a, credit_account_id: $b, amount: 1, currency: "EUR", reference: "\($p)-\(.)"}]')
+        curl -s --cacert "$CA" -o /dev/null --max-time 20 -H "Authorization: Bearer $T_APP" \
+            -H "Idempotency-Key: $RUN-$2-$i" -H 'Content-Type: application/json' \
+            --data-binary "{\"atomic\":false,\"transfers\":$items}" "$BASE/v1/transfers/batch" || true
+    done
+}
+
+# ---------------------------------------------------------------- 2. Redis killed mid-burst
+
+H2=$(head_eu)
+burst 1000 r &
+BURST=$!
+sleep 0.4
+kill -KILL "$RPID"
+wait "$RPID" 2>/dev/null || true
+sleep 0.7
+start_redis || fail "redis restart" "$(tail -n 3 "$W/redis.log")"
+wait "$BURST"
+H3=$(head_eu)
+check "redis restart: the burst committed (outbox +1000)" "head $H2 -> $H3" eq "$((H3 - H2))" 1000
+check "redis restart: the publisher caught up" "top $(rcli XREVRANGE "$KEY" + - COUNT 1 | head -n 1), head $H3" \
+    caught_up "$H3" 150
+exactly_once "redis restart" "$H0" "$H3"
+req GET /metrics
+errs=$(grep -E '^geoledger_stream_publish_errors_total\{region="eu"\}' "$W/body" | awk '{print $2}')
+check "redis restart: counted as publish errors" "errors '$errs'" test "${errs:-0}" -ge 1
+
+# ---------------------------------------------------------------- 3. ledgerd killed mid-burst
+
+# Killed while a burst commits; then its stored position is set back 300, as
+# if it had died between Redis acknowledging those events and storing the
+# position (the window a kill rarely hits): they must not come twice.
+burst 1000 k &
+BURST=$!
+sleep 0.3
+kill -KILL "$LPID"
+wait "$LPID" 2>/dev/null || true
+wait "$BURST" || true
+H4=$(head_eu)
+check "ledgerd kill: killed during the burst" "head $H3 -> $H4" test "$H4" -gt "$H3"
+admin_sql "UPDATE event_consumers SET position = greatest(position - 300, 0) WHERE name = 'stream:redis'" >/dev/null
+start_ledgerd "$W/ledgerd-2.log" || fail "ledgerd restart" "$(tail -n 5 "$W/ledgerd-2.log" | tr '\n' ' ')"
+burst 100 k2
+H5=$(head_eu)
+check "ledgerd restart: caught up after kill -9" "top $(rcli XREVRANGE "$KEY" + - COUNT 1 | head -n 1), head $H5" \
+    caught_up "$H5" 150
+exactly_once "ledgerd restart" "$H0" "$H5"
+pos=$(admin_sql "SELECT position FROM event_consumers WHERE name = 'stream:redis'")
+check "ledgerd restart: the stored position is the head" "position $pos, head $H5" eq "$pos" "$H5"
+req GET /metrics
+n=$(grep -E '^geoledger_stream_skipped_total\{region="eu"\}' "$W/body" | awk '{print $2}')
+check "ledgerd restart: the 300 events already in the stream were passed over, not added again" "skipped '$n'" \
+    test "${n:-0}" -ge 300
+
+# ---------------------------------------------------------------- 4. MAXLEN, and a lost stream filled again
+
+stop_pid "$LPID" 50 || true
+KEY_OLD=$KEY
+PREFIX="geoledger:test:$RUN:small:"
+KEY="${PREFIX}eu"
+write_conf 100 "$PREFIX"
+start_ledgerd "$W/ledgerd-3.log" || fail "ledgerd maxlen" "$(tail -n 5 "$W/ledgerd-3.log" | tr '\n' ' ')"
+check "maxlen: a new (empty) stream is filled from the outbox up to the head" "top $(rcli XREVRANGE "$KEY" + - COUNT 1 | head -n 1)" \
+    caught_up "$H5" 150
+n=$(rcli XLEN "$KEY")
+check "maxlen: stream_maxlen 100 bounds it (MAXLEN ~: within a node of 100)" "XLEN $n" test "$n" -ge 100 -a "$n" -le 200
+exactly_once "maxlen" "$((H5 - 100))" "$H5"
+KEY=$KEY_OLD
+
+# ---------------------------------------------------------------- 5. /metrics
+
+req GET /metrics
+expect "metrics: 200" 200
+for fam in "geoledger_outbox_head{region=\"eu\"} $H5" "geoledger_outbox_consumer_lag{region=\"eu\",consumer=\"stream:redis\"} 0" \
+    "geoledger_stream_lag{region=\"eu\"} 0" "geoledger_stream_up{region=\"eu\"} 1" \
+    "geoledger_outbox_consumer_position{region=\"eu\",consumer=\"stream:redis\"} $H5"; do
+    check "metrics: $fam" "$(grep -E "^${fam%% *}" "$W/body" | head -n 3 | tr '\n' ' ')" grep -qxF "$fam" "$W/body"
+done
+check "metrics: a last publish time" "$(grep last_publish "$W/body" | tail -n 3 | tr '\n' ' ')" \
+    grep -qE '^geoledger_stream_last_publish_timestamp_seconds\{region="eu"\} [1-9][0-9]{9}\.[0-9]{6}$' "$W/body"
+if command -v promtool >/dev/null 2>&1; then
+    check "metrics: promtool check metrics" "$(promtool check metrics <"$W/body" 2>&1 | head -c 300)" \
+        promtool check metrics <"$W/body"
+fi
+
+# ---------------------------------------------------------------- 6. ledgerctl events tail
+
+out=$("$L" events tail --region eu --after "$H0" --limit $((H1 - H0)))
+check "tail: one line per event of the API run" "$(wc -l <<<"$out") lines" eq "$(wc -l <<<"$out")" $((H1 - H0))
+check "tail: region, seq and type lead each line" "$(head -n 1 <<<"$out")" \
+    grep -qE "^eu $((H0 + 1)) [0-9T:.-]+Z account.created account_id=" <<<"$out"
+got=$("$L" --json events tail --region eu --after "$H0" --limit $((H1 - H0)) | jq -r .id | tr '\n' ' ')
+want=$(admin_sql "SELECT id FROM events WHERE seq > $H0 AND seq <= $H1 ORDER BY seq" | tr '\n' ' ')
+check "tail --json: the events' JSON, in seq order" "${got:0:80}" eq "$got" "$want"
+"$L" events tail --region eu --after "$H5" --follow >"$W/follow" 2>"$W/follow.err" &
+FPID=$!
+sleep 0.5
+req POST /v1/accounts "$T_APP" '{"currency":"EUR","region":"eu"}'
+for _ in $(seq 30); do [[ -s "$W/follow" ]] && break; sleep 0.1; done
+kill -INT "$FPID"
+rc=0
+wait "$FPID" || rc=$?
+check "tail --follow: prints the new event" "$(cat "$W/follow")" grep -q "^eu $((H5 + 1)) .* account.created" "$W/follow"
+check "tail --follow: SIGINT ends it cleanly (status 0)" "status $rc: $(cat "$W/follow.err")" eq "$rc" 0
+
+# ---------------------------------------------------------------- 7. ledgerctl events prune
+
+H6=$(head_eu)
+caught_up "$H6" 50 || true
+BEHIND="test:behind-$RUN"
+HOLDBACK=$((H0 + 5))
+admin_sql "INSERT INTO event_consumers (name, position) VALUES ('$BEHIND', $HOLDBACK)" >/dev/null
+before=$(admin_sql "SELECT count(*) FROM events")
+out=$("$L" events prune --older-than 0 --region eu --dry-run)
+after=$(admin_sql "SELECT count(*) FROM events")
+check "prune --dry-run: deletes nothing" "$before -> $after" eq "$after" "$before"
+check "prune --dry-run: says what it would delete" "$out" grep -q "would delete" <<<"$out"
+out=$("$L" events prune --older-than 0 --region eu)
+echo "$out" | sed 's/^/    /'
+low=$(admin_sql "SELECT min(seq) FROM events")
+check "prune: keeps every event a consumer has not passed" "lowest seq left $low, consumer at $HOLDBACK" eq "$low" $((HOLDBACK + 1))
+check "prune: says which consumer held the rest back" "$out" grep -q "consumer $BEHIND at $HOLDBACK .*holds the rest back" <<<"$out"
+n=$(admin_sql "SELECT count(*) FROM events WHERE seq <= $HOLDBACK")
+check "prune: deleted what every consumer passed" "$n left at or below $HOLDBACK" eq "$n" 0
+out=$("$L" events prune --older-than 30 --region eu)
+check "prune --older-than 30: nothing that young" "$out" grep -q "deleted 0 events" <<<"$out"
+admin_sql "DELETE FROM event_consumers WHERE name = '$BEHIND'" >/dev/null
+out=$("$L" --json events prune --older-than 0 --region eu)
+low=$(admin_sql "SELECT coalesce(min(seq), 0) FROM events")
+pos=$(admin_sql "SELECT min(position) FROM event_consumers")
+check "prune: once the consumer is gone, up to the slowest other consumer" "lowest $low, min position $pos: $out" \
+    test "$low" -gt "$pos" -o "$low" = 0
+n=$(admin_sql "SELECT count(*) FROM audit_log WHERE action = 'admin.events.prune'")
+check "prune: audited (admin.events.prune)" "$n rows" test "$n" -ge 2
+"$L" events prune --region eu >/dev/null 2>&1 && rc=0 || rc=$?
+check "prune: --older-than is required (usage, exit 2)" "status $rc" eq "$rc" 2
+
+finish
