@@ -264,34 +264,55 @@ check "tail --follow: SIGINT ends it cleanly (status 0)" "status $rc: $(cat "$W/
 
 # ---------------------------------------------------------------- 7. ledgerctl events prune
 
-H6=$(head_eu)
-caught_up "$H6" 50 || true
+# On region us, whose consumers are all ours (the integration tests leave
+# theirs in eu): the stream publisher, and one we hold behind.
+us_sql() {
+    "${PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" -X -q -At -v ON_ERROR_STOP=1 "$(conf_value us admin_conninfo)" -c "$1"
+}
+req POST /v1/accounts "$T_ISSUER" '{"currency":"EUR","region":"us","kind":"funding"}'
+UF=$(j .id)
+req POST /v1/accounts "$T_APP" '{"currency":"EUR","region":"us"}'
+UA=$(j .id)
+items=$(jq -cn --arg a "$UF" --arg b "$UA" --arg p "$RUN-us" \
+    '[range(20) | {debit_account_id: $a, credit_account_id: $b, amount: 1, currency: "EUR", reference: "\($p)-\(.)"}]')
+post /v1/transfers/batch "$T_ISSUER" "{\"atomic\":false,\"transfers\":$items}" "$(newkey)"
+expect "prune: 20 transfers in us" 200
+UH=$(us_sql "SELECT last_seq FROM event_head")
+for _ in $(seq 50); do
+    [[ "$(us_sql "SELECT position FROM event_consumers WHERE name = 'stream:redis'")" == "$UH" ]] && break
+    sleep 0.1
+done
 BEHIND="test:behind-$RUN"
-HOLDBACK=$((H0 + 5))
-admin_sql "INSERT INTO event_consumers (name, position) VALUES ('$BEHIND', $HOLDBACK)" >/dev/null
-before=$(admin_sql "SELECT count(*) FROM events")
-out=$("$L" events prune --older-than 0 --region eu --dry-run)
-after=$(admin_sql "SELECT count(*) FROM events")
-check "prune --dry-run: deletes nothing" "$before -> $after" eq "$after" "$before"
-check "prune --dry-run: says what it would delete" "$out" grep -q "would delete" <<<"$out"
-out=$("$L" events prune --older-than 0 --region eu)
-echo "$out" | sed 's/^/    /'
-low=$(admin_sql "SELECT min(seq) FROM events")
-check "prune: keeps every event a consumer has not passed" "lowest seq left $low, consumer at $HOLDBACK" eq "$low" $((HOLDBACK + 1))
-check "prune: says which consumer held the rest back" "$out" grep -q "consumer $BEHIND at $HOLDBACK .*holds the rest back" <<<"$out"
-n=$(admin_sql "SELECT count(*) FROM events WHERE seq <= $HOLDBACK")
-check "prune: deleted what every consumer passed" "$n left at or below $HOLDBACK" eq "$n" 0
-out=$("$L" events prune --older-than 30 --region eu)
+HOLDBACK=$((UH - 10))
+us_sql "INSERT INTO event_consumers (name, position) VALUES ('$BEHIND', $HOLDBACK)" >/dev/null
+B=$(us_sql "SELECT least(min(position), (SELECT last_seq FROM event_head)) FROM event_consumers")
+check "prune: our consumer is the slowest in us" "bound $B, ours at $HOLDBACK" eq "$B" "$HOLDBACK"
+gone=$(us_sql "SELECT count(*) FROM events WHERE seq <= $B")
+above=$(us_sql "SELECT count(*) FROM events WHERE seq > $B")
+check "prune: there is something to delete and something to keep" "$gone at or below, $above above $B" \
+    test "$gone" -gt 0 -a "$above" -eq 10
+out=$("$L" events prune --older-than 0 --region us --dry-run)
+check "prune --dry-run: deletes nothing" "$out" eq "$(us_sql "SELECT count(*) FROM events WHERE seq <= $B")" "$gone"
+check "prune --dry-run: says what it would delete" "$out" grep -q "would delete $gone events" <<<"$out"
+out=$("$L" events prune --older-than 30 --region us)
 check "prune --older-than 30: nothing that young" "$out" grep -q "deleted 0 events" <<<"$out"
-admin_sql "DELETE FROM event_consumers WHERE name = '$BEHIND'" >/dev/null
-out=$("$L" --json events prune --older-than 0 --region eu)
-low=$(admin_sql "SELECT coalesce(min(seq), 0) FROM events")
-pos=$(admin_sql "SELECT min(position) FROM event_consumers")
-check "prune: once the consumer is gone, up to the slowest other consumer" "lowest $low, min position $pos: $out" \
-    test "$low" -gt "$pos" -o "$low" = 0
-n=$(admin_sql "SELECT count(*) FROM audit_log WHERE action = 'admin.events.prune'")
-check "prune: audited (admin.events.prune)" "$n rows" test "$n" -ge 2
-"$L" events prune --region eu >/dev/null 2>&1 && rc=0 || rc=$?
+out=$("$L" events prune --older-than 0 --region us)
+echo "$out" | sed 's/^/    /'
+n=$(us_sql "SELECT count(*) FROM events WHERE seq <= $B")
+check "prune: deleted the $gone old events every consumer passed" "$n left; output: $out" eq "$n" 0
+check "prune: says how many" "$out" grep -q "deleted $gone events" <<<"$out"
+n=$(us_sql "SELECT count(*) FROM events WHERE seq > $B")
+check "prune: kept the 10 our consumer has not passed" "$n kept above $B" eq "$n" 10
+check "prune: says which consumer held them back" "$out" grep -q "consumer $BEHIND at $HOLDBACK .*holds the rest back" <<<"$out"
+us_sql "UPDATE event_consumers SET position = $UH WHERE name = '$BEHIND'" >/dev/null
+out=$("$L" --json events prune --older-than 0 --region us)
+n=$(us_sql "SELECT count(*) FROM events WHERE seq <= $UH")
+check "prune: once it passed them, they go too" "$n left: $out" eq "$n" 0
+check "prune --json: deleted 10" "$out" eq "$(jq -r .deleted <<<"$out")" 10
+us_sql "DELETE FROM event_consumers WHERE name = '$BEHIND'" >/dev/null
+n=$(us_sql "SELECT count(*) FROM audit_log WHERE action = 'admin.events.prune' AND detail::jsonb->>'bound' IN ('$HOLDBACK', '$UH')")
+check "prune: each batch audited (admin.events.prune)" "$n rows" test "$n" -ge 2
+"$L" events prune --region us >/dev/null 2>&1 && rc=0 || rc=$?
 check "prune: --older-than is required (usage, exit 2)" "status $rc" eq "$rc" 2
 
 finish
