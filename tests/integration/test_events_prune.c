@@ -16,7 +16,7 @@
 #include "../../ledger/outbox.h"
 #include "itest.h"
 
-#define EU "us" /* the integration tests of events leave a consumer in eu that holds every prune there back */
+#define REGION "us" /* the integration tests of events leave a consumer in eu that holds every prune there back */
 
 static int64_t now_us(void) {
     struct timespec ts;
@@ -24,9 +24,9 @@ static int64_t now_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t head(void) { return itest_sql_i64(EU, "SELECT last_seq FROM event_head", 0, NULL); }
+static int64_t head(void) { return itest_sql_i64(REGION, "SELECT last_seq FROM event_head", 0, NULL); }
 static int64_t bound(void) {
-    return itest_sql_i64(EU, "SELECT least(h.last_seq, coalesce((SELECT min(position) FROM event_consumers), "
+    return itest_sql_i64(REGION, "SELECT least(h.last_seq, coalesce((SELECT min(position) FROM event_consumers), "
                              "h.last_seq)) FROM event_head h", 0, NULL);
 }
 static int64_t count_range(int64_t lo, int64_t hi) { /* events with lo < seq <= hi */
@@ -34,17 +34,17 @@ static int64_t count_range(int64_t lo, int64_t hi) { /* events with lo < seq <= 
     snprintf(a, sizeof a, "%lld", (long long)lo);
     snprintf(b, sizeof b, "%lld", (long long)hi);
     const char *p[2] = {a, b};
-    return itest_sql_i64(EU, "SELECT count(*) FROM events WHERE seq > $1::int8 AND seq <= $2::int8", 2, p);
+    return itest_sql_i64(REGION, "SELECT count(*) FROM events WHERE seq > $1::int8 AND seq <= $2::int8", 2, p);
 }
 
 /* n transfers between two new accounts: n + 2 events. */
 static void make_events(int n) {
     char owner[64];
     itest_unique(owner, sizeof owner, "prune");
-    gl_id a = itest_account(EU, "EUR", 0, owner), b = itest_account(EU, "EUR", 0, owner);
+    gl_id a = itest_account(REGION, "EUR", 0, owner), b = itest_account(REGION, "EUR", 0, owner);
     for (int i = 0; i < n; i++) {
         ledger_cmd t = itest_transfer(owner, NULL, a, b, 1, "EUR");
-        itest_assert_code(itest_exec1(EU, &t).code, LEDGER_OK);
+        itest_assert_code(itest_exec1(REGION, &t).code, LEDGER_OK);
     }
 }
 
@@ -52,14 +52,14 @@ static void make_events(int n) {
  * may not delete them): left behind, they would hold back later prunes. */
 static void drop_consumer(const char *name) {
     const char *p[1] = {name};
-    free(itest_sql_value(EU, "WITH d AS (DELETE FROM event_consumers WHERE name = $1 RETURNING 1) SELECT count(*) FROM d", 1, p));
+    free(itest_sql_value(REGION, "WITH d AS (DELETE FROM event_consumers WHERE name = $1 RETURNING 1) SELECT count(*) FROM d", 1, p));
 }
 
 /* A consumer of this test at `position`. */
 static void consumer_at(const char *name, int64_t position) {
     gl_error err;
-    ck_assert_int_ge(ledger_events_consumer_position(itest_db(EU, GL_ROLE_SERVICE), name, &err), 0);
-    ck_assert_msg(ledger_events_consumer_advance(itest_db(EU, GL_ROLE_SERVICE), name, position, &err), "%s", err.message);
+    ck_assert_int_ge(ledger_events_consumer_position(itest_db(REGION, GL_ROLE_SERVICE), name, &err), 0);
+    ck_assert_msg(ledger_events_consumer_advance(itest_db(REGION, GL_ROLE_SERVICE), name, position, &err), "%s", err.message);
 }
 
 /* Prunes in batches of `limit` until a short one; returns the events deleted (or counted). */
@@ -69,7 +69,7 @@ static int64_t prune_all(int64_t cutoff_us, int limit, bool dry_run, int64_t *us
     gl_error err;
     int64_t total = 0;
     do {
-        ck_assert_msg(ledger_events_prune_step(itest_db(EU, GL_ROLE_SERVICE), &p, &r, &err), "%s", err.message);
+        ck_assert_msg(ledger_events_prune_step(itest_db(REGION, GL_ROLE_SERVICE), &p, &r, &err), "%s", err.message);
         ck_assert_int_le(r.count, limit);
         total += r.count;
         p.after = r.last;
@@ -112,10 +112,10 @@ END_TEST
 
 START_TEST(test_prune_respects_the_age) {
     make_events(3);
-    int64_t before = itest_sql_i64(EU, "SELECT count(*) FROM events", 0, NULL), used;
+    int64_t before = itest_sql_i64(REGION, "SELECT count(*) FROM events", 0, NULL), used;
     /* A cutoff an hour ago: everything made by the tests is younger. */
     ck_assert_int_eq(prune_all(now_us() - (int64_t)3600 * 1000000, 100, false, &used), 0);
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM events", 0, NULL), before);
+    ck_assert_int_eq(itest_sql_i64(REGION, "SELECT count(*) FROM events", 0, NULL), before);
 }
 END_TEST
 
@@ -127,7 +127,7 @@ START_TEST(test_status_reads_head_and_consumers) {
     consumer_at(name, h - 1);
     ledger_outbox_status st;
     gl_error err;
-    ck_assert_msg(ledger_outbox_status_read(itest_db(EU, GL_ROLE_SERVICE), &st, &err), "%s", err.message);
+    ck_assert_msg(ledger_outbox_status_read(itest_db(REGION, GL_ROLE_SERVICE), &st, &err), "%s", err.message);
     ck_assert_int_ge(st.head, h);
     bool found = false;
     for (int i = 0; i < st.n_consumers; i++)
