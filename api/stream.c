@@ -166,7 +166,7 @@ typedef struct {
     int64_t stored;     /* the position in event_consumers */
     int64_t cursor;     /* the last seq in the stream, as far as we know */
     int db_backoff_ms, redis_backoff_ms;
-    uint64_t db_retry_at, redis_retry_at, status_due; /* monotonic ms */
+    uint64_t db_retry_at, redis_retry_at, status_due, ping_due; /* monotonic ms */
     ledger_event events[GL_STREAM_BATCH_MAX];
     /* for /metrics: the status under mu, the counters as atomics */
     pthread_mutex_t mu;
@@ -388,6 +388,21 @@ static void store_position(region_pub *p) {
     p->stored = p->cursor;
 }
 
+/* An idle publisher sends nothing: a PING now and then notices a Redis that
+ * went away (geoledger_stream_up), before there is something to publish. */
+static void ping_when_due(region_pub *p) {
+    uint64_t now = gl_monotonic_ms();
+    if (now < p->ping_due) return;
+    p->ping_due = now + STATUS_EVERY_MS;
+    redisReply *r = redisCommand(p->rc, "PING");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    char why[160] = "connection lost";
+    if (!r && p->rc->errstr[0]) snprintf(why, sizeof why, "%s", p->rc->errstr);
+    if (r && !ok) snprintf(why, sizeof why, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r) freeReplyObject(r);
+    if (!ok) redis_failed(p, "PING", why);
+}
+
 /* One read of the outbox and one round trip to Redis. True when a full batch
  * went (more may be waiting: no pause before the next). */
 static bool publish_once(region_pub *p) {
@@ -398,6 +413,10 @@ static bool publish_once(region_pub *p) {
     if (n < 0) {
         db_failed(p, "read events", &e);
         return false;
+    }
+    if (n == 0) {
+        ping_when_due(p);
+        if (!p->rc) return false;
     }
     int done = n > 0 ? send_events(p, n) : 0;
     if (done < 0) return false;

@@ -19,7 +19,9 @@
 #  5. /metrics: the outbox and stream series, promtool-valid;
 #  6. ledgerctl events tail (text, --json, --follow ended by SIGINT);
 #  7. ledgerctl events prune keeps what a consumer has not passed, deletes
-#     what every consumer passed, --dry-run deletes nothing, and is audited.
+#     what every consumer passed, --dry-run deletes nothing, and is audited;
+#  8. Redis killed while nothing is published: /metrics says so within 3 s,
+#     and ledgerd stays ready.
 # One line per check; the last line is "N passed, N failed".
 set -euo pipefail
 
@@ -314,5 +316,20 @@ n=$(us_sql "SELECT count(*) FROM audit_log WHERE action = 'admin.events.prune' A
 check "prune: each batch audited (admin.events.prune)" "$n rows" test "$n" -ge 2
 "$L" events prune --region us >/dev/null 2>&1 && rc=0 || rc=$?
 check "prune: --older-than is required (usage, exit 2)" "status $rc" eq "$rc" 2
+
+# ---------------------------------------------------------------- 8. Redis gone while idle
+
+kill -KILL "$RPID"
+wait "$RPID" 2>/dev/null || true
+up=""
+for _ in $(seq 30); do
+    req GET /metrics
+    up=$(grep -E '^geoledger_stream_up\{region="eu"\}' "$W/body" | awk '{print $2}')
+    [[ "$up" == 0 ]] && break
+    sleep 0.1
+done
+check "idle: a Redis gone is seen (geoledger_stream_up 0) with nothing to publish" "stream_up '$up'" eq "$up" 0
+req GET /readyz
+expect "idle: ledgerd stays ready without Redis" 200
 
 finish
