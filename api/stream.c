@@ -168,6 +168,11 @@ typedef struct {
     int db_backoff_ms, redis_backoff_ms;
     uint64_t db_retry_at, redis_retry_at, status_due, ping_due; /* monotonic ms */
     ledger_event events[GL_STREAM_BATCH_MAX];
+    /* a batch's script arguments: EVAL, the script, 1, the key, MAXLEN, then (seq, type, JSON) per event */
+    char maxlen[16];
+    const char *argv[5 + 3 * GL_STREAM_BATCH_MAX];
+    size_t lens[5 + 3 * GL_STREAM_BATCH_MAX];
+    char seqs[GL_STREAM_BATCH_MAX][24];
     /* for /metrics: the status under mu, the counters as atomics */
     pthread_mutex_t mu;
     ledger_outbox_status status;
@@ -276,7 +281,7 @@ static bool script_reply(const redisReply *r, long long *added, long long *skipp
  * from its top, so the stream is filled again from the outbox. */
 static void redis_open(region_pub *p) {
     const gl_stream_config *c = &p->owner->cfg;
-    struct timeval tv = {.tv_sec = c->timeout_ms / 1000, .tv_usec = (c->timeout_ms % 1000) * 1000};
+    struct timeval tv = {.tv_sec = c->timeout_ms / 1000, .tv_usec = (suseconds_t)(c->timeout_ms % 1000) * 1000};
     p->rc = redisConnectWithTimeout(c->host, c->port, tv);
     if (!p->rc || p->rc->err) {
         redis_failed(p, "connect", p->rc ? p->rc->errstr : "out of memory");
@@ -295,11 +300,7 @@ static void redis_open(region_pub *p) {
             return;
         }
     }
-    char maxlen[16];
-    snprintf(maxlen, sizeof maxlen, "%d", c->stream_maxlen);
-    const char *argv[5] = {"EVAL", PUBLISH_LUA, "1", p->key, maxlen};
-    size_t lens[5] = {4, sizeof PUBLISH_LUA - 1, 1, strlen(p->key), strlen(maxlen)};
-    redisReply *r = run_script(p, 5, argv, lens);
+    redisReply *r = run_script(p, 5, p->argv, p->lens); /* no events: only the top */
     if (!r) return;
     long long added, skipped, top;
     const char *refusal;
@@ -322,43 +323,35 @@ static void redis_open(region_pub *p) {
            (long long)p->cursor + 1);
 }
 
-/* The script's arguments for events[0..n): (seq, type, JSON) each. The JSON
- * texts are malloc'd into json[]; false when out of memory. */
-static bool build_args(region_pub *p, int n, const char **argv, size_t *lens, char (*seqs)[24], char **json) {
+/* The script's arguments for events[0..n), after the 5 fixed ones. The
+ * JSON texts are malloc'd into json[]; false when out of memory. */
+static bool build_args(region_pub *p, int n, char **json) {
     for (int i = 0; i < n; i++) {
         const ledger_event *e = &p->events[i];
         json_t *o = gl_event_json(e, p->region->name);
         json[i] = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(o);
         if (!json[i]) return false;
-        snprintf(seqs[i], sizeof seqs[i], "%" PRId64, e->seq);
+        snprintf(p->seqs[i], sizeof p->seqs[i], "%" PRId64, e->seq);
         const char *type = ledger_event_type_name(e->type);
-        argv[5 + 3 * i] = seqs[i];
-        argv[6 + 3 * i] = type ? type : "unknown";
-        argv[7 + 3 * i] = json[i];
+        p->argv[5 + 3 * i] = p->seqs[i];
+        p->argv[6 + 3 * i] = type ? type : "unknown";
+        p->argv[7 + 3 * i] = json[i];
     }
-    for (int i = 5; i < 5 + 3 * n; i++) lens[i] = strlen(argv[i]);
+    for (int i = 5; i < 5 + 3 * n; i++) p->lens[i] = strlen(p->argv[i]);
     return true;
 }
 
 /* Sends events[0..n) in one script; returns how many of them are now in the
  * stream (added or there already), -1 when the round trip failed. */
 static int send_events(region_pub *p, int n) {
-    enum { ARGS_MAX = 5 + 3 * GL_STREAM_BATCH_MAX };
-    static _Thread_local const char *argv[ARGS_MAX];
-    static _Thread_local size_t lens[ARGS_MAX];
-    static _Thread_local char seqs[GL_STREAM_BATCH_MAX][24];
     char *json[GL_STREAM_BATCH_MAX] = {0};
-    char maxlen[16];
-    snprintf(maxlen, sizeof maxlen, "%d", p->owner->cfg.stream_maxlen);
-    argv[0] = "EVAL", argv[1] = PUBLISH_LUA, argv[2] = "1", argv[3] = p->key, argv[4] = maxlen;
-    lens[0] = 4, lens[1] = sizeof PUBLISH_LUA - 1, lens[2] = 1, lens[3] = strlen(p->key), lens[4] = strlen(maxlen);
     int done = -1;
-    if (!build_args(p, n, argv, lens, seqs, json)) {
+    if (!build_args(p, n, json)) {
         gl_log(GL_LOG_ERROR, "stream_publish_error", "region %s: out of memory rendering %d events", p->region->name, n);
         atomic_fetch_add(&p->errors, 1);
     } else {
-        redisReply *r = run_script(p, 5 + 3 * n, argv, lens);
+        redisReply *r = run_script(p, 5 + 3 * n, p->argv, p->lens);
         long long added = 0, skipped = 0, top = 0;
         const char *refusal = "";
         if (r && script_reply(r, &added, &skipped, &refusal, &top) && added + skipped <= n) {
@@ -521,9 +514,9 @@ static void stream_families(gl_buf *b, gl_streams *s, const ledger_outbox_status
             int64_t v[] = {atomic_load(&p->redis_up), pos, seen[i] && st[i].head > pos ? st[i].head - pos : 0,
                            (int64_t)atomic_load(&p->published), (int64_t)atomic_load(&p->skipped),
                            (int64_t)atomic_load(&p->errors), last};
-            if (k == 6) gl_buf_printf(b, "%s{region=\"%s\"} %" PRId64 ".%06" PRId64 "\n", f[k].name, p->region->name,
-                                      last / 1000000, last % 1000000);
-            else gl_buf_printf(b, "%s{region=\"%s\"} %" PRId64 "\n", f[k].name, p->region->name, v[k]);
+            gl_buf_printf(b, "%s{region=\"%s\"} %" PRId64, f[k].name, p->region->name, k == 6 ? v[k] / 1000000 : v[k]);
+            if (k == 6) gl_buf_printf(b, ".%06" PRId64, v[k] % 1000000); /* microseconds as seconds */
+            gl_buf_putc(b, '\n');
         }
     }
 }
@@ -576,6 +569,12 @@ gl_streams *gl_streams_start(const gl_config *regions, const gl_stream_config *c
         p->owner = s;
         p->region = &regions->regions[i];
         snprintf(p->key, sizeof p->key, "%s%s", c->key_prefix, p->region->name);
+        snprintf(p->maxlen, sizeof p->maxlen, "%d", c->stream_maxlen);
+        const char *fixed[5] = {"EVAL", PUBLISH_LUA, "1", p->key, p->maxlen};
+        for (int k = 0; k < 5; k++) {
+            p->argv[k] = fixed[k];
+            p->lens[k] = strlen(fixed[k]);
+        }
         pthread_mutex_init(&p->mu, NULL);
     }
     gl_metrics_add_extra(m, render_metrics, s);
