@@ -12,6 +12,8 @@
 #     stream id = seq, the payload = the event of the outbox;
 #  2. Redis killed (SIGKILL) during a burst and started again on the same
 #     files: afterwards every event is there exactly once, no hole;
+#     Redis refusing writes (maxmemory) during a burst: nothing until it
+#     accepts them again, then everything, no hole;
 #  3. ledgerd killed (kill -9) during a burst and started again: it resumes
 #     from its stored position, nothing twice, no hole;
 #  4. a small stream_maxlen bounds the stream (and a stream that lost its
@@ -185,6 +187,23 @@ exactly_once "redis restart" "$H0" "$H3"
 req GET /metrics
 errs=$(grep -E '^geoledger_stream_publish_errors_total\{region="eu"\}' "$W/body" | awk '{print $2}')
 check "redis restart: counted as publish errors" "errors '$errs'" test "${errs:-0}" -ge 1
+
+# ---------------------------------------------------------------- 2b. Redis refusing writes mid-burst
+
+# maxmemory 1 (noeviction): Redis answers every XADD "OOM command not allowed";
+# the publisher must stop at the first refusal and lose nothing once it lifts.
+rcli CONFIG SET maxmemory-policy noeviction >/dev/null
+rcli CONFIG SET maxmemory 1 >/dev/null
+burst 300 m
+HM=$(head_eu)
+sleep 0.5
+top=$(rcli XREVRANGE "$KEY" + - COUNT 1 | head -n 1)
+check "refusals: nothing published while Redis refuses writes" "top $top, head $HM" test "${top%-0}" -lt "$HM"
+rcli CONFIG SET maxmemory 0 >/dev/null
+check "refusals: caught up once Redis accepts writes again" "top $(rcli XREVRANGE "$KEY" + - COUNT 1 | head -n 1), head $HM" \
+    caught_up "$HM" 100
+exactly_once "refusals" "$H0" "$HM"
+grep -q "OOM" "$W/ledgerd-1.log" && ok "refusals: the refusal is logged" || fail "refusals: the refusal is logged" "no OOM in the log"
 
 # ---------------------------------------------------------------- 3. ledgerd killed mid-burst
 
