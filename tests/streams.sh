@@ -23,7 +23,9 @@
 #  7. ledgerctl events prune keeps what a consumer has not passed, deletes
 #     what every consumer passed, --dry-run deletes nothing, and is audited;
 #  8. Redis killed while nothing is published: /metrics says so within 3 s,
-#     and ledgerd stays ready.
+#     and ledgerd stays ready;
+#  9. a region's database unreachable: /metrics still answers at once, with
+#     no outbox series for that region.
 # One line per check; the last line is "N passed, N failed".
 set -euo pipefail
 
@@ -350,5 +352,22 @@ done
 check "idle: a Redis gone is seen (geoledger_stream_up 0) with nothing to publish" "stream_up '$up'" eq "$up" 0
 req GET /readyz
 expect "idle: ledgerd stays ready without Redis" 200
+
+# ---------------------------------------------------------------- 9. a region down: /metrics still answers at once
+
+stop_pid "$LPID" 50 || true
+DEAD=$(free_port 18800) || DEAD=18899
+sed -i -E "s/port=5[0-9]{3}( dbname=geoledger user=geoledger_service)/port=$DEAD\1/; T; :a; n; ba" "$CONF" # only the first region's service conninfo
+dead_region=$(grep -B3 -m1 "port=$DEAD" "$CONF" | grep -Eo 'name = "[a-z0-9_-]+"' | tail -n 1 | sed 's/.*"\(.*\)"/\1/')
+start_ledgerd "$W/ledgerd-4.log" || fail "region down: ledgerd starts" "$(tail -n 5 "$W/ledgerd-4.log" | tr '\n' ' ')"
+sleep 1.5
+t0=$(date +%s%N)
+req GET /metrics
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect "region down: /metrics answers" 200
+check "region down: within a second (${ms} ms)" "$ms ms" test "$ms" -lt 1000
+check "region down: no outbox series for region $dead_region, the others there" \
+    "$(grep -E '^geoledger_outbox_head' "$W/body" | tr '\n' ' ')" \
+    bash -c "! grep -q 'geoledger_outbox_head{region=\"$dead_region\"}' '$W/body' && grep -q '^geoledger_outbox_head{' '$W/body'"
 
 finish
