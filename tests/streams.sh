@@ -47,6 +47,10 @@ RUN="s$$x$RANDOM"
 L="$BUILD/bin/ledgerctl"
 
 finish() {
+    # Under BUILD=build/asan: the ledgerds stopped by SIGTERM reported no leak or error.
+    local bad
+    bad=$(grep -l -E 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$W"/ledgerd-*.log 2>/dev/null || true)
+    check "sanitizers: nothing in the ledgerd logs" "in: $bad" test -z "$bad"
     echo "streams.sh: $((SECONDS - START)) s"
     SUMMARY_DONE=1
     echo "$PASSED passed, $FAILED failed"
