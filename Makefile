@@ -13,7 +13,7 @@ PG_BIN  := /usr/lib/postgresql/15/bin
 SQL_DIR_INSTALLED := $(PREFIX)/share/geoledger/sql
 
 # pkg-config is only queried when building (so `make help`/`clean` work anywhere).
-PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd gnutls
+PKGS     := libpq libconfig openssl uuid jansson libmicrohttpd gnutls hiredis
 CPPFLAGS += -D_GNU_SOURCE -DGL_SQL_DIR='"$(GL_SQL_DIR)"'
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 -Wall -Wextra -Werror -Wshadow -Wvla -fno-strict-aliasing -pthread
@@ -48,8 +48,8 @@ all: build
 
 help:
 	@echo "make            build ledgerctl and the library (installs missing packages)"
-	@echo "make run        start a local 3-region PostgreSQL cluster under ./var, migrate, print usage"
-	@echo "make stop       stop that cluster"
+	@echo "make run        start a local 3-region PostgreSQL cluster, Redis and ledgerd under ./var, migrate, print usage"
+	@echo "make stop       stop them"
 	@echo "make clean-var  stop it and remove ./var (data, keys, CA, passfiles)"
 	@echo "make test       unit + integration tests against real PostgreSQL (non-zero on failure)"
 	@echo "make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -117,19 +117,24 @@ RUN_DIR  := $(CURDIR)/var
 # (CHAOS_PG_PORT_BASE), make bench 5450 (BENCH_PG_PORT).
 REGIONS  := eu:5461:1 us:5462:2 sg:5463:3
 API_PORT := 8080
+# The Redis of make run (its streams: the events of each region), loopback only.
+REDIS_PORT := 6390
 
 run: build
 	@scripts/deps.sh test
 	@scripts/cluster.sh start $(RUN_DIR)/pg $(foreach r,$(REGIONS),$(word 1,$(subst :, ,$(r))):$(word 2,$(subst :, ,$(r))))
 	@scripts/cluster.sh conf $(RUN_DIR)/pg $(RUN_DIR)/ledger.conf $(REGIONS)
 	@LEDGERD_CLIENT_CERTS=optional scripts/ledgerd-conf.sh $(RUN_DIR)/ledger.conf $(RUN_DIR)/dev-hs256.key $(API_PORT)
+	@scripts/redis-run.sh conf $(RUN_DIR)/ledger.conf $(RUN_DIR)/redis $(REDIS_PORT)
 	@timeout 300 $(LEDGERCTL) --config $(RUN_DIR)/ledger.conf migrate
 	@scripts/dev-keys.sh $(RUN_DIR)
+	@scripts/redis-run.sh start $(RUN_DIR)/redis $(REDIS_PORT)
 	@scripts/ledgerd-run.sh start $(RUN_DIR) $(LEDGERD) $(API_PORT)
 	@scripts/usage.sh $(RUN_DIR)/ledger.conf $(LEDGERCTL) $(API_PORT)
 
 stop:
 	@scripts/ledgerd-run.sh stop $(RUN_DIR)
+	@scripts/redis-run.sh stop $(RUN_DIR)/redis
 	@scripts/cluster.sh stop $(RUN_DIR)/pg
 
 # Stop and remove ./var: its data, keys, CA and passfiles (the next make run starts afresh).

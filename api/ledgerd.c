@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "stream.h"
 
 static int fail(const gl_error *e) {
     fprintf(stderr, "ledgerd: %s\n", e->message);
@@ -109,6 +110,18 @@ static void free_regions(gl_server *srv) {
     free(srv->breakers);
 }
 
+/* The outbox threads (stream.c): /metrics' outbox series, and the Redis
+ * stream when ledger.conf has a redis group. */
+static gl_streams *start_streams(gl_server *srv, const char *path, gl_error *err) {
+    gl_stream_config sc;
+    if (!gl_stream_config_load(path, &sc, err)) return NULL;
+    gl_streams *s = gl_streams_start(&srv->regions, &sc, srv->metrics, err);
+    if (s && sc.enabled)
+        gl_log(GL_LOG_INFO, "stream_enabled", "publishing each region's events to Redis %s:%d, streams %s<region>",
+               sc.host, sc.port, sc.key_prefix);
+    return s;
+}
+
 static int wait_for_signal(void) {
     sigset_t set;
     sigemptyset(&set);
@@ -146,8 +159,9 @@ int main(int argc, char **argv) {
     if (!init_observability(&srv, &err)) return fail(&err);
     pthread_mutex_init(&srv.inflight_mu, NULL);
     srv.inflight = json_object();
+    gl_streams *streams = NULL;
     if (!init_regions(&srv, &err) || !start_audit(&srv, &err) || !gl_writers_start(&srv, &err) ||
-        !gl_handlers_start(&srv, &err) || !gl_http_start(&srv, &err))
+        !(streams = start_streams(&srv, path, &err)) || !gl_handlers_start(&srv, &err) || !gl_http_start(&srv, &err))
         return fail(&err);
     fprintf(stderr,
             "{\"level\":\"info\",\"event\":\"listening\",\"listen\":\"%s\",\"port\":%d,\"regions\":%d,"
@@ -176,6 +190,10 @@ int main(int argc, char **argv) {
         _exit(1);
     }
     gl_http_stop(&srv);
+    if (!gl_streams_stop(streams, 3000)) { /* after the last scrape: its metrics read the threads' state */
+        gl_log(GL_LOG_ERROR, "shutdown_forced", "an outbox thread still busy after its Redis/database timeout: exiting");
+        _exit(1);
+    }
     gl_auditq_stop(srv.audit, 3000); /* after the last request: its events are queued */
     gl_jwt_verifier_free(&srv.jwt);
     gl_tls_free(&srv.tls);

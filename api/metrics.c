@@ -82,6 +82,11 @@ struct gl_metrics {
     _Atomic int64_t gauges[GL_GAUGE_COUNT][GL_METRICS_REGIONS_MAX];
     _Atomic uint64_t db_errors[GL_METRICS_REGIONS_MAX];
     _Atomic uint64_t auth_failures[GL_METRICS_REASONS_MAX];
+    int n_extra; /* set before serving (gl_metrics_add_extra) */
+    struct {
+        gl_metrics_extra_fn fn;
+        void *ctx;
+    } extra[GL_METRICS_EXTRA_MAX];
 };
 
 /* ---- lifecycle ---- */
@@ -251,6 +256,14 @@ void gl_metrics_gauge_add(gl_metrics *m, gl_metrics_gauge gauge, int region, int
 
 void gl_metrics_db_error(gl_metrics *m, int region) {
     if (m && registered(&m->regions, region)) counter_inc(&m->db_errors[region]);
+}
+
+bool gl_metrics_add_extra(gl_metrics *m, gl_metrics_extra_fn fn, void *ctx) {
+    if (!m || !fn || m->n_extra >= GL_METRICS_EXTRA_MAX) return false;
+    m->extra[m->n_extra].fn = fn;
+    m->extra[m->n_extra].ctx = ctx;
+    m->n_extra++;
+    return true;
 }
 
 void gl_metrics_auth_failure(gl_metrics *m, int reason) {
@@ -464,6 +477,11 @@ static void render_all(sink *o, const gl_metrics *m) {
                       n_regions, m->db_errors);
     render_u64_family(o, "geoledger_auth_failures_total", "counter", "Rejected credentials by reason.", "reason",
                       m->reason_names, n_reasons, m->auth_failures);
+    for (int i = 0; i < m->n_extra; i++) {
+        char *text = m->extra[i].fn(m->extra[i].ctx);
+        if (text) put_str(o, text);
+        free(text);
+    }
 }
 
 size_t gl_metrics_render_to(const gl_metrics *m, char *buf, size_t cap) {

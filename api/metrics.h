@@ -112,6 +112,17 @@ void gl_metrics_db_error(gl_metrics *m, int region);
 void gl_metrics_auth_failure(gl_metrics *m, int reason);
 
 /*
+ * Text rendered by another module (api/stream.c: the outbox and the Redis
+ * stream) after the fixed families: fn returns a malloc'd block of complete
+ * Prometheus families (or NULL: nothing), from values it already holds; it is
+ * called on the scrape's thread, so it must not wait on a database or a
+ * socket. At most GL_METRICS_EXTRA_MAX; register before serving, not after.
+ */
+#define GL_METRICS_EXTRA_MAX 4
+typedef char *(*gl_metrics_extra_fn)(void *ctx);
+bool gl_metrics_add_extra(gl_metrics *m, gl_metrics_extra_fn fn, void *ctx);
+
+/*
  * Render into buf (cap bytes, always NUL-terminated when cap > 0) and
  * return the length of the full text, like snprintf: a result >= cap means
  * it was truncated (at a byte, not a line) and a buffer of result + 1 bytes

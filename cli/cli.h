@@ -43,5 +43,6 @@ PGconn *cli_connect_region(const cli *c, const gl_region *r, gl_db_role role);
 int cmd_recon(cli *c, int argc, char **argv);
 int cmd_report(cli *c, int argc, char **argv);
 int cmd_audit(cli *c, int argc, char **argv);
+int cmd_events(cli *c, int argc, char **argv);
 
 #endif

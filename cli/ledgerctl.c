@@ -603,6 +603,8 @@ static void usage(FILE *f) {
           "  recon decrypt FILE [--seal-keys F] [--out F]   open a sealed recon report\n"
           "  report regional --region R --from T --to T [--format json|csv|html] [--out FILE] [--threshold MINOR]\n"
           "                 [--structuring-count N] [--structuring-band-pct P] [--max-rows N]   compliance report\n"
+          "  events tail [--region R] [--after SEQ] [--limit N] [--follow]   the outbox, one line per event\n"
+          "  events prune --older-than DAYS [--region R] [--dry-run]   delete old events every consumer has passed\n"
           "  token --sub PRINCIPAL [--scope \"a b\"] [--regions eu,us] [--ttl S] [--key F]   mint a ledgerd token (dev)\n"
           "\n"
           "Amounts are integers of minor units (cents). The config file is --config,\n"
@@ -622,6 +624,7 @@ static const command commands[] = {
     {"reverse", cmd_reverse},   {"expire", cmd_expire},     {"balance", cmd_balance},
     {"statement", cmd_statement}, {"verify", cmd_verify}, {"token", cmd_token},
     {"audit", cmd_audit},
+    {"events", cmd_events},
     {"report", cmd_report},
     {"recon", cmd_recon},
 };

@@ -20,16 +20,18 @@ and exits 1.
          certificate check) check libsubunit-dev
          libcurl4-openssl-dev (every `make` also builds the test programs,
          which link Check; the chaos client speaks HTTP through libcurl)
+         libhiredis-dev (ledgerd's Redis stream publisher)
   test   postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin (gnutls-cli:
          the TLS tests) prometheus (promtool)
          chromium (headless render of the HTML compliance report)
+         redis-server redis-tools (the Redis stream: make run, tests/streams.sh)
   bench  postgresql-15 wrk bc jq openssl time (GNU time: peak RSS of the recon run)
   lint   cppcheck clang-tidy
 EOF
 }
 
-BUILD_PKGS=(gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev check libsubunit-dev libcurl4-openssl-dev)
-TEST_PKGS=(postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin prometheus chromium)
+BUILD_PKGS=(gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev check libsubunit-dev libcurl4-openssl-dev libhiredis-dev)
+TEST_PKGS=(postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin prometheus chromium redis-server redis-tools)
 BENCH_PKGS=(postgresql-15 wrk bc jq openssl time)
 LINT_PKGS=(cppcheck clang-tidy)
 

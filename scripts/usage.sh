@@ -70,7 +70,27 @@ Reconciliation, compliance report and audit log (keys for dev in $(dirname "$con
   \$L audit anchor                   # each region's audit head into the others' logs (schedule it)
   \$L audit verify                   # the hash-chained audit log of every region, and the anchors
 
-  make stop                         # stop ledgerd and the cluster (data stays in ./var)
+Events: the outbox of each region, its feed and its Redis stream:
+
+  \$L events tail --region eu --after 0 --limit 20   # one line per event (--json: the event's JSON)
+  \$L events tail --follow                           # every region, as they commit; Ctrl-C ends it
+  \$L events prune --older-than 30 --dry-run         # retention: only events every consumer has passed
+MSG
+if grep -Eq '^[[:space:]]*redis[[:space:]]*=' "$conf"; then
+    redis_port=$(grep -Eo 'port = [0-9]+; password_file' "$conf" | grep -Eo '[0-9]+' | head -n 1)
+    redis_pass=$(grep -Eo 'password_file = "[^"]+"' "$conf" | sed 's/.*"\(.*\)"/\1/' | head -n 1)
+    cat <<MSG
+  # ledgerd appends each region's events to the Redis stream geoledger:events:<region>,
+  # stream id = the event's seq (redis-server on 127.0.0.1:${redis_port:-6390}, password in ${redis_pass:-var/redis/redis.pass})
+  export REDISCLI_AUTH=\$(cat ${redis_pass:-var/redis/redis.pass})
+  redis-cli -p ${redis_port:-6390} XRANGE geoledger:events:eu - + COUNT 10
+  redis-cli -p ${redis_port:-6390} XREAD BLOCK 0 STREAMS geoledger:events:eu \$   # waits for the next event
+  curl -s --cacert \$CA https://localhost:$port/metrics | grep -E '^geoledger_(outbox|stream)_'
+MSG
+fi
+cat <<MSG
+
+  make stop                         # stop ledgerd, Redis and the cluster (data stays in ./var)
 
 (jq is optional: without it, copy the ids from the output.)
 MSG

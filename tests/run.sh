@@ -9,7 +9,8 @@
 # 3. every integration test (one binary per tests/integration/test_*.c);
 # 4. tests/api.sh (ledgerd over HTTPS), tests/tls.sh (its TLS: protocols, ciphers,
 #    mutual TLS, config refusals), tests/zerotrust.sh (money creation, mandate payee, replays,
-#    regions claim, limits before authentication), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
+#    regions claim, limits before authentication), tests/streams.sh (the Redis stream publisher on a
+#    redis-server of its own, ledgerctl events tail/prune), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
 #    one-region cluster of its own, port TEST_PG_PORT_BASE + 3), tests/httpfuzz.sh (HTTP fuzzing, plain HTTP), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh; tests/contract.sh
 #    checks every response api.sh, tls.sh, zerotrust.sh and events.sh received against api/openapi.yaml;
@@ -152,6 +153,8 @@ if ((cluster_ok)); then
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/zerotrust.sh
     run_step "events: GET /v1/events (every effect once, who sees what, cursors, merged view, refusals)" \
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/events.sh
+    run_step "streams: the Redis stream (exactly once across Redis and ledgerd kills, MAXLEN), events tail and prune" \
+        env TEST_DIR="$DIR" tests/streams.sh
     run_step "contract: every response of api, tls, zerotrust and events validates against api/openapi.yaml (Prism)" \
         env CONTRACT_DIR="$CONTRACT_DIR" tests/contract.sh
     run_step "pgtls: TLS + scram-sha-256 to PostgreSQL (wrong CA, no TLS, no password, no leaks)" \
