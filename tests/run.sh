@@ -9,10 +9,11 @@
 # 3. every integration test (one binary per tests/integration/test_*.c);
 # 4. tests/api.sh (ledgerd over HTTPS), tests/tls.sh (its TLS: protocols, ciphers,
 #    mutual TLS, config refusals), tests/zerotrust.sh (money creation, mandate payee, replays,
-#    regions claim, limits before authentication), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
+#    regions claim, limits before authentication), tests/webhooks.sh (signed webhooks to a receiver
+#    of its own: owners, retries, dead letters, kill -9, SSRF), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
 #    one-region cluster of its own, port TEST_PG_PORT_BASE + 3), tests/httpfuzz.sh (HTTP fuzzing, plain HTTP), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh; tests/contract.sh
-#    checks every response api.sh, tls.sh and zerotrust.sh received against api/openapi.yaml;
+#    checks every response api.sh, tls.sh, zerotrust.sh and webhooks.sh received against api/openapi.yaml;
 # 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind;
 # 6. tests/chaos.sh (fault injection under a bank workload, on a cluster of its own).
 #
@@ -142,7 +143,7 @@ fi
 if ((cluster_ok)); then
     for t in "${ITESTS[@]}"; do run_program integration "$t"; done
 
-    # Every response these three suites receive is recorded for the contract step below.
+    # Every response these four suites receive is recorded for the contract step below.
     CONTRACT_DIR="$DIR/contract"
     mkdir -p "$CONTRACT_DIR"
     run_step "api: ledgerd end to end" env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/api.sh
@@ -150,7 +151,9 @@ if ((cluster_ok)); then
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/tls.sh
     run_step "zerotrust: minting, mandate payee, replay, regions claim, abuse limits" \
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/zerotrust.sh
-    run_step "contract: every response of api, tls and zerotrust validates against api/openapi.yaml (Prism)" \
+    run_step "webhooks: signed deliveries, owners only, retries, dead letters, kill -9, SSRF refusals" \
+        env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/webhooks.sh
+    run_step "contract: every response of api, tls, zerotrust and webhooks validates against api/openapi.yaml (Prism)" \
         env CONTRACT_DIR="$CONTRACT_DIR" tests/contract.sh
     run_step "pgtls: TLS + scram-sha-256 to PostgreSQL (wrong CA, no TLS, no password, no leaks)" \
         env TEST_DIR="$DIR" TEST_PG_PORT_BASE="$P" tests/pgtls.sh
