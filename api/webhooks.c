@@ -185,31 +185,40 @@ bool gl_webhook_secret_new(char out[GL_WEBHOOK_SECRET_LEN + 1]) {
     return true;
 }
 
+/* The HMAC key of a "whsec_" secret: its base64 decoded, 24..64 bytes (the
+ * Standard Webhooks range; ours are 32). Returns the length, or -1. */
+static int secret_key(const char *secret, unsigned char key[66]) {
+    size_t len = strlen(secret);
+    if (len < 6 + 32 || len > 6 + 88 || strncmp(secret, "whsec_", 6) != 0 || (len - 6) % 4 != 0) return -1;
+    const char *b64 = secret + 6;
+    size_t n64 = len - 6, pad = (b64[n64 - 1] == '=') + (b64[n64 - 2] == '=');
+    int n = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)n64); /* counts the padding as zero bytes */
+    n -= (int)pad;
+    return n >= 24 && n <= 64 ? n : -1;
+}
+
 bool gl_webhook_sign(const char *secret, const char *msg_id, int64_t timestamp, const char *body, size_t body_len,
                      char out[GL_WEBHOOK_SIGNATURE_MAX + 1]) {
-    assert(secret && msg_id && (body || body_len == 0));
-    if (strlen(secret) != GL_WEBHOOK_SECRET_LEN || strncmp(secret, "whsec_", 6) != 0) return false;
-    unsigned char key[36]; /* 44 base64 characters decode to 33 bytes, the last one padding */
-    if (EVP_DecodeBlock(key, (const unsigned char *)secret + 6, 44) != 33) return false;
+    assert(secret && msg_id && out && (body || body_len == 0));
+    unsigned char key[66];
+    int key_len = secret_key(secret, key);
     char head[160];
     int n = snprintf(head, sizeof head, "%s.%lld.", msg_id, (long long)timestamp);
-    bool ok = n > 0 && (size_t)n < sizeof head;
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    EVP_MAC *alg = ok ? EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
+    size_t got = 0;
+    EVP_MAC *alg = key_len > 0 && n > 0 && (size_t)n < sizeof head ? EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
     EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
-    size_t got = 0;
-    ok = ctx && EVP_MAC_init(ctx, key, 32, params) == 1 &&
-         EVP_MAC_update(ctx, (const unsigned char *)head, (size_t)n) == 1 &&
-         EVP_MAC_update(ctx, (const unsigned char *)body, body_len) == 1 && EVP_MAC_final(ctx, mac, &got, sizeof mac) == 1;
-    mac_len = (unsigned int)got;
+    bool ok = ctx && EVP_MAC_init(ctx, key, (size_t)key_len, params) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)head, (size_t)n) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)body, body_len) == 1 &&
+              EVP_MAC_final(ctx, mac, &got, sizeof mac) == 1 && got == 32;
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(alg);
     OPENSSL_cleanse(key, sizeof key);
-    if (!ok || mac_len != 32) return false;
+    if (!ok) return false;
     memcpy(out, "v1,", 3);
-    EVP_EncodeBlock((unsigned char *)out + 3, mac, 32);
+    EVP_EncodeBlock((unsigned char *)out + 3, mac, 32); /* 44 characters and a NUL */
     return true;
 }
 

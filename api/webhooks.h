@@ -75,7 +75,8 @@ bool gl_webhook_target_check(const char *url, bool allow_private, gl_webhook_tar
 
 /* A new secret: "whsec_" + base64 of 32 random bytes. */
 bool gl_webhook_secret_new(char out[GL_WEBHOOK_SECRET_LEN + 1]);
-/* "v1," + base64(HMAC-SHA256(decoded secret, id "." timestamp "." body)); false on a malformed secret. */
+/* "v1," + base64(HMAC-SHA256(decoded secret, id "." timestamp "." body));
+ * false on a malformed secret (not whsec_ + base64 of 24..64 bytes). */
 bool gl_webhook_sign(const char *secret, const char *msg_id, int64_t timestamp, const char *body, size_t body_len,
                      char out[GL_WEBHOOK_SIGNATURE_MAX + 1]);
 
