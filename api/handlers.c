@@ -174,8 +174,9 @@ static bool public_route(gl_req *req) {
 }
 
 /* No row matched: the 404 a client has always had. An id path of a resource
- * is that resource's "not found" when its id does not parse; an account id
- * path needs accounts:read first; /v1/mandates/{id} keeps its label. */
+ * is that resource's "not found" when its id does not parse (a webhook
+ * endpoint's too); an account id path needs accounts:read first;
+ * /v1/mandates/{id} keeps its label. */
 static gl_response no_route(gl_req *req, char **seg, int n, bool has_id) {
     if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) {
         if (strcmp(seg[1], "accounts") == 0) {
@@ -187,6 +188,8 @@ static gl_response no_route(gl_req *req, char **seg, int n, bool has_id) {
             snprintf(req->route, sizeof req->route, "/v1/mandates/{id}");
         } else if (strcmp(seg[1], "transfers") == 0 && !has_id) {
             return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
+        } else if (strcmp(seg[1], "webhook_endpoints") == 0 && n >= 3 && !has_id) {
+            return gl_respond_error(req, 404, "webhook_endpoint_not_found", "webhook endpoint not found", NULL);
         }
     }
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);

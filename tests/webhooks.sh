@@ -148,6 +148,8 @@ req GET "/v1/webhook_endpoints/$EPA/deliveries" "$TB"
 expect "deliveries: another principal's endpoint -> 404" 404 webhook_endpoint_not_found
 req DELETE "/v1/webhook_endpoints/$EPA" "$TB"
 expect "delete: another principal's endpoint -> 404" 404 webhook_endpoint_not_found
+req GET /v1/webhook_endpoints/not-an-id "$TA"
+expect "get: an id that does not parse -> 404" 404 webhook_endpoint_not_found
 req GET "/v1/webhook_endpoints/$EPA" "$TADM"
 expect "get: admin sees any endpoint" 200
 post /v1/webhook_endpoints "$T_NOWRITE" "{\"url\":\"$HOOK/x\",\"region\":\"eu\"}" "$(newkey)"
