@@ -179,7 +179,7 @@ bool gl_webhook_target_check(const char *url, bool allow_private, gl_webhook_tar
 bool gl_webhook_secret_new(char out[GL_WEBHOOK_SECRET_LEN + 1]) {
     unsigned char key[32];
     if (RAND_bytes(key, sizeof key) != 1) return false;
-    memcpy(out, "whsec_", 6);
+    snprintf(out, GL_WEBHOOK_SECRET_LEN + 1, "whsec_");
     EVP_EncodeBlock((unsigned char *)out + 6, key, sizeof key); /* 44 characters and a NUL */
     OPENSSL_cleanse(key, sizeof key);
     return true;
@@ -217,7 +217,7 @@ bool gl_webhook_sign(const char *secret, const char *msg_id, int64_t timestamp, 
     EVP_MAC_free(alg);
     OPENSSL_cleanse(key, sizeof key);
     if (!ok) return false;
-    memcpy(out, "v1,", 3);
+    snprintf(out, GL_WEBHOOK_SIGNATURE_MAX + 1, "v1,");
     EVP_EncodeBlock((unsigned char *)out + 3, mac, 32); /* 44 characters and a NUL */
     return true;
 }

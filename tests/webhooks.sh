@@ -103,7 +103,9 @@ register() {
 }
 
 # delivered NAME: the event ids NAME's receiver answered 200, in the order first received.
-delivered() { [[ -s "$R/$1.log" ]] && jq -r 'select(.status == 200) | .body_id' "$R/$1.log" | awk '!seen[$0]++' || true; }
+delivered() {
+    if [[ -s "$R/$1.log" ]]; then jq -r 'select(.status == 200) | .body_id' "$R/$1.log" | awk '!seen[$0]++'; fi
+}
 # feed TOKEN REGION: the caller's event ids of REGION, in seq order.
 feed() {
     req GET "/v1/events?region=$2&limit=1000" "$1"
