@@ -8,7 +8,8 @@
 #
 #  1. every effect (account, transfer, hold, post, void, reverse, mandate
 #     create and revoke) reaches its owner's endpoint once, validly signed,
-#     and nobody else's; an admin's endpoint gets every event of its types;
+#     and nobody else's, with two ledgerd processes sending; an admin's
+#     endpoint gets every event of its types;
 #  2. the receiver down for a while: deliveries catch up, in order;
 #  3. the receiver answering 500 until the retries are spent: a dead letter
 #     the API shows, then redelivered by hand;
@@ -174,6 +175,18 @@ expect "redeliver: an unknown delivery -> 404" 404 webhook_delivery_not_found
 
 # ---------------------------------------------------------------- 1. every effect, once, signed, to its owner only
 
+# A second ledgerd on the same databases sends too, until section 4: leases
+# keep the two from sending a delivery twice ("each once" below).
+LPID_A=$LPID CONF_A=$CONF BASE_A=$BASE
+if PORT2=$(free_port $((PORT + 1))); then
+    CONF="$W/a2.conf"
+    cp -- "$GEOLEDGER_CONFIG" "$CONF"
+    LEDGERD_WEBHOOKS="$WEBHOOKS" scripts/ledgerd-conf.sh "$CONF" "$TEST_DIR/dev.key" "$PORT2"
+    BASE="https://localhost:$PORT2"
+    if start_ledgerd "$W/ledgerd-second.log"; then ok "second ledgerd on $PORT2"; else fail "second ledgerd" "it did not start"; fi
+fi
+LPID2=$LPID LPID=$LPID_A CONF=$CONF_A BASE=$BASE_A
+
 new_account() { # TOKEN BODY: the new account's id in ACC
     req POST /v1/accounts "$1" "$2"
     ACC=""
@@ -293,6 +306,8 @@ req POST "/v1/webhook_endpoints/$EPA/deliveries/$DEAD/redeliver" "$TA"
 expect "redeliver: a delivered one again (by hand) -> 200" 200
 
 # ---------------------------------------------------------------- 4. kill -9 while delivering
+
+stop_pid "$LPID2" 50 || true # the killed ledgerd alone, so its leases must expire
 
 wait_for 30 all_delivered alice "$TA" eu || true
 printf 'slow:300\n' >"$R/alice.mode"
