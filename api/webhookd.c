@@ -365,7 +365,7 @@ static bool record(sender *s, const claimed *c, const outcome *o, gl_error *err)
     bool mine = gl_pg_get_i64(r, 0, 0) == 1, disabled_now = PQgetvalue(r, 0, 1)[0] == 't';
     PQclear(r);
     if (!mine)
-        gl_log(GL_LOG_WARN, "webhook_lease_lost", "region %s: delivery %s was sent after its lease expired", s->region->name,
+        gl_log(GL_LOG_WARN, "webhook_lease_lost", "region %s: delivery %s was sent, but its lease had expired or its endpoint was deleted: not recorded", s->region->name,
                id);
     if (disabled_now)
         gl_log(GL_LOG_WARN, "webhook_endpoint_disabled", "region %s: an endpoint failing for over %d s was disabled (delivery %s)",
