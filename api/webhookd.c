@@ -292,7 +292,8 @@ static outcome post(sender *s, const claimed *c) {
     struct curl_slist *hdr = attempt_headers(c, (int64_t)time(NULL), &ok), *pin = NULL;
     CURL *h = ok ? curl_easy_init() : NULL;
     if (!h) {
-        snprintf(o.error, sizeof o.error, "%s", ok ? "cannot start a transfer (out of memory)" : "the endpoint's secret is malformed");
+        snprintf(o.error, sizeof o.error, "%s",
+                 ok ? "cannot start a transfer (out of memory)" : "the endpoint's secret is malformed");
         curl_slist_free_all(hdr);
         return o;
     }
@@ -365,11 +366,13 @@ static bool record(sender *s, const claimed *c, const outcome *o, gl_error *err)
     bool mine = gl_pg_get_i64(r, 0, 0) == 1, disabled_now = PQgetvalue(r, 0, 1)[0] == 't';
     PQclear(r);
     if (!mine)
-        gl_log(GL_LOG_WARN, "webhook_lease_lost", "region %s: delivery %s was sent, but its lease had expired or its endpoint was deleted: not recorded", s->region->name,
-               id);
+        gl_log(GL_LOG_WARN, "webhook_lease_lost",
+               "region %s: delivery %s was sent, but its lease had expired or its endpoint was deleted: not recorded",
+               s->region->name, id);
     if (disabled_now)
-        gl_log(GL_LOG_WARN, "webhook_endpoint_disabled", "region %s: an endpoint failing for over %d s was disabled (delivery %s)",
-               s->region->name, s->srv->cfg.webhooks.disable_after_s, id);
+        gl_log(GL_LOG_WARN, "webhook_endpoint_disabled",
+               "region %s: an endpoint failing for over %d s was disabled (delivery %s)", s->region->name,
+               s->srv->cfg.webhooks.disable_after_s, id);
     if (mine) gl_metrics_webhook(s->srv->metrics, s->metric_region,
                                  delivered ? GL_WEBHOOK_DELIVERED : delay < 0 ? GL_WEBHOOK_DEAD : GL_WEBHOOK_FAILED);
     return true;
