@@ -69,7 +69,7 @@ build: deps
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CHECK_LIBS = $(shell pkg-config --libs check)
-# Test tools (load and chaos clients) speak HTTP through libcurl.
+# Test tools (load and chaos clients) and ledgerd's webhook sender (api/webhookd.c) speak HTTP through libcurl.
 CURL_LIBS  = $(shell pkg-config --libs libcurl)
 
 $(BUILD)/obj/%.o: %.c
@@ -86,7 +86,7 @@ $(LEDGERCTL): $(CLI_OBJ) $(LIB)
 
 $(LEDGERD): $(BUILD)/obj/api/ledgerd.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -24,7 +24,18 @@
  *       client_certs = "optional";               # "off" | "optional" | "required"; default
  *     };                                         #   "optional" with client_ca_file, else "off"
  *     # plain_http = true;   # instead of tls: serve plain HTTP (a test, or TLS ends in front of
- *   };                       # ledgerd). Neither, or both, is a configuration error.
+ *                            # ledgerd). Neither, or both, is a configuration error.
+ *     webhooks = {                               # signed webhooks (api/webhooks.h, api/webhookd.c)
+ *       enabled = true;                          # the dispatcher and the senders run
+ *       allow_private_targets = false;           # true: loopback/private targets (tests, dev only)
+ *       retry_schedule_ms = [5000, 300000, 1800000, 7200000, 18000000, 36000000];  # then dead
+ *       connect_timeout_ms = 5000; timeout_ms = 10000;   # per attempt
+ *       lease_ms = 60000;                        # a claimed delivery is its sender's this long
+ *       disable_after_s = 259200;                # failing continuously this long: endpoint disabled
+ *       senders = 2; poll_ms = 1000;             # threads per region; idle wait
+ *       retention_hours = 168;                   # delivered deliveries kept this long
+ *     };
+ *   };
  */
 #include <assert.h>
 #include <stdio.h>
@@ -56,6 +67,7 @@ static void defaults(gl_server_config *c) {
     c->read_acquire_ms = 250;
     c->breaker = GL_BREAKER_DEFAULT;
     c->shutdown_timeout_ms = 5000;
+    gl_webhooks_config_defaults(&c->webhooks);
 }
 
 static bool load_clients(const config_setting_t *g, gl_server_config *c, gl_error *err) {
@@ -145,6 +157,62 @@ static bool load_scalars(const config_setting_t *g, gl_server_config *c, gl_erro
     return ok;
 }
 
+static bool load_bool(const config_setting_t *g, const char *name, bool *dst, gl_error *err) {
+    int v = 0;
+    if (!config_setting_get_member(g, name)) return true;
+    if (!config_setting_lookup_bool(g, name, &v)) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: webhooks.%s must be true or false", name);
+        return false;
+    }
+    *dst = v != 0;
+    return true;
+}
+
+/* retry_schedule_ms: 1..GL_WEBHOOK_RETRIES_MAX delays, each 1 ms .. 2 days. */
+static bool load_schedule(const config_setting_t *g, gl_webhooks_config *w, gl_error *err) {
+    const config_setting_t *s = config_setting_get_member(g, "retry_schedule_ms");
+    if (!s) return true;
+    int n = config_setting_length(s);
+    if (!config_setting_is_array(s) || n < 1 || n > GL_WEBHOOK_RETRIES_MAX) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: webhooks.retry_schedule_ms must be a list of 1..%d integers",
+                     GL_WEBHOOK_RETRIES_MAX);
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        long long v = config_setting_type(e) == CONFIG_TYPE_INT ? config_setting_get_int(e) : -1;
+        if (v < 1 || v > 2LL * 24 * 3600 * 1000) {
+            gl_error_set(err, GL_ERR_CONFIG, "ledgerd: webhooks.retry_schedule_ms[%d] must be 1..172800000", i);
+            return false;
+        }
+        w->retry_ms[i] = (int)v;
+    }
+    w->n_retry = n;
+    return true;
+}
+
+static bool load_webhooks(const config_setting_t *g, gl_server_config *c, gl_error *err) {
+    const config_setting_t *h = config_setting_get_member(g, "webhooks");
+    if (!h) return true;
+    gl_webhooks_config *w = &c->webhooks;
+    bool ok = load_bool(h, "enabled", &w->enabled, err) &&
+              load_bool(h, "allow_private_targets", &w->allow_private_targets, err) && load_schedule(h, w, err) &&
+              gl_settings_int(h, "connect_timeout_ms", 100, 60000, &w->connect_timeout_ms, err) &&
+              gl_settings_int(h, "timeout_ms", 100, 120000, &w->timeout_ms, err) &&
+              gl_settings_int(h, "lease_ms", 200, 3600000, &w->lease_ms, err) &&
+              gl_settings_int(h, "disable_after_s", 1, 30 * 24 * 3600, &w->disable_after_s, err) &&
+              gl_settings_int(h, "senders", 1, GL_WEBHOOK_SENDERS_MAX, &w->senders, err) &&
+              gl_settings_int(h, "poll_ms", 10, 60000, &w->poll_ms, err) &&
+              gl_settings_int(h, "retention_hours", 1, 24 * 365, &w->retention_h, err);
+    /* A lease shorter than an attempt would let a second sender post it while the first still waits. */
+    if (ok && (w->lease_ms <= w->timeout_ms || w->connect_timeout_ms > w->timeout_ms)) {
+        gl_error_set(err, GL_ERR_CONFIG,
+                     "ledgerd: webhooks.lease_ms must exceed timeout_ms, and connect_timeout_ms may not exceed it");
+        ok = false;
+    }
+    return ok;
+}
+
 bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err) {
     assert(path && c);
     defaults(c);
@@ -152,7 +220,8 @@ bool gl_server_config_load(const char *path, gl_server_config *c, gl_error *err)
     config_init(&cf);
     const config_setting_t *g = NULL;
     bool ok = gl_settings_open(&cf, path, &g, err) && load_scalars(g, c, err) && load_breaker(g, c, err) &&
-              load_clients(g, c, err) && gl_auth_config_read(g, &c->auth, err) && load_tls(g, c, err);
+              load_clients(g, c, err) && gl_auth_config_read(g, &c->auth, err) && load_tls(g, c, err) &&
+              load_webhooks(g, c, err);
     config_destroy(&cf);
     return ok;
 }

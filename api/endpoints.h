@@ -1,6 +1,6 @@
 /*
  * endpoints.h — the endpoints of API.md, one file per resource (accounts.c,
- * transfers.c, mandates_ep.c, events_ep.c, probes.c), each a row of the route table in
+ * transfers.c, mandates_ep.c, events_ep.c, webhooks_ep.c, probes.c), each a row of the route table in
  * handlers.c. id: the {id} of the path (NULL when it has none). Internal to api/.
  */
 #ifndef GL_ENDPOINTS_H
@@ -29,6 +29,16 @@ gl_response gl_revoke_mandate(gl_req *req, const gl_id *id);
 
 /* GET /v1/events (events_ep.c). */
 gl_response gl_list_events(gl_req *req);
+
+/* /v1/webhook_endpoints (webhooks_ep.c). */
+gl_response gl_create_webhook_endpoint(gl_req *req);
+gl_response gl_list_webhook_endpoints(gl_req *req);
+gl_response gl_get_webhook_endpoint(gl_req *req, const gl_id *id);
+gl_response gl_delete_webhook_endpoint(gl_req *req, const gl_id *id);
+gl_response gl_enable_webhook_endpoint(gl_req *req, const gl_id *id);
+gl_response gl_list_webhook_deliveries(gl_req *req, const gl_id *id);
+/* POST .../{id}/deliveries/{delivery_id}/redeliver: the delivery id is read from the path. */
+gl_response gl_redeliver_webhook(gl_req *req, const gl_id *id);
 
 gl_response gl_readyz(gl_req *req);
 gl_response gl_metrics_page(gl_req *req);

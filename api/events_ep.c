@@ -69,21 +69,6 @@ static bool parse_cursor(gl_req *req, const char *cursor, region_feed *f, int nf
     return true;
 }
 
-/* "transfer.created,transfer.posted" into a type mask; false for an unknown type. */
-static bool parse_types(const char *list, uint32_t *mask) {
-    char buf[512];
-    if (strlen(list) >= sizeof buf) return false;
-    snprintf(buf, sizeof buf, "%s", list);
-    *mask = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        ledger_event_type type;
-        if (!ledger_event_type_parse(t, &type)) return false;
-        *mask |= 1u << type;
-    }
-    return *mask != 0;
-}
-
 static void read_region(gl_req *req, region_feed *f, int limit, uint32_t types) {
     PGconn *db = gl_read_conn(req, f->region);
     ledger_events_query q = {.after = f->pos, .limit = limit, .principal = gl_is_admin(req) ? NULL : req->claims.sub,
@@ -163,7 +148,7 @@ gl_response gl_list_events(gl_req *req) {
     const char *after = gl_query(req, "after"), *type_list = gl_query(req, "types"), *lim = gl_query(req, "limit");
     if (lim && !gl_parse_i64(lim, 1, LEDGER_EVENTS_PAGE_MAX, &limit))
         return gl_respond_error(req, 400, "invalid_value", "limit must be 1..1000", "limit");
-    if (type_list && !parse_types(type_list, &types))
+    if (type_list && (!ledger_event_types_parse(type_list, &types) || types == 0))
         return gl_respond_error(req, 400, "invalid_value", "types must be event types separated by commas", "types");
     int nregions = req->srv->regions.n_regions;
     region_feed *f = calloc((size_t)nregions, sizeof *f);

@@ -1,7 +1,7 @@
 /*
  * handlers.c — routing and authentication: the layer between the transport
  * (http.c) and the endpoints (accounts.c, transfers.c, mandates_ep.c,
- * probes.c).
+ * events_ep.c, webhooks_ep.c, probes.c).
  *
  * gl_handle() finds the request's row in the route table; for all but the
  * public probes it admits the client address (clients.c), authenticates the
@@ -70,13 +70,15 @@ static gl_response need_scope(gl_req *req, gl_jwt_scope s) {
     return gl_respond_error(req, 403, "scope_missing", gl_jwt_scope_name(s), NULL);
 }
 
-/* Splits "/v1/a/b/c" into at most 5 segments. */
+/* Splits "/v1/a/b/c" into at most max segments (max + 1 when there are more: no route has that many). */
 static int split_path(char *path, char **seg, int max) {
     int n = 0;
     for (char *save = NULL, *t = strtok_r(path, "/", &save); t && n < max + 1; t = strtok_r(NULL, "/", &save))
         seg[n++] = t;
     return n;
 }
+
+#define PATH_SEGMENTS_MAX 6 /* the longest template: /v1/webhook_endpoints/{id}/deliveries/{id}/redeliver */
 
 /* ---------- the route table ---------- */
 
@@ -93,6 +95,8 @@ static gl_response on_create_transfer(gl_req *req, const gl_id *id) { return (vo
 static gl_response on_create_batch(gl_req *req, const gl_id *id) { return (void)id, gl_create_batch(req); }
 static gl_response on_list_transfers(gl_req *req, const gl_id *id) { return (void)id, gl_list_transfers(req); }
 static gl_response on_list_events(gl_req *req, const gl_id *id) { return (void)id, gl_list_events(req); }
+static gl_response on_create_webhook(gl_req *req, const gl_id *id) { return (void)id, gl_create_webhook_endpoint(req); }
+static gl_response on_list_webhooks(gl_req *req, const gl_id *id) { return (void)id, gl_list_webhook_endpoints(req); }
 static gl_response on_post(gl_req *req, const gl_id *id) { return gl_act_on_transfer(req, id, LEDGER_CMD_POST); }
 static gl_response on_void(gl_req *req, const gl_id *id) { return gl_act_on_transfer(req, id, LEDGER_CMD_VOID); }
 static gl_response on_reverse(gl_req *req, const gl_id *id) { return gl_act_on_transfer(req, id, LEDGER_CMD_REVERSE); }
@@ -122,6 +126,13 @@ static const gl_route route_table[] = {
     {"POST", "/v1/transfers/{id}/void", GL_SCOPE_TRANSFERS_WRITE, on_void},
     {"POST", "/v1/transfers/{id}/reverse", GL_SCOPE_TRANSFERS_WRITE, on_reverse},
     {"GET", "/v1/events", GL_SCOPE_EVENTS_READ, on_list_events},
+    {"POST", "/v1/webhook_endpoints", GL_SCOPE_WEBHOOKS_WRITE, on_create_webhook},
+    {"GET", "/v1/webhook_endpoints", GL_SCOPE_EVENTS_READ, on_list_webhooks},
+    {"GET", "/v1/webhook_endpoints/{id}", GL_SCOPE_EVENTS_READ, gl_get_webhook_endpoint},
+    {"DELETE", "/v1/webhook_endpoints/{id}", GL_SCOPE_WEBHOOKS_WRITE, gl_delete_webhook_endpoint},
+    {"POST", "/v1/webhook_endpoints/{id}/enable", GL_SCOPE_WEBHOOKS_WRITE, gl_enable_webhook_endpoint},
+    {"GET", "/v1/webhook_endpoints/{id}/deliveries", GL_SCOPE_EVENTS_READ, gl_list_webhook_deliveries},
+    {"POST", "/v1/webhook_endpoints/{id}/deliveries/{id}/redeliver", GL_SCOPE_WEBHOOKS_WRITE, gl_redeliver_webhook},
 };
 
 const gl_route *gl_routes(size_t *n) {
@@ -155,16 +166,17 @@ const gl_route *gl_route_find(const char *method, char **seg, int n, const bool 
 static bool public_route(gl_req *req) {
     char path[GL_PATH_MAX];
     snprintf(path, sizeof path, "%s", req->url);
-    char *seg[6];
-    bool is_id[6] = {false}; /* the probes have no {id} */
-    int n = split_path(path, seg, 5);
-    const gl_route *r = n <= 5 ? gl_route_find(req->method, seg, n, is_id) : NULL;
+    char *seg[PATH_SEGMENTS_MAX + 1];
+    bool is_id[PATH_SEGMENTS_MAX + 1] = {false}; /* the probes have no {id} */
+    int n = split_path(path, seg, PATH_SEGMENTS_MAX);
+    const gl_route *r = n <= PATH_SEGMENTS_MAX ? gl_route_find(req->method, seg, n, is_id) : NULL;
     return r && r->scope == NO_SCOPE;
 }
 
 /* No row matched: the 404 a client has always had. An id path of a resource
- * is that resource's "not found" when its id does not parse; an account id
- * path needs accounts:read first; /v1/mandates/{id} keeps its label. */
+ * is that resource's "not found" when its id does not parse (a webhook
+ * endpoint's too); an account id path needs accounts:read first;
+ * /v1/mandates/{id} keeps its label. */
 static gl_response no_route(gl_req *req, char **seg, int n, bool has_id) {
     if (n >= 2 && n <= 4 && strcmp(seg[0], "v1") == 0) {
         if (strcmp(seg[1], "accounts") == 0) {
@@ -176,6 +188,8 @@ static gl_response no_route(gl_req *req, char **seg, int n, bool has_id) {
             snprintf(req->route, sizeof req->route, "/v1/mandates/{id}");
         } else if (strcmp(seg[1], "transfers") == 0 && !has_id) {
             return gl_respond_error(req, 404, "transfer_not_found", "transfer not found", NULL);
+        } else if (strcmp(seg[1], "webhook_endpoints") == 0 && n >= 3 && !has_id) {
+            return gl_respond_error(req, 404, "webhook_endpoint_not_found", "webhook endpoint not found", NULL);
         }
     }
     return gl_respond_error(req, 404, "route_not_found", "no such endpoint", NULL);
@@ -184,13 +198,14 @@ static gl_response no_route(gl_req *req, char **seg, int n, bool has_id) {
 gl_response gl_handle(gl_req *req) {
     char path[GL_PATH_MAX];
     snprintf(path, sizeof path, "%s", req->url);
-    char *seg[6];
-    int n = split_path(path, seg, 5);
-    bool is_id[6] = {false};
-    gl_id id;
-    bool has_id = n >= 3 && n <= 4 && gl_id_parse(seg[2], &id); /* ids sit third: /v1/<resource>/{id} */
+    char *seg[PATH_SEGMENTS_MAX + 1];
+    int n = split_path(path, seg, PATH_SEGMENTS_MAX);
+    bool is_id[PATH_SEGMENTS_MAX + 1] = {false};
+    gl_id id, sub;
+    bool has_id = n >= 3 && n <= PATH_SEGMENTS_MAX && gl_id_parse(seg[2], &id); /* ids sit third: /v1/<resource>/{id} */
     is_id[2] = has_id;
-    const gl_route *r = n <= 5 ? gl_route_find(req->method, seg, n, is_id) : NULL;
+    is_id[4] = n == 6 && gl_id_parse(seg[4], &sub); /* a sub-resource's: .../{id}/deliveries/{id}/redeliver */
+    const gl_route *r = n <= PATH_SEGMENTS_MAX ? gl_route_find(req->method, seg, n, is_id) : NULL;
     if (r && r->scope == NO_SCOPE) {
         snprintf(req->route, sizeof req->route, "%s", r->path);
         return r->fn(req, NULL);

@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "../ledger/audit.h"
 #include "../ledger/pg.h"
 #include "reads.h"
 
@@ -213,4 +214,24 @@ bool gl_job_respond_error(gl_job *job, unsigned status, const char *code, const 
     job->resp.code = code;
     job->resp.body = gl_error_body(gl_type_of_status(status), code, msg, NULL, job->request_id);
     return job->resp.body != NULL;
+}
+
+bool gl_job_respond_json(gl_job *job, unsigned status, json_t *o) {
+    assert(job);
+    job->resp.status = status;
+    job->resp.body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return job->resp.body != NULL;
+}
+
+bool gl_job_audit(PGconn *db, const gl_job *job, const char *action, const char *object, json_t *detail,
+                  gl_error *err) {
+    assert(db && job && action && object);
+    if (!detail) detail = json_object();
+    json_object_set_new(detail, "request_id", json_string(job->request_id));
+    gl_audit_event ev = {.actor = job->principal, .action = action, .object = object, .source = job->source,
+                         .outcome = GL_AUDIT_SUCCESS, .detail = detail};
+    bool ok = gl_audit_append(db, &ev, 1, err);
+    json_decref(detail);
+    return ok;
 }

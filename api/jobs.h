@@ -25,6 +25,13 @@ gl_response gl_submit(gl_req *req, gl_job *job);
 gl_response gl_submit_keyed(gl_req *req, gl_job *job, bool key_required);
 /* A refusal as the job's response (from the writer's hooks). */
 bool gl_job_respond_error(gl_job *job, unsigned status, const char *code, const char *msg);
+/* A JSON body (stolen) as the job's response; false when out of memory. */
+bool gl_job_respond_json(gl_job *job, unsigned status, json_t *o);
+/* Audits the job's change of `object` in the writer's transaction (PCI DSS
+ * 10.2.1: both commit, or neither). detail (stolen, may be NULL) gets the
+ * request id. */
+bool gl_job_audit(PGconn *db, const gl_job *job, const char *action, const char *object, json_t *detail,
+                  gl_error *err);
 /* A keyed POST refused by today's authorization: its stored response if it
  * completed, 409 while it runs, 503 if the region cannot say, else `refusal`. */
 gl_response gl_replay_or(gl_req *req, const gl_region *r, gl_response refusal);

@@ -5,7 +5,8 @@
  *
  * main() loads ledger.conf (regions + the ledgerd group), loads the token
  * key, sets up each region's breaker and read pool, starts the writers
- * (writer.c), the handler threads and the HTTP daemon (http.c), then waits
+ * (writer.c), the handler threads, the webhook worker (webhookd.c) and the
+ * HTTP daemon (http.c), then waits
  * for SIGTERM/SIGINT: it stops accepting connections and lets the handlers
  * and writers finish what is queued, within shutdown_timeout_ms; past it,
  * what is left is answered 503 and the process exits (1 if a thread still
@@ -161,7 +162,8 @@ int main(int argc, char **argv) {
     srv.inflight = json_object();
     gl_streams *streams = NULL;
     if (!init_regions(&srv, &err) || !start_audit(&srv, &err) || !gl_writers_start(&srv, &err) ||
-        !(streams = start_streams(&srv, path, &err)) || !gl_handlers_start(&srv, &err) || !gl_http_start(&srv, &err))
+        !(streams = start_streams(&srv, path, &err)) || !gl_handlers_start(&srv, &err) || !gl_webhookd_start(&srv, &err) ||
+        !gl_http_start(&srv, &err))
         return fail(&err);
     fprintf(stderr,
             "{\"level\":\"info\",\"event\":\"listening\",\"listen\":\"%s\",\"port\":%d,\"regions\":%d,"
@@ -172,6 +174,7 @@ int main(int argc, char **argv) {
     int sig = wait_for_signal();
     fprintf(stderr, "{\"level\":\"info\",\"event\":\"shutdown\",\"signal\":%d}\n", sig);
     gl_http_quiesce(&srv);
+    gl_webhookd_stop(&srv); /* its sends are cut at once: a lease given back, sent after the restart */
     /* One deadline for the whole drain: the handlers run what is queued (their
      * reads are bounded by the regions' deadlines), then the writers commit
      * what is queued; past it, the rest is answered 503. */

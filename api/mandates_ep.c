@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "../ledger/audit.h"
 #include "../ledger/currency.h"
 #include "../ledger/events.h"
 #include "mandates.h"
@@ -36,25 +35,15 @@ static int mandate_visible(gl_req *req, const gl_id *id, ledger_mandate *m) {
 }
 
 static bool respond_mandate(gl_job *job, unsigned status, const ledger_mandate *m) {
-    json_t *o = gl_mandate_json(m);
-    job->resp.status = status;
-    job->resp.body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return job->resp.body != NULL;
+    return gl_job_respond_json(job, status, gl_mandate_json(m));
 }
 
 /* A mandate change is audited in the transaction that makes it (PCI DSS
  * 10.2.1): both commit, or neither. */
 static bool audit_mandate(PGconn *db, const gl_job *job, const char *action, const ledger_mandate *m, gl_error *err) {
-    json_t *detail = gl_mandate_json(m);
     char id[GL_ID_STR_LEN + 1];
     gl_id_format(&m->id, id);
-    json_object_set_new(detail, "request_id", json_string(job->request_id));
-    gl_audit_event ev = {.actor = job->principal, .action = action, .object = id, .source = job->source,
-                         .outcome = GL_AUDIT_SUCCESS, .detail = detail};
-    bool ok = gl_audit_append(db, &ev, 1, err);
-    json_decref(detail);
-    return ok;
+    return gl_job_audit(db, job, action, id, gl_mandate_json(m), err);
 }
 
 /* The mandate's event (events.h), in the transaction of the change: it

@@ -87,6 +87,7 @@ struct gl_metrics {
         gl_metrics_extra_fn fn;
         void *ctx;
     } extra[GL_METRICS_EXTRA_MAX];
+    _Atomic uint64_t webhook_outcomes[GL_METRICS_REGIONS_MAX][GL_WEBHOOK_OUTCOMES];
 };
 
 /* ---- lifecycle ---- */
@@ -264,6 +265,9 @@ bool gl_metrics_add_extra(gl_metrics *m, gl_metrics_extra_fn fn, void *ctx) {
     m->extra[m->n_extra].ctx = ctx;
     m->n_extra++;
     return true;
+void gl_metrics_webhook(gl_metrics *m, int region, gl_webhook_outcome outcome) {
+    if (m && registered(&m->regions, region) && (unsigned)outcome < GL_WEBHOOK_OUTCOMES)
+        counter_inc(&m->webhook_outcomes[region][outcome]);
 }
 
 void gl_metrics_auth_failure(gl_metrics *m, int reason) {
@@ -444,6 +448,27 @@ static void render_gauge(sink *o, const char *name, const char *help,
     }
 }
 
+static void render_webhooks(sink *o, const gl_metrics *m, int n_regions) {
+    static const char name[] = "geoledger_webhook_deliveries_total";
+    static const char *const outcomes[GL_WEBHOOK_OUTCOMES] = {"delivered", "failed", "dead"};
+    put_header(o, name, "counter", "Webhook delivery attempts by region and outcome (failed: retried later).");
+    for (int r = 0; r < n_regions; r++)
+        for (int k = 0; k < GL_WEBHOOK_OUTCOMES; k++) {
+            put_str(o, name);
+            put_str(o, "{region=");
+            put_label_value(o, m->region_names[r]);
+            put_str(o, ",outcome=\"");
+            put_str(o, outcomes[k]);
+            put_str(o, "\"} ");
+            put_u64(o, atomic_load_explicit(&m->webhook_outcomes[r][k], memory_order_relaxed));
+            put_str(o, "\n");
+        }
+    render_gauge(o, "geoledger_webhook_queue_depth", "Webhook deliveries waiting to be sent (pending).",
+                 m->region_names, n_regions, m->gauges[GL_GAUGE_WEBHOOK_PENDING]);
+    render_gauge(o, "geoledger_webhook_dead_letters", "Webhook deliveries given up on (dead letters).",
+                 m->region_names, n_regions, m->gauges[GL_GAUGE_WEBHOOK_DEAD]);
+}
+
 static void render_all(sink *o, const gl_metrics *m) {
     int n_routes = atomic_load_explicit(&m->routes.count, memory_order_acquire);
     int n_regions = atomic_load_explicit(&m->regions.count, memory_order_acquire);
@@ -482,6 +507,7 @@ static void render_all(sink *o, const gl_metrics *m) {
         if (text) put_str(o, text);
         free(text);
     }
+    render_webhooks(o, m, n_regions);
 }
 
 size_t gl_metrics_render_to(const gl_metrics *m, char *buf, size_t cap) {

@@ -27,6 +27,11 @@
  *   geoledger_region_breaker_openings_total{region}              counters
  *   geoledger_db_errors_total{region}                             counter
  *   geoledger_auth_failures_total{reason}                         counter
+ *   geoledger_webhook_deliveries_total{region,outcome}            counter
+ *       outcome: delivered (an attempt answered 2xx), failed (an attempt
+ *       failed, a retry is scheduled), dead (the last retry failed).
+ *   geoledger_webhook_queue_depth{region}, geoledger_webhook_dead_letters{region}  gauges
+ *       pending deliveries, and dead ones, as the region's webhook worker last counted them.
  * Per-route, per-region and per-reason series are printed for every
  * registered name, zero or not, so dashboards see them from the start.
  *
@@ -76,6 +81,8 @@ typedef enum {
     GL_GAUGE_DB_TIMEOUTS,      /* geoledger_db_timeouts_total: client-side deadlines that fired */
     GL_GAUGE_POOL_TIMEOUTS,    /* geoledger_db_pool_acquire_timeouts_total */
     GL_GAUGE_BREAKER_OPENINGS, /* geoledger_region_breaker_openings_total */
+    GL_GAUGE_WEBHOOK_PENDING,  /* geoledger_webhook_queue_depth: pending deliveries */
+    GL_GAUGE_WEBHOOK_DEAD,     /* geoledger_webhook_dead_letters: dead deliveries */
     GL_GAUGE_COUNT
 } gl_metrics_gauge;
 
@@ -108,6 +115,9 @@ void gl_metrics_gauge_set(gl_metrics *m, gl_metrics_gauge gauge, int region, int
 void gl_metrics_gauge_add(gl_metrics *m, gl_metrics_gauge gauge, int region, int64_t delta);
 /* +1 on geoledger_db_errors_total{region}. */
 void gl_metrics_db_error(gl_metrics *m, int region);
+typedef enum { GL_WEBHOOK_DELIVERED, GL_WEBHOOK_FAILED, GL_WEBHOOK_DEAD, GL_WEBHOOK_OUTCOMES } gl_webhook_outcome;
+/* +1 on geoledger_webhook_deliveries_total{region,outcome}. */
+void gl_metrics_webhook(gl_metrics *m, int region, gl_webhook_outcome outcome);
 /* +1 on geoledger_auth_failures_total{reason}. */
 void gl_metrics_auth_failure(gl_metrics *m, int reason);
 

@@ -32,6 +32,7 @@
 #include "clients.h"
 #include "ratelimit.h"
 #include "tls.h"
+#include "webhooks.h"
 
 #define GL_IDEM_KEY_MAX 255
 #define GL_PATH_MAX 256
@@ -68,6 +69,7 @@ typedef struct {
     gl_breaker_config breaker;
     int shutdown_timeout_ms;
     gl_tls_config tls; /* tls.enabled false: plain_http = true was configured */
+    gl_webhooks_config webhooks;
 } gl_server_config;
 
 #define GL_HANDLERS_MAX 256
@@ -179,6 +181,7 @@ struct gl_server {
     gl_clients *clients;     /* limits before authentication */
     gl_auditq *audit;        /* auth failures, denials, admin requests */
     gl_tls tls;              /* HTTPS: certificate, key, client CA (tls.c) */
+    struct gl_webhookd *webhookd; /* the webhook worker's threads (webhookd.c); NULL when off */
 };
 
 /* The connection leases a request holds, one per region it read from. */
@@ -269,6 +272,12 @@ bool gl_writers_stop(gl_server *srv, int deadline_ms);
  * (caller answers 503; *retry_after_s says when to come back). */
 bool gl_writer_submit(gl_server *srv, gl_job *job, int *retry_after_s);
 gl_writer *gl_writer_of(gl_server *srv, const gl_region *r);
+
+/* webhookd.c: per region, webhooks.senders threads that turn events into
+ * deliveries and send them (nothing when webhooks.enabled is false). _stop
+ * cuts the sends in flight (their leases are given back) and joins them. */
+bool gl_webhookd_start(gl_server *srv, gl_error *err);
+void gl_webhookd_stop(gl_server *srv);
 
 /* http.c */
 bool gl_handlers_start(gl_server *srv, gl_error *err);

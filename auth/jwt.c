@@ -64,6 +64,7 @@ static const char *const scope_names[GL_SCOPE_COUNT] = {
     [GL_SCOPE_RECONCILIATION_RUN] = "reconciliation:run",
     [GL_SCOPE_REPORTS_READ] = "reports:read",
     [GL_SCOPE_ACCOUNTS_ISSUE] = "accounts:issue",
+    [GL_SCOPE_WEBHOOKS_WRITE] = "webhooks:write",
     [GL_SCOPE_ADMIN] = "admin",
 };
 

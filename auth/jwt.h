@@ -134,6 +134,7 @@ typedef enum {
     GL_SCOPE_RECONCILIATION_RUN,
     GL_SCOPE_REPORTS_READ,
     GL_SCOPE_ACCOUNTS_ISSUE, /* open accounts that may go below zero (ledger/kinds.h) */
+    GL_SCOPE_WEBHOOKS_WRITE, /* register, delete, re-enable webhook endpoints; redeliver */
     GL_SCOPE_ADMIN,
     GL_SCOPE_COUNT
 } gl_jwt_scope;

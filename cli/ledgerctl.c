@@ -543,7 +543,8 @@ static int cmd_token(cli *c, int argc, char **argv) {
                                              {"regions", required_argument, NULL, 'r'},
                                              {NULL, 0, NULL, 0}};
     const char *sub = NULL, *key = NULL, *regions = NULL,
-               *scope = "accounts:read accounts:write transfers:read transfers:write events:read mandates:write";
+               *scope = "accounts:read accounts:write transfers:read transfers:write events:read mandates:write "
+                                   "webhooks:write";
     int64_t ttl = 3600;
     optind = 0;
     int ch;

@@ -31,8 +31,9 @@ FUZZ_LIB_uuid       := ledger/id.c ledger/error.c
 FUZZ_LIB_pan        := fuzz/pan_oracle.c reconciliation/pan.c reconciliation/keyring.c ledger/text.c ledger/error.c
 FUZZ_LIB_sealed     := reconciliation/sealed.c reconciliation/keyring.c ledger/error.c
 FUZZ_LIB_keyring    := reconciliation/keyring.c ledger/error.c
-# fuzz_body.c calls the endpoints (api/endpoints.h): the whole library.
-FUZZ_LIB_body       := $(LIB_SRC)
+# fuzz_body.c calls the endpoints (api/endpoints.h): the whole library but the
+# webhook sender (libcurl; only ledgerd's main starts it).
+FUZZ_LIB_body       := $(filter-out api/webhookd.c,$(LIB_SRC))
 
 FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/bin/fuzz_%)
 

@@ -33,6 +33,37 @@ bool ledger_event_type_parse(const char *name, ledger_event_type *out) {
     return false;
 }
 
+bool ledger_event_types_literal(uint32_t types, char *buf, size_t cap) {
+    assert(buf && cap >= 3);
+    size_t len = 0;
+    buf[len++] = '{';
+    for (int t = 0; t < LEDGER_EV_COUNT; t++) {
+        if (!(types & (1u << t))) continue;
+        int w = snprintf(buf + len, cap - len, "%s%s", len > 1 ? "," : "", type_names[t]);
+        if (w < 0 || (size_t)w >= cap - len) return false;
+        len += (size_t)w;
+    }
+    if (len + 2 > cap) return false;
+    buf[len++] = '}';
+    buf[len] = '\0';
+    return true;
+}
+
+bool ledger_event_types_parse(const char *list, uint32_t *mask) {
+    assert(list && mask);
+    char buf[512];
+    if (strlen(list) >= sizeof buf) return false;
+    snprintf(buf, sizeof buf, "%s", list);
+    *mask = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        ledger_event_type type;
+        if (!ledger_event_type_parse(t, &type)) return false;
+        *mask |= 1u << type;
+    }
+    return true;
+}
+
 void ledger_event_add_owner(ledger_event *e, const char *owner) {
     assert(e);
     if (!owner || !owner[0]) return;
@@ -188,26 +219,10 @@ bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *event
 #define EVENTS_LIST_SQL                                                                                             \
     "SELECT h.last_seq, e.seq, e.id, e.type, (extract(epoch FROM e.created_at) * 1000000)::int8, e.account_id, "   \
     "e.transfer_id, e.debit_account_id, e.credit_account_id, e.pending_id, e.reverses_id, e.mandate_id, e.amount, " \
-    "e.currency FROM (SELECT last_seq FROM event_head WHERE id = 1) h LEFT JOIN LATERAL ("                           \
+    "e.currency, e.owners[1], e.owners[2], e.owners[3] FROM (SELECT last_seq FROM event_head WHERE id = 1) h LEFT JOIN LATERAL ("                           \
     "SELECT * FROM events WHERE seq > $1::int8 AND seq <= least(h.last_seq, $1::int8 + $2::int8) "                  \
     "AND ($3::text IS NULL OR $3::text = ANY (owners)) AND ($4::text[] IS NULL OR type = ANY ($4::text[])) "        \
     "ORDER BY seq LIMIT $5::int4) e ON true ORDER BY e.seq"
-
-/* The wanted types as a text[] literal, NULL for all; false if it does not fit. */
-static bool types_literal(uint32_t types, char *buf, size_t cap) {
-    size_t len = 0;
-    buf[len++] = '{';
-    for (int t = 0; t < LEDGER_EV_COUNT; t++) {
-        if (!(types & (1u << t))) continue;
-        int w = snprintf(buf + len, cap - len, "%s%s", len > 1 ? "," : "", type_names[t]);
-        if (w < 0 || (size_t)w >= cap - len) return false;
-        len += (size_t)w;
-    }
-    if (len + 2 > cap) return false;
-    buf[len++] = '}';
-    buf[len] = '\0';
-    return true;
-}
 
 static void read_event(const PGresult *r, int row, ledger_event *e) {
     memset(e, 0, sizeof *e);
@@ -223,6 +238,8 @@ static void read_event(const PGresult *r, int row, ledger_event *e) {
         if (!PQgetisnull(r, row, 5 + k)) gl_pg_get_id(r, row, 5 + k, ids[k]);
     e->amount = gl_pg_get_i64(r, row, 12);
     gl_pg_get_text(r, row, 13, e->currency, sizeof e->currency);
+    for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) /* NULL past the last owner: "" */
+        if (!PQgetisnull(r, row, 14 + k)) gl_pg_get_text(r, row, 14 + k, e->owners[k], sizeof e->owners[k]);
 }
 
 int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *out, int64_t *scanned_to, int64_t *head,
@@ -233,7 +250,7 @@ int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *o
     snprintf(after, sizeof after, "%lld", (long long)q->after);
     snprintf(window, sizeof window, "%lld", (long long)q->scan_max);
     snprintf(limit, sizeof limit, "%d", q->limit);
-    if (q->types && !types_literal(q->types, types, sizeof types)) {
+    if (q->types && !ledger_event_types_literal(q->types, types, sizeof types)) {
         gl_error_set(err, GL_ERR_INTERNAL, "event type filter does not fit");
         return -1;
     }

@@ -40,6 +40,12 @@ typedef enum {
 const char *ledger_event_type_name(ledger_event_type t);
 /* Parses an API name; false when it names no type. */
 bool ledger_event_type_parse(const char *name, ledger_event_type *out);
+/* A set of types (bit 1 << type) as a text[] literal "{a,b}" ("{}" for none);
+ * false when it does not fit in cap. */
+bool ledger_event_types_literal(uint32_t types, char *buf, size_t cap);
+/* "transfer.created,transfer.posted" (or "") into a set of types; false for
+ * a name of no type or a list over 511 bytes. */
+bool ledger_event_types_parse(const char *list, uint32_t *mask);
 
 #define LEDGER_EVENT_OWNERS 3 /* at most: the debit side's, the credit side's, the actor */
 #define LEDGER_EVENTS_PAGE_MAX 1000
@@ -79,7 +85,8 @@ typedef struct {
 } ledger_events_query;
 
 /*
- * Up to q->limit events after q->after, in seq order, into out. *scanned_to is
+ * Up to q->limit events after q->after, in seq order, into out, with their
+ * owners (the webhook dispatcher matches endpoints on them). *scanned_to is
  * the position a reader resumes from: the last event returned when the page is
  * full, else the last seq looked at (events the principal may not see are
  * passed over, at most q->scan_max of them per call). *head is the last

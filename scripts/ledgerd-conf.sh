@@ -7,7 +7,9 @@
 # Env: LEDGERD_RATE_PER_S, LEDGERD_RATE_BURST (per principal; 0 = no limit), LEDGERD_LOG_LEVEL,
 # LEDGERD_SHUTDOWN_TIMEOUT_MS (how long SIGTERM waits for queued work; default 5000),
 # LEDGERD_CLIENT_CERTS (off | optional | required: client certificates signed by the dev CA;
-# default off), LEDGERD_PLAIN_HTTP=1 (no TLS: plain_http = true, for a test that needs raw HTTP).
+# default off), LEDGERD_PLAIN_HTTP=1 (no TLS: plain_http = true, for a test that needs raw HTTP),
+# LEDGERD_WEBHOOKS (the settings of the webhooks group; default: allow_private_targets = true, so a
+# development receiver on localhost works — never in production).
 set -euo pipefail
 conf=$1 key=$2 port=$3
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,5 +40,6 @@ ledgerd = {
   auth = { algorithm = "HS256"; key_file = "$(cd "$(dirname "$key")" && pwd)/$(basename "$key")";
            issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
   $tls
+  webhooks = { ${LEDGERD_WEBHOOKS:-allow_private_targets = true;} };
 };
 CONF

@@ -10,10 +10,11 @@
 # 4. tests/api.sh (ledgerd over HTTPS), tests/tls.sh (its TLS: protocols, ciphers,
 #    mutual TLS, config refusals), tests/zerotrust.sh (money creation, mandate payee, replays,
 #    regions claim, limits before authentication), tests/streams.sh (the Redis stream publisher on a
-#    redis-server of its own, ledgerctl events tail/prune), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
+#    redis-server of its own, ledgerctl events tail/prune), tests/webhooks.sh (signed webhooks to a receiver
+#    of its own: owners, retries, dead letters, kill -9, SSRF), tests/pgtls.sh (TLS + scram to PostgreSQL, on a
 #    one-region cluster of its own, port TEST_PG_PORT_BASE + 3), tests/httpfuzz.sh (HTTP fuzzing, plain HTTP), the OpenAPI lint, tests/report.sh
 #    (compliance report), tests/recon.sh (reconciliation), then tests/stress.sh; tests/contract.sh
-#    checks every response api.sh, tls.sh, zerotrust.sh and events.sh received against api/openapi.yaml;
+#    checks every response api.sh, tls.sh, zerotrust.sh, webhooks.sh and events.sh received against api/openapi.yaml;
 # 5. `ledgerctl verify` and `ledgerctl audit verify` on everything the tests left behind;
 # 6. tests/chaos.sh (fault injection under a bank workload, on a cluster of its own).
 #
@@ -151,11 +152,13 @@ if ((cluster_ok)); then
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/tls.sh
     run_step "zerotrust: minting, mandate payee, replay, regions claim, abuse limits" \
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/zerotrust.sh
+    run_step "webhooks: signed deliveries, owners only, retries, dead letters, kill -9, SSRF refusals" \
+        env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/webhooks.sh
     run_step "events: GET /v1/events (every effect once, who sees what, cursors, merged view, refusals)" \
         env TEST_DIR="$DIR" CONTRACT_DIR="$CONTRACT_DIR" tests/events.sh
     run_step "streams: the Redis stream (exactly once across Redis and ledgerd kills, MAXLEN), events tail and prune" \
         env TEST_DIR="$DIR" tests/streams.sh
-    run_step "contract: every response of api, tls, zerotrust and events validates against api/openapi.yaml (Prism)" \
+    run_step "contract: every response of api, tls, zerotrust, webhooks and events validates against api/openapi.yaml (Prism)" \
         env CONTRACT_DIR="$CONTRACT_DIR" tests/contract.sh
     run_step "pgtls: TLS + scram-sha-256 to PostgreSQL (wrong CA, no TLS, no password, no leaks)" \
         env TEST_DIR="$DIR" TEST_PG_PORT_BASE="$P" tests/pgtls.sh

@@ -933,7 +933,7 @@ START_TEST(test_scope) {
     c = EXPECT(
         &hv,
         sign_hs(HS_HDR, CLAIMS({"scope", "\"accounts:read accounts:write transfers:write transfers:read events:read "
-                                         "mandates:write reconciliation:run reports:read accounts:issue admin\""})),
+                                         "mandates:write reconciliation:run reports:read accounts:issue webhooks:write admin\""})),
         GL_JWT_OK);
     ck_assert_uint_eq(c.scopes, (1u << GL_SCOPE_COUNT) - 1);
     EXPECT(&hv, sign_hs(HS_HDR, CLAIMS({"scope", "[\"admin\"]"})), GL_JWT_TOKEN_CLAIMS_INVALID);

@@ -77,7 +77,14 @@ START_TEST(test_empty_has_every_family) {
         "# HELP geoledger_db_errors_total Database errors by region.\n"
         "# TYPE geoledger_db_errors_total counter\n"
         "# HELP geoledger_auth_failures_total Rejected credentials by reason.\n"
-        "# TYPE geoledger_auth_failures_total counter\n";
+        "# TYPE geoledger_auth_failures_total counter\n"
+        "# HELP geoledger_webhook_deliveries_total Webhook delivery attempts by region and outcome (failed: retried "
+        "later).\n"
+        "# TYPE geoledger_webhook_deliveries_total counter\n"
+        "# HELP geoledger_webhook_queue_depth Webhook deliveries waiting to be sent (pending).\n"
+        "# TYPE geoledger_webhook_queue_depth gauge\n"
+        "# HELP geoledger_webhook_dead_letters Webhook deliveries given up on (dead letters).\n"
+        "# TYPE geoledger_webhook_dead_letters gauge\n";
     char *text = render();
     ck_assert_str_eq(text, expected);
     free(text);
@@ -296,6 +303,26 @@ START_TEST(test_gauges_and_counters) {
     ck_assert_line(text, "geoledger_auth_failures_total{reason=\"token_expired\"} 3");
     ck_assert_line(text, "geoledger_auth_failures_total{reason=\"token_malformed\"} 0");
     ck_assert_int_eq(malformed, 1);
+    free(text);
+}
+END_TEST
+
+/* Webhook outcomes per region and outcome, every pair printed; the two gauges. */
+START_TEST(test_webhook_families) {
+    int eu = gl_metrics_region(g_m, "eu"), sg = gl_metrics_region(g_m, "sg");
+    gl_metrics_webhook(g_m, eu, GL_WEBHOOK_DELIVERED);
+    gl_metrics_webhook(g_m, eu, GL_WEBHOOK_DELIVERED);
+    gl_metrics_webhook(g_m, sg, GL_WEBHOOK_DEAD);
+    gl_metrics_webhook(g_m, sg, GL_WEBHOOK_OUTCOMES); /* out of range: ignored */
+    gl_metrics_webhook(g_m, 7, GL_WEBHOOK_FAILED);    /* never registered: ignored */
+    gl_metrics_gauge_set(g_m, GL_GAUGE_WEBHOOK_PENDING, eu, 5);
+    gl_metrics_gauge_set(g_m, GL_GAUGE_WEBHOOK_DEAD, sg, 1);
+    char *text = render();
+    ck_assert_line(text, "geoledger_webhook_deliveries_total{region=\"eu\",outcome=\"delivered\"} 2");
+    ck_assert_line(text, "geoledger_webhook_deliveries_total{region=\"eu\",outcome=\"failed\"} 0");
+    ck_assert_line(text, "geoledger_webhook_deliveries_total{region=\"sg\",outcome=\"dead\"} 1");
+    ck_assert_line(text, "geoledger_webhook_queue_depth{region=\"eu\"} 5");
+    ck_assert_line(text, "geoledger_webhook_dead_letters{region=\"sg\"} 1");
     free(text);
 }
 END_TEST
@@ -546,6 +573,7 @@ static Suite *metrics_suite(void) {
     tcase_add_test(render_tc, test_cumulative_everywhere);
     tcase_add_test(render_tc, test_escaping);
     tcase_add_test(render_tc, test_gauges_and_counters);
+    tcase_add_test(render_tc, test_webhook_families);
     tcase_add_test(render_tc, test_render_to_buffer);
     suite_add_tcase(s, render_tc);
 

@@ -21,15 +21,24 @@ static const gl_route *find(const char *method, const char *path) {
     for (char *save = NULL, *t = strtok_r(buf, "/", &save); t && n < 8; t = strtok_r(NULL, "/", &save)) seg[n++] = t;
     gl_id id;
     if (n >= 3) is_id[2] = gl_id_parse(seg[2], &id);
+    if (n == 6) is_id[4] = gl_id_parse(seg[4], &id); /* .../{id}/deliveries/{id}/redeliver */
     return gl_route_find(method, seg, n, is_id);
 }
 
-/* The template with {id} filled in. */
+/* The template with every {id} filled in. */
 static const char *concrete(const char *tmpl) {
     static char out[256];
-    const char *at = strstr(tmpl, "{id}");
-    if (!at) return tmpl;
-    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - tmpl), tmpl, ID, at + 4);
+    size_t len = 0;
+    for (const char *p = tmpl; *p && len + sizeof ID < sizeof out;) {
+        if (strncmp(p, "{id}", 4) == 0) {
+            memcpy(out + len, ID, sizeof ID - 1);
+            len += sizeof ID - 1;
+            p += 4;
+        } else {
+            out[len++] = *p++;
+        }
+    }
+    out[len] = '\0';
     return out;
 }
 
@@ -70,6 +79,12 @@ START_TEST(test_literals_and_ids) {
     ck_assert_int_eq(find("POST", "/v1/accounts")->scope, GL_SCOPE_ACCOUNTS_WRITE);
     ck_assert_int_eq(find("DELETE", "/v1/mandates/" ID)->scope, GL_SCOPE_MANDATES_WRITE);
     ck_assert_int_eq(find("GET", "/v1/mandates/" ID)->scope, GL_SCOPE_ACCOUNTS_READ);
+    ck_assert_int_eq(find("POST", "/v1/webhook_endpoints")->scope, GL_SCOPE_WEBHOOKS_WRITE);
+    ck_assert_int_eq(find("GET", "/v1/webhook_endpoints/" ID "/deliveries")->scope, GL_SCOPE_EVENTS_READ);
+    ck_assert_str_eq(find("POST", "/v1/webhook_endpoints/" ID "/deliveries/" ID "/redeliver")->path,
+                     "/v1/webhook_endpoints/{id}/deliveries/{id}/redeliver");
+    ck_assert_ptr_null(find("POST", "/v1/webhook_endpoints/" ID "/deliveries/not-an-id/redeliver"));
+    ck_assert_ptr_null(find("POST", "/v1/webhook_endpoints/" ID "/deliveries/" ID "/redeliver/x"));
 }
 END_TEST
 
