@@ -265,6 +265,8 @@ bool gl_metrics_add_extra(gl_metrics *m, gl_metrics_extra_fn fn, void *ctx) {
     m->extra[m->n_extra].ctx = ctx;
     m->n_extra++;
     return true;
+}
+
 void gl_metrics_webhook(gl_metrics *m, int region, gl_webhook_outcome outcome) {
     if (m && registered(&m->regions, region) && (unsigned)outcome < GL_WEBHOOK_OUTCOMES)
         counter_inc(&m->webhook_outcomes[region][outcome]);
