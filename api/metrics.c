@@ -504,12 +504,13 @@ static void render_all(sink *o, const gl_metrics *m) {
                       n_regions, m->db_errors);
     render_u64_family(o, "geoledger_auth_failures_total", "counter", "Rejected credentials by reason.", "reason",
                       m->reason_names, n_reasons, m->auth_failures);
+    render_webhooks(o, m, n_regions);
+    /* Other modules' families (the outbox threads) come last. */
     for (int i = 0; i < m->n_extra; i++) {
         char *text = m->extra[i].fn(m->extra[i].ctx);
         if (text) put_str(o, text);
         free(text);
     }
-    render_webhooks(o, m, n_regions);
 }
 
 size_t gl_metrics_render_to(const gl_metrics *m, char *buf, size_t cap) {
