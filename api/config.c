@@ -25,6 +25,8 @@
  *     };                                         #   "optional" with client_ca_file, else "off"
  *     # plain_http = true;   # instead of tls: serve plain HTTP (a test, or TLS ends in front of
  *                            # ledgerd). Neither, or both, is a configuration error.
+ *     # bench_without_events = true;   # make bench only: no outbox rows, so the feed, webhooks and
+ *                                      # streams miss every effect (what the outbox costs, measured)
  *     webhooks = {                               # signed webhooks (api/webhooks.h, api/webhookd.c)
  *       enabled = true;                          # the dispatcher and the senders run
  *       allow_private_targets = false;           # true: loopback/private targets (tests, dev only)
@@ -153,6 +155,13 @@ static bool load_scalars(const config_setting_t *g, gl_server_config *c, gl_erro
               gl_settings_int(g, "read_pool_size", 1, GL_POOL_MAX, &c->read_pool_size, err) &&
               gl_settings_int(g, "read_acquire_ms", 0, 60000, &c->read_acquire_ms, err) &&
               gl_settings_int(g, "shutdown_timeout_ms", 100, 600000, &c->shutdown_timeout_ms, err);
+    int without = 0;
+    if (ok && config_setting_get_member(g, "bench_without_events") &&
+        !config_setting_lookup_bool(g, "bench_without_events", &without)) {
+        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: bench_without_events must be true or false");
+        ok = false;
+    }
+    c->bench_without_events = without != 0;
     c->body_limit = (size_t)body;
     return ok;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../ledger/events.h"
 #include "server.h"
 #include "stream.h"
 
@@ -158,6 +159,11 @@ int main(int argc, char **argv) {
         !init_auth(&srv, &err) || !gl_tls_load(&srv.tls, &srv.cfg.tls, &err))
         return fail(&err);
     if (!init_observability(&srv, &err)) return fail(&err);
+    if (srv.cfg.bench_without_events) {
+        ledger_events_measure_without();
+        gl_log(GL_LOG_WARN, "events_off",
+               "bench_without_events: no events are written; the feed, webhooks and streams miss every effect");
+    }
     pthread_mutex_init(&srv.inflight_mu, NULL);
     srv.inflight = json_object();
     gl_streams *streams = NULL;

@@ -70,6 +70,7 @@ typedef struct {
     int shutdown_timeout_ms;
     gl_tls_config tls; /* tls.enabled false: plain_http = true was configured */
     gl_webhooks_config webhooks;
+    bool bench_without_events; /* measuring the outbox's cost only: no events at all (events.h) */
 } gl_server_config;
 
 #define GL_HANDLERS_MAX 256

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../ledger/events.h"
 #include "../ledger/ledger.h"
 #include "../ledger/text.h"
 #include "../regions/regions.h"
@@ -153,7 +154,8 @@ int main(int argc, char **argv) {
         gl_config_free(&cfg);
         return 1;
     }
-    ledger_ctx ctx = {.partition_code = r->code, .events_off = o.no_events};
+    ledger_ctx ctx = {.partition_code = r->code};
+    if (o.no_events) ledger_events_measure_without();
     rng_state ^= (uint64_t)getpid() << 20;
     gl_id *ids = calloc((size_t)o.accounts, sizeof *ids);
     ledger_cmd *cmds = calloc((size_t)o.batch, sizeof *cmds);

@@ -62,28 +62,42 @@ done
 if [[ "${BENCH_PLAIN_HTTP:-0}" == 1 ]]; then scheme=http; else scheme=https; fi
 echo "== http: ledgerd ($scheme), wrk 64 connections, single transfers with unique Idempotency-Keys, ${SECONDS_PER_RUN} s"
 API_PORT=$((18500 + $$ % 400))
+# Two configurations: as deployed, and without the outbox (bench_without_events), to
+# measure what the events cost over HTTP; each has its own ledgerd group.
+cp "$DIR/ledger.conf" "$DIR/ledger-noevents.conf"
 LEDGERD_PLAIN_HTTP=${BENCH_PLAIN_HTTP:-0} LEDGERD_RATE_PER_S=0 LEDGERD_LOG_LEVEL=warn \
     scripts/ledgerd-conf.sh "$DIR/ledger.conf" "$DIR/bench.key" "$API_PORT"
+LEDGERD_PLAIN_HTTP=${BENCH_PLAIN_HTTP:-0} LEDGERD_RATE_PER_S=0 LEDGERD_LOG_LEVEL=warn LEDGERD_BENCH_WITHOUT_EVENTS=1 \
+    scripts/ledgerd-conf.sh "$DIR/ledger-noevents.conf" "$DIR/bench.key" "$API_PORT"
 base="$scheme://localhost:$API_PORT"
 "$BUILD/bin/ledger-bench" --config "$DIR/ledger.conf" --region bench --scenario uniform --accounts 10000 \
     --seconds 0 --accounts-out "$DIR/accounts.txt" 2>/dev/null
-"$PG_BIN/psql" -qc CHECKPOINT geoledger # as before each engine run
-"$BUILD/bin/ledgerd" --config "$DIR/ledger.conf" 2>"$DIR/ledgerd.log" &
-ledgerd_pid=$!
-trap 'kill $ledgerd_pid 2>/dev/null || true; cleanup' EXIT INT TERM
-for _ in $(seq 50); do curl -fs --cacert "$DIR/ca/ca.crt" "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 # accounts:issue: ledger-bench's accounts carry no floor flag (they may go below zero)
 token=$("$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" token --sub bench --ttl 3600 \
     --scope "accounts:read accounts:write accounts:issue transfers:read transfers:write")
-wrk_out=$(TOKEN=$token ACCOUNTS=$DIR/accounts.txt wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency \
-    -s bench/http.lua "$base" 2>&1)
-kill -TERM $ledgerd_pid; wait $ledgerd_pid || true
-echo "$wrk_out" | grep -E "Requests/sec|99%|Non-2xx|http_non_2xx|Socket errors" || true
-http_rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$wrk_out")
-p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms$/, "", v); print v} else if (v ~ /us$/) {sub(/us$/, "", v); print v/1000} else if (v ~ /s$/) {sub(/s$/, "", v); print v*1000}}' <<<"$wrk_out")
-non2xx=$(sed -n 's/^http_non_2xx=\([0-9]*\)/\1/p' <<<"$wrk_out")
-[[ -n "$http_rps" && -n "$p99" ]] || { echo "$wrk_out"; echo "bench: wrk failed" >&2; exit 1; }
-[[ "${non2xx:-0}" == 0 ]] || echo "bench: WARNING: $non2xx non-2xx responses (see $DIR/ledgerd.log)"
+ledgerd_pid=""
+trap 'kill $ledgerd_pid 2>/dev/null || true; cleanup' EXIT INT TERM
+# http_run CONF: ledgerd with CONF under wrk; sets http_rps and p99 (ms).
+http_run() {
+    "$PG_BIN/psql" -qc CHECKPOINT geoledger # as before each engine run
+    "$BUILD/bin/ledgerd" --config "$1" 2>"$DIR/ledgerd.log" &
+    ledgerd_pid=$!
+    for _ in $(seq 50); do curl -fs --cacert "$DIR/ca/ca.crt" "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    wrk_out=$(TOKEN=$token ACCOUNTS=$DIR/accounts.txt wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency \
+        -s bench/http.lua "$base" 2>&1)
+    kill -TERM $ledgerd_pid; wait $ledgerd_pid || true
+    echo "$wrk_out" | grep -E "Requests/sec|99%|Non-2xx|http_non_2xx|Socket errors" || true
+    http_rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$wrk_out")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms$/, "", v); print v} else if (v ~ /us$/) {sub(/us$/, "", v); print v/1000} else if (v ~ /s$/) {sub(/s$/, "", v); print v*1000}}' <<<"$wrk_out")
+    non2xx=$(sed -n 's/^http_non_2xx=\([0-9]*\)/\1/p' <<<"$wrk_out")
+    [[ -n "$http_rps" && -n "$p99" ]] || { echo "$wrk_out"; echo "bench: wrk failed" >&2; exit 1; }
+    [[ "${non2xx:-0}" == 0 ]] || echo "bench: WARNING: $non2xx non-2xx responses (see $DIR/ledgerd.log)"
+}
+echo "-- without events (bench_without_events)"
+http_run "$DIR/ledger-noevents.conf"
+http_rps_noevents=$http_rps
+echo "-- with events (as deployed)"
+http_run "$DIR/ledger.conf"
 
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" verify >/dev/null || { echo "bench: verify failed" >&2; exit 1; }
 fi
@@ -179,6 +193,8 @@ printf 'bench: http transfers_per_s=%s p99_ms=%.2f pgbench_tps=%.0f ratio=%.2f\n
     "$(echo "$http_rps / $pgbench_tps" | bc -l)"
 printf 'bench: events engine_uniform_with=%s engine_uniform_without=%s cost=%.1f%%\n' "${tps[events_on]}" \
     "${tps[events_off]}" "$(echo "(1 - ${tps[events_on]} / ${tps[events_off]}) * 100" | bc -l)"
+printf 'bench: events http_with=%s http_without=%s cost=%.1f%%\n' "$http_rps" "$http_rps_noevents" \
+    "$(echo "(1 - $http_rps / $http_rps_noevents) * 100" | bc -l)"
 fi
 printf 'bench: recon lines_per_s=%.0f baseline_lines_per_s=%.0f ratio=%.2f peak_rss_mb=%d\n' "$recon_lps" \
     "$baseline_lps" "$(echo "$recon_lps / $baseline_lps" | bc -l)" $((recon_rss_kb / 1024))

@@ -1042,7 +1042,7 @@ static void account_event(const batch *b, size_t i, ledger_event *e) {
  * head's row lock is then held for the commit alone). A refused command, a
  * replay (`exists`) and a rolled-back chain have no effect and no event. */
 static bool write_events(batch *b, PGconn *db, gl_error *err) {
-    if (b->ctx->events_off) return true;
+    if (!ledger_events_enabled()) return true;
     size_t *out_of = malloc(b->n * sizeof *out_of);
     ledger_event *ev = calloc(b->n, sizeof *ev);
     bool ok = out_of && ev;

@@ -4,6 +4,7 @@
 #include "events.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,9 +183,15 @@ static bool write_by_copy(PGconn *db, ledger_event *events, size_t n, gl_error *
     return ok;
 }
 
+static atomic_bool events_off;
+
+void ledger_events_measure_without(void) { atomic_store(&events_off, true); }
+
+bool ledger_events_enabled(void) { return !atomic_load(&events_off); }
+
 bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *events, size_t n, gl_error *err) {
     assert(db && (events || n == 0));
-    if (n == 0) return true;
+    if (n == 0 || !ledger_events_enabled()) return true;
     for (size_t i = 0; i < n; i++) {
         assert(events[i].owners[0][0] && ledger_event_type_name(events[i].type));
         if (!gl_id_new(partition_code, &events[i].id, err)) return false;

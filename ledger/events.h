@@ -63,6 +63,13 @@ typedef struct {
     char owners[LEDGER_EVENT_OWNERS][LEDGER_OWNER_MAX + 1];
 } ledger_event;
 
+/* Turns the outbox off for this process: ledger_events_write then writes
+ * nothing. For measuring what the outbox costs only (make bench: ledger-bench
+ * --no-events, ledgerd's bench_without_events): the feed, the webhooks and
+ * the streams miss every effect made meanwhile. There is no way back on. */
+void ledger_events_measure_without(void);
+bool ledger_events_enabled(void);
+
 /* Adds a principal to the event's owners unless it is there already (or empty). */
 void ledger_event_add_owner(ledger_event *e, const char *owner);
 

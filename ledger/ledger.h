@@ -153,9 +153,6 @@ typedef struct {
     int max_retries;        /* whole-batch retries on serialization/unique races; 0 = default 5 */
     ledger_before_commit_fn before_commit; /* optional */
     void *before_commit_arg;
-    /* No events (events.h) for this batch's effects. Only for measuring what
-     * the outbox costs (make bench): a consumer of the feed would miss them. */
-    bool events_off;
 } ledger_ctx;
 
 /*

@@ -9,7 +9,8 @@
 # LEDGERD_CLIENT_CERTS (off | optional | required: client certificates signed by the dev CA;
 # default off), LEDGERD_PLAIN_HTTP=1 (no TLS: plain_http = true, for a test that needs raw HTTP),
 # LEDGERD_WEBHOOKS (the settings of the webhooks group; default: allow_private_targets = true, so a
-# development receiver on localhost works — never in production).
+# development receiver on localhost works — never in production), LEDGERD_BENCH_WITHOUT_EVENTS=1
+# (make bench: no outbox, to measure what it costs).
 set -euo pipefail
 conf=$1 key=$2 port=$3
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,5 +42,6 @@ ledgerd = {
            issuer = "geoledger-dev"; audience = "geoledger"; clock_skew_s = 60; };
   $tls
   webhooks = { ${LEDGERD_WEBHOOKS:-allow_private_targets = true;} };
+  $([[ "${LEDGERD_BENCH_WITHOUT_EVENTS:-0}" == 1 ]] && echo 'bench_without_events = true;   # make bench: the outbox off, measured')
 };
 CONF
