@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SECONDS_PER_RUN=${BENCH_SECONDS:-20}
 ACCOUNTS=${BENCH_ACCOUNTS:-100000}
+WEBHOOK_EVENTS=${BENCH_WEBHOOK_EVENTS:-500} # transfers whose events the webhook scenario delivers
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PORT=${BENCH_PG_PORT:-5450}
 
@@ -98,6 +99,59 @@ http_run "$DIR/ledger-noevents.conf"
 http_rps_noevents=$http_rps
 echo "-- with events (as deployed)"
 http_run "$DIR/ledger.conf"
+
+# ---- webhooks: deliveries per second to a local receiver (tests/tools/webhook_receiver.py,
+# which verifies every signature), for one endpoint and for four (each endpoint's
+# deliveries go one at a time, in order; endpoints are served side by side).
+echo "== webhooks: $WEBHOOK_EVENTS transfers' events to 1, then to 4 endpoints (each signature verified)"
+R="$DIR/receiver"
+mkdir -p "$R"
+RPORT=$((API_PORT + 1))
+python3 tests/tools/webhook_receiver.py "$RPORT" "$R" >"$DIR/receiver.log" 2>&1 &
+receiver_pid=$!
+trap 'kill $ledgerd_pid $receiver_pid 2>/dev/null || true; cleanup' EXIT INT TERM
+"$BUILD/bin/ledgerd" --config "$DIR/ledger.conf" 2>"$DIR/ledgerd-webhooks.log" &
+ledgerd_pid=$!
+for _ in $(seq 50); do curl -fs --cacert "$DIR/ca/ca.crt" "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+admin=$("$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" token --sub bench-admin --ttl 3600 \
+    --scope "admin webhooks:write events:read")
+# webhook_rate N: registers N endpoints (admin's: every event), posts WEBHOOK_EVENTS transfers in
+# one batch, and waits until each endpoint's receiver verified them all; sets hook_rate (deliveries/s).
+webhook_rate() {
+    local n=$1 names=() i
+    for ((i = 0; i < n; i++)); do
+        names+=("b$n-$i")
+        curl -fs --cacert "$DIR/ca/ca.crt" -H "Authorization: Bearer $admin" -H "Idempotency-Key: hook-$n-$i-$$" \
+            -d "{\"url\":\"http://127.0.0.1:$RPORT/hook/b$n-$i\",\"region\":\"bench\",\"event_types\":[\"transfer.created\"]}" \
+            "$base/v1/webhook_endpoints" | jq -r .secret >"$R/b$n-$i.secret"
+    done
+    local items
+    items=$(head -n $((WEBHOOK_EVENTS + 1)) "$DIR/accounts.txt" | jq -Rsc --arg run "hook$n-$$" \
+        'split("\n") | map(select(length > 0)) | . as $a | [range(0; length - 1) | {debit_account_id: $a[.],
+         credit_account_id: $a[. + 1], amount: 1, currency: "EUR", reference: ($run + "-" + (. | tostring))}]')
+    local start end want=$((WEBHOOK_EVENTS * n)) got=0
+    start=$(date +%s%N)
+    curl -fs --cacert "$DIR/ca/ca.crt" -H "Authorization: Bearer $token" -H "Idempotency-Key: hookbatch-$n-$$" \
+        -d "{\"atomic\":true,\"transfers\":$items}" "$base/v1/transfers/batch" >/dev/null ||
+        { echo "bench: the webhook scenario's batch failed" >&2; exit 1; }
+    for _ in $(seq 1200); do
+        got=0
+        for name in "${names[@]}"; do
+            [[ -s "$R/$name.log" ]] && got=$((got + $(jq -r 'select(.valid and .status == 200) | .webhook_id' "$R/$name.log" | sort -u | wc -l)))
+        done
+        ((got >= want)) && break
+        sleep 0.1
+    done
+    end=$(date +%s%N)
+    ((got >= want)) || { echo "bench: $got of $want webhook deliveries within 120 s" >&2; exit 1; }
+    hook_rate=$(echo "$want / (($end - $start) / 1000000000)" | bc -l)
+    printf '%d endpoint(s): %d deliveries in %.1f s, %.0f/s\n' "$n" "$want" "$(echo "($end - $start) / 1000000000" | bc -l)" "$hook_rate"
+}
+webhook_rate 1
+hook_rate_1=$hook_rate
+webhook_rate 4
+hook_rate_4=$hook_rate
+kill -TERM $ledgerd_pid $receiver_pid; wait $ledgerd_pid $receiver_pid 2>/dev/null || true
 
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" verify >/dev/null || { echo "bench: verify failed" >&2; exit 1; }
 fi
@@ -195,6 +249,7 @@ printf 'bench: events engine_uniform_with=%s engine_uniform_without=%s cost=%.1f
     "${tps[events_off]}" "$(echo "(1 - ${tps[events_on]} / ${tps[events_off]}) * 100" | bc -l)"
 printf 'bench: events http_with=%s http_without=%s cost=%.1f%%\n' "$http_rps" "$http_rps_noevents" \
     "$(echo "(1 - $http_rps / $http_rps_noevents) * 100" | bc -l)"
+printf 'bench: webhooks deliveries_per_s_1_endpoint=%.0f deliveries_per_s_4_endpoints=%.0f\n' "$hook_rate_1" "$hook_rate_4"
 fi
 printf 'bench: recon lines_per_s=%.0f baseline_lines_per_s=%.0f ratio=%.2f peak_rss_mb=%d\n' "$recon_lps" \
     "$baseline_lps" "$(echo "$recon_lps / $baseline_lps" | bc -l)" $((recon_rss_kb / 1024))

@@ -25,14 +25,15 @@ and exits 1.
          the TLS tests) prometheus (promtool)
          chromium (headless render of the HTML compliance report)
          redis-server redis-tools (the Redis stream: make run, tests/streams.sh)
-  bench  postgresql-15 wrk bc jq openssl time (GNU time: peak RSS of the recon run)
+         python3 (the webhook receiver of tests/webhooks.sh and make bench)
+  bench  postgresql-15 wrk bc jq openssl time (GNU time: peak RSS of the recon run) python3 curl
   lint   cppcheck clang-tidy
 EOF
 }
 
 BUILD_PKGS=(gcc make pkg-config libpq-dev libssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev check libsubunit-dev libcurl4-openssl-dev libhiredis-dev)
-TEST_PKGS=(postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin prometheus chromium redis-server redis-tools)
-BENCH_PKGS=(postgresql-15 wrk bc jq openssl time)
+TEST_PKGS=(postgresql-15 postgresql-client-15 curl jq openssl gnutls-bin prometheus chromium redis-server redis-tools python3)
+BENCH_PKGS=(postgresql-15 wrk bc jq openssl time python3 curl)
 LINT_PKGS=(cppcheck clang-tidy)
 
 if (($# > 1)); then
