@@ -93,10 +93,10 @@ static const unsigned ev_oids[EV_COLS] = {
 #define EVENTS_INSERT_SQL                                                                                              \
     "WITH h AS (UPDATE event_head SET last_seq = last_seq + cardinality($1::uuid[]) WHERE id = 1 RETURNING last_seq) " \
     "INSERT INTO events (seq, id, type, created_at, account_id, transfer_id, debit_account_id, credit_account_id, "    \
-    "pending_id, reverses_id, mandate_id, amount, currency, owners) "                                                 \
+    "pending_id, reverses_id, mandate_id, amount, currency, owner1, owner2, owner3) "                                 \
     "SELECT h.last_seq - cardinality($1::uuid[]) + u.ord, u.id, u.type, u.at, u.account_id, u.transfer_id, "          \
     "u.debit_id, u.credit_id, u.pending_id, u.reverses_id, u.mandate_id, u.amount, u.currency, "                      \
-    "array_remove(ARRAY[u.o1, u.o2, u.o3], NULL) FROM h, unnest($1::uuid[], $2::text[], $3::timestamptz[], "          \
+    "u.o1, u.o2, u.o3 FROM h, unnest($1::uuid[], $2::text[], $3::timestamptz[], "          \
     "$4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], $11::int8[], "              \
     "$12::text[], $13::text[], $14::text[], $15::text[]) WITH ORDINALITY AS u(id, type, at, account_id, "             \
     "transfer_id, debit_id, credit_id, pending_id, reverses_id, mandate_id, amount, currency, o1, o2, o3, ord)"
@@ -118,20 +118,8 @@ static void append_event(gl_buf *col, const ledger_event *e) {
     for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) gl_bin_opt_text(&col[EV_OWNER1 + k], e->owners[k]);
 }
 
-/* The owners as a binary text[] COPY field (length-prefixed). */
-static void copy_owners(gl_buf *b, gl_buf *arr, const ledger_event *e) {
-    gl_bin_array_begin(arr, GL_OID_TEXT);
-    int32_t k = 0;
-    for (; k < LEDGER_EVENT_OWNERS && e->owners[k][0]; k++) gl_bin_text(arr, e->owners[k]);
-    gl_bin_array_finish(arr, k);
-    unsigned char len[4] = {(unsigned char)(arr->len >> 24), (unsigned char)(arr->len >> 16),
-                            (unsigned char)(arr->len >> 8), (unsigned char)arr->len};
-    gl_buf_append(b, (const char *)len, 4);
-    gl_buf_append(b, arr->data, arr->len);
-}
-
-static void copy_event(gl_buf *b, gl_buf *arr, const ledger_event *e) {
-    gl_bin_tuple(b, 14);
+static void copy_event(gl_buf *b, const ledger_event *e) {
+    gl_bin_tuple(b, 16);
     gl_bin_i64(b, e->seq);
     gl_bin_uuid(b, &e->id);
     gl_bin_text(b, ledger_event_type_name(e->type));
@@ -142,7 +130,7 @@ static void copy_event(gl_buf *b, gl_buf *arr, const ledger_event *e) {
     if (e->amount > 0) gl_bin_i64(b, e->amount);
     else gl_bin_null(b);
     gl_bin_opt_text(b, e->currency);
-    copy_owners(b, arr, e);
+    for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) gl_bin_opt_text(b, e->owners[k]);
 }
 
 /* Outside pipeline mode (the engine's large batches), COPY: one WAL record
@@ -162,24 +150,23 @@ static bool write_by_copy(PGconn *db, ledger_event *events, size_t n, gl_error *
         gl_error_set(err, GL_ERR_INTERNAL, "event_head has no row (migration 0011 not applied?)");
         return false;
     }
-    gl_buf b, arr;
+    gl_buf b;
     memset(&b, 0, sizeof b);
-    memset(&arr, 0, sizeof arr);
     gl_bin_copy_begin(&b);
     for (size_t i = 0; i < n; i++) {
         events[i].seq = last - (int64_t)n + 1 + (int64_t)i;
-        copy_event(&b, &arr, &events[i]);
+        copy_event(&b, &events[i]);
     }
     gl_bin_copy_end(&b);
-    bool ok = !b.failed && !arr.failed;
+    bool ok = !b.failed;
     if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory encoding %zu events", n);
     ok = ok && gl_pg_copy(db,
                           "COPY events (seq, id, type, created_at, account_id, transfer_id, debit_account_id, "
-                          "credit_account_id, pending_id, reverses_id, mandate_id, amount, currency, owners) "
+                          "credit_account_id, pending_id, reverses_id, mandate_id, amount, currency, owner1, owner2, "
+                          "owner3) "
                           "FROM STDIN (FORMAT binary)",
                           &b, err);
     gl_buf_free(&b);
-    gl_buf_free(&arr);
     return ok;
 }
 
@@ -226,9 +213,9 @@ bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *event
 #define EVENTS_LIST_SQL                                                                                             \
     "SELECT h.last_seq, e.seq, e.id, e.type, (extract(epoch FROM e.created_at) * 1000000)::int8, e.account_id, "   \
     "e.transfer_id, e.debit_account_id, e.credit_account_id, e.pending_id, e.reverses_id, e.mandate_id, e.amount, " \
-    "e.currency, e.owners[1], e.owners[2], e.owners[3] FROM (SELECT last_seq FROM event_head WHERE id = 1) h LEFT JOIN LATERAL ("                           \
+    "e.currency, e.owner1, e.owner2, e.owner3 FROM (SELECT last_seq FROM event_head WHERE id = 1) h LEFT JOIN LATERAL (" \
     "SELECT * FROM events WHERE seq > $1::int8 AND seq <= least(h.last_seq, $1::int8 + $2::int8) "                  \
-    "AND ($3::text IS NULL OR $3::text = ANY (owners)) AND ($4::text[] IS NULL OR type = ANY ($4::text[])) "        \
+    "AND ($3::text IS NULL OR $3::text IN (owner1, owner2, owner3)) AND ($4::text[] IS NULL OR type = ANY ($4::text[])) " \
     "ORDER BY seq LIMIT $5::int4) e ON true ORDER BY e.seq"
 
 static void read_event(const PGresult *r, int row, ledger_event *e) {
