@@ -59,7 +59,8 @@ static bool parse_cursor(gl_req *req, const char *cursor, region_feed *f, int nf
         *colon = '\0';
         const gl_region *r = gl_region_by_name(&req->srv->regions, part);
         int64_t pos;
-        if (!r || !gl_parse_i64(colon + 1, 0, INT64_MAX, &pos)) return false;
+        /* A position is a seq: far below INT64_MAX, so position + window never overflows. */
+        if (!r || !gl_parse_i64(colon + 1, 0, LEDGER_EVENTS_SEQ_MAX, &pos)) return false;
         for (int k = 0; k < n_seen; k++)
             if (seen[k] == r) return false;
         seen[n_seen++] = r;

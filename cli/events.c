@@ -62,7 +62,7 @@ static int parse_tail(const cli *c, int argc, char **argv, tail_opts *o) {
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (ch == 'r') o->region = optarg;
         else if (ch == 'f') o->follow = true;
-        else if (ch == 'a' && !gl_parse_i64(optarg, 0, INT64_MAX, &o->after))
+        else if (ch == 'a' && !gl_parse_i64(optarg, 0, LEDGER_EVENTS_SEQ_MAX, &o->after))
             return cli_fail_usage("--after must be a seq (0 or more), got '%s'", optarg);
         else if (ch == 'l' && !(limit_given = gl_parse_i64(optarg, 1, TAIL_LIMIT_MAX, &o->limit)))
             return cli_fail_usage("--limit must be 1..100000000, got '%s'", optarg);

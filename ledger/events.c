@@ -240,6 +240,7 @@ int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *o
                        gl_error *err) {
     assert(db && q && out && scanned_to && head);
     assert(q->limit >= 1 && q->limit <= LEDGER_EVENTS_PAGE_MAX && q->after >= 0 && q->scan_max > 0);
+    assert(q->after <= LEDGER_EVENTS_SEQ_MAX && q->scan_max <= LEDGER_EVENTS_SEQ_MAX);
     char after[24], window[24], limit[16], types[512];
     snprintf(after, sizeof after, "%lld", (long long)q->after);
     snprintf(window, sizeof window, "%lld", (long long)q->scan_max);

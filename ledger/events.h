@@ -49,6 +49,9 @@ bool ledger_event_types_parse(const char *list, uint32_t *mask);
 
 #define LEDGER_EVENT_OWNERS 3 /* at most: the debit side's, the credit side's, the actor */
 #define LEDGER_EVENTS_PAGE_MAX 1000
+/* The largest position a reader may name: 2^62, beyond any seq a region
+ * reaches, so that a position plus a scan window stays within int64. */
+#define LEDGER_EVENTS_SEQ_MAX ((int64_t)1 << 62)
 
 /* One event. Ids that do not apply are nil, amount 0 and currency "" when none. */
 typedef struct {

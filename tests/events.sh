@@ -190,7 +190,8 @@ req GET "/v1/events" "$T_NOEV"
 expect "scope: without events:read -> 403" 403 scope_missing
 req GET "/v1/events"
 expect "no token -> 401" 401 token_missing
-for bad in "after=eu" "after=eu:-1" "after=xx:1" "after=eu:1,,us:2" "after=eu:99999999999999999999" "limit=0" \
+for bad in "after=eu" "after=eu:-1" "after=xx:1" "after=eu:1,,us:2" "after=eu:99999999999999999999" \
+    "after=eu:9223372036854775807" "after=eu:1,eu:2" "after=eu:1," "after=:1" "limit=0" \
     "limit=1001" "limit=ten" "types=transfer.nope" "types=" "region=mars" "after=$(head -c 600 /dev/zero | tr '\0' 'a'):1"; do
     req GET "/v1/events?$bad" "$T_ALICE"
     expect "refused: $bad -> 400" 400 invalid_value
