@@ -36,6 +36,7 @@
 #include "../ledger/events.h"
 #include "../ledger/outbox.h"
 #include "../ledger/render.h"
+#include "../regions/settings.h"
 #include "log.h"
 
 #define STATUS_EVERY_MS 1000 /* how often the outbox's head and consumers are read for /metrics */
@@ -67,25 +68,13 @@ static const char PUBLISH_LUA[] =
 
 /* ---- configuration ---- */
 
-static bool cfg_int(const config_setting_t *g, const char *name, int min, int max, int *dst, gl_error *err) {
-    int v;
-    if (!config_setting_lookup_int(g, name, &v)) return true;
-    if (v < min || v > max) {
-        gl_error_set(err, GL_ERR_CONFIG, "redis: %s must be %d..%d", name, min, max);
-        return false;
-    }
-    *dst = v;
-    return true;
-}
-
+/* A string setting of the redis group (regions/settings.h), which may not be empty when given. */
 static bool cfg_str(const config_setting_t *g, const char *name, char *dst, size_t cap, gl_error *err) {
-    const char *v = NULL;
-    if (!config_setting_lookup_string(g, name, &v)) return true;
-    if (!v[0] || strlen(v) >= cap) {
+    if (!gl_settings_str(g, name, dst, cap, false, err)) return false;
+    if (config_setting_get_member(g, name) && !dst[0]) {
         gl_error_set(err, GL_ERR_CONFIG, "redis: %s must be 1..%zu characters", name, cap - 1);
         return false;
     }
-    memcpy(dst, v, strlen(v) + 1);
     return true;
 }
 
@@ -134,13 +123,13 @@ bool gl_stream_config_load(const char *path, gl_stream_config *c, gl_error *err)
     }
     const config_setting_t *g = config_lookup(&cf, "redis");
     char pass_file[4096] = "";
-    bool ok = !g || (cfg_str(g, "host", c->host, sizeof c->host, err) && cfg_int(g, "port", 1, 65535, &c->port, err) &&
+    bool ok = !g || (cfg_str(g, "host", c->host, sizeof c->host, err) && gl_settings_int(g, "port", 1, 65535, &c->port, err) &&
                      cfg_str(g, "key_prefix", c->key_prefix, sizeof c->key_prefix, err) &&
-                     cfg_int(g, "stream_maxlen", 1, 1000000000, &c->stream_maxlen, err) &&
-                     cfg_int(g, "batch", 1, GL_STREAM_BATCH_MAX, &c->batch, err) &&
-                     cfg_int(g, "poll_ms", 10, 60000, &c->poll_ms, err) &&
-                     cfg_int(g, "timeout_ms", 100, 60000, &c->timeout_ms, err) &&
-                     cfg_int(g, "reconnect_max_ms", BACKOFF_MIN_MS, 600000, &c->reconnect_max_ms, err) &&
+                     gl_settings_int(g, "stream_maxlen", 1, 1000000000, &c->stream_maxlen, err) &&
+                     gl_settings_int(g, "batch", 1, GL_STREAM_BATCH_MAX, &c->batch, err) &&
+                     gl_settings_int(g, "poll_ms", 10, 60000, &c->poll_ms, err) &&
+                     gl_settings_int(g, "timeout_ms", 100, 60000, &c->timeout_ms, err) &&
+                     gl_settings_int(g, "reconnect_max_ms", BACKOFF_MIN_MS, 600000, &c->reconnect_max_ms, err) &&
                      cfg_str(g, "password_file", pass_file, sizeof pass_file, err));
     if (ok && pass_file[0]) ok = read_password(pass_file, c->password, sizeof c->password, err);
     c->enabled = ok && g;

@@ -20,11 +20,11 @@ bool gl_settings_str(const config_setting_t *g, const char *name, char *dst, siz
     assert(g && name && dst && cap > 0);
     const char *v = NULL;
     if (!config_setting_lookup_string(g, name, &v)) {
-        if (required) gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s is required", name);
+        if (required) gl_error_set(err, GL_ERR_CONFIG, "%s: %s is required", config_setting_name(g), name);
         return !required;
     }
     if (strlen(v) >= cap) {
-        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s is too long", name);
+        gl_error_set(err, GL_ERR_CONFIG, "%s: %s is too long", config_setting_name(g), name);
         return false;
     }
     memcpy(dst, v, strlen(v) + 1);
@@ -36,7 +36,7 @@ bool gl_settings_int(const config_setting_t *g, const char *name, int min, int m
     int v;
     if (!config_setting_lookup_int(g, name, &v)) return true;
     if (v < min || v > max) {
-        gl_error_set(err, GL_ERR_CONFIG, "ledgerd: %s must be %d..%d", name, min, max);
+        gl_error_set(err, GL_ERR_CONFIG, "%s: %s must be %d..%d", config_setting_name(g), name, min, max);
         return false;
     }
     *dst = v;
