@@ -1,9 +1,9 @@
 /*
- * settings.h — reading the `ledgerd` group of ledger.conf (libconfig), for
- * ledgerd's settings (api/config.c) and the token settings that ledgerctl
- * needs as well (auth/authconf.c). The regions themselves are read by
- * regions.h, with file:line in every message; here a message names the
- * setting and begins with "ledgerd:".
+ * settings.h — reading groups of ledger.conf (libconfig): the `ledgerd` group
+ * for ledgerd's settings (api/config.c) and the token settings that ledgerctl
+ * needs as well (auth/authconf.c), the `redis` group (api/stream.c). The
+ * regions themselves are read by regions.h, with file:line in every message;
+ * here a message names the group and the setting ("ledgerd: port must be ...").
  */
 #ifndef GL_SETTINGS_H
 #define GL_SETTINGS_H
