@@ -63,7 +63,7 @@ static bool mandate_event(PGconn *db, const gl_job *job, ledger_event_type type,
     PQclear(r);
     ledger_event_add_owner(&e, m->grantee);
     ledger_event_add_owner(&e, job->principal);
-    return ledger_events_write(db, job->region->code, &e, 1, err);
+    return ledger_events_write(db, &e, 1, err);
 }
 
 /* Runs in the writer's transaction; reruns of the batch start from the request's copy. */

@@ -205,13 +205,13 @@ static int parse_prune(const cli *c, int argc, char **argv, prune_opts *o) {
     return 0;
 }
 
-/* Deleting events is an admin action: recorded in the batch's own transaction. */
+/* Pruning events is an admin action: recorded in the batch's own transaction. */
 static bool audit_prune(PGconn *db, const ledger_prune_step *p, const ledger_prune_result *res, gl_error *err) {
     char actor[GL_AUDIT_ACTOR_MAX + 1], source[GL_AUDIT_SOURCE_MAX + 1], cutoff[40];
     gl_audit_local_actor(actor, sizeof actor);
     gl_audit_local_source(source, sizeof source);
     gl_format_rfc3339_us(p->cutoff_us, cutoff, sizeof cutoff);
-    json_t *detail = json_pack("{s:I,s:I,s:I,s:I,s:s}", "deleted", (json_int_t)res->count, "after",
+    json_t *detail = json_pack("{s:I,s:I,s:I,s:I,s:s}", "pruned", (json_int_t)res->count, "after",
                                (json_int_t)p->after, "last", (json_int_t)res->last, "bound", (json_int_t)res->bound,
                                "cutoff", cutoff);
     gl_audit_event ev = {.actor = actor, .action = "admin.events.prune", .object = "events", .source = source,
@@ -221,7 +221,7 @@ static bool audit_prune(PGconn *db, const ledger_prune_step *p, const ledger_pru
     return ok;
 }
 
-/* One batch: its deletion and its audit record commit together, or neither. */
+/* One batch: its pruning and its audit record commit together, or neither. */
 static bool prune_batch(PGconn *db, const ledger_prune_step *p, ledger_prune_result *res, gl_error *err) {
     if (p->dry_run) return ledger_events_prune_step(db, p, res, err);
     bool ok = gl_pg_run(db, "BEGIN", 0, NULL, err) && ledger_events_prune_step(db, p, res, err) &&
@@ -231,7 +231,7 @@ static bool prune_batch(PGconn *db, const ledger_prune_step *p, ledger_prune_res
 }
 
 typedef struct {
-    int64_t deleted, bound, unpassed;
+    int64_t pruned, horizon, bound, unpassed;
     bool unpassed_capped;
     ledger_outbox_status st;
 } prune_report;
@@ -243,15 +243,16 @@ static void print_prune(const cli *c, const gl_region *r, const prune_opts *o, c
             json_array_append_new(cons, json_pack("{s:s,s:I}", "name", rep->st.consumers[i].name, "position",
                                                   (json_int_t)rep->st.consumers[i].position));
         cli_emit_json(json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:b,s:I,s:o}", "region", r->name, "dry_run", o->dry_run,
-                                "older_than_days", (json_int_t)o->days, "deleted", (json_int_t)rep->deleted, "bound",
+                                "older_than_days", (json_int_t)o->days, "pruned", (json_int_t)rep->pruned, "bound",
                                 (json_int_t)rep->bound, "kept_unpassed", (json_int_t)rep->unpassed,
                                 "kept_unpassed_capped", rep->unpassed_capped, "head", (json_int_t)rep->st.head,
                                 "consumers", cons));
         return;
     }
-    printf("region %s: %s %lld events older than %lld days at or below seq %lld (every consumer has passed them)\n",
-           r->name, o->dry_run ? "would delete" : "deleted", (long long)rep->deleted, (long long)o->days,
-           (long long)rep->bound);
+    printf("region %s: %s %lld events older than %lld days (the feed %s after seq %lld; every consumer has passed "
+           "seq %lld)\n",
+           r->name, o->dry_run ? "would prune" : "pruned", (long long)rep->pruned, (long long)o->days,
+           o->dry_run ? "would start" : "starts", (long long)rep->horizon, (long long)rep->bound);
     printf("  kept %s%lld older events a consumer has not passed yet; newer events are kept by age (head %lld)\n",
            rep->unpassed_capped ? "at least " : "", (long long)rep->unpassed, (long long)rep->st.head);
     if (rep->st.n_consumers == 0) printf("  no consumers registered: only age decides\n");
@@ -273,7 +274,8 @@ static int prune_region(const cli *c, const gl_region *r, const prune_opts *o, i
     do {
         ok = prune_batch(db, &p, &res, &e);
         if (ok) {
-            rep.deleted += res.count;
+            rep.pruned += res.count;
+            rep.horizon = res.last;
             rep.bound = res.bound;
             p.after = res.last;
         }
@@ -283,8 +285,8 @@ static int prune_region(const cli *c, const gl_region *r, const prune_opts *o, i
     ok = ok && ledger_outbox_status_read(db, &rep.st, &e);
     PQfinish(db);
     if (!ok) {
-        fprintf(stderr, "ledgerctl: region %s: %lld events %s before the failure\n", r->name, (long long)rep.deleted,
-                o->dry_run ? "counted" : "deleted");
+        fprintf(stderr, "ledgerctl: region %s: %lld events %s before the failure\n", r->name, (long long)rep.pruned,
+                o->dry_run ? "counted" : "pruned");
         return cli_fail_error(c, &e);
     }
     print_prune(c, r, o, &rep);

@@ -518,7 +518,7 @@ static int cmd_verify(cli *c, int argc, char **argv) {
         int n = ledger_verify(db, verify_report, &va, &e);
         PQfinish(db);
         if (n < 0) return cli_fail_error(c, &e);
-        if (!c->json) printf("region %s: %s\n", r->name, n ? "invariants VIOLATED" : "invariants 1-5 hold");
+        if (!c->json) printf("region %s: %s\n", r->name, n ? "invariants VIOLATED" : "invariants 1-6 hold");
         total += n;
     }
     return total ? EXIT_VIOLATIONS : 0;
@@ -596,7 +596,7 @@ static void usage(FILE *f) {
           "  expire [--region R] [--limit N]           void holds whose timeout passed\n"
           "  balance ID [--as-of TIME]                 balances now or at a past time (RFC 3339)\n"
           "  statement ID [--after-version N] [--limit N]\n"
-          "  verify [--region R]                       check ledger invariants 1-5 (exit 4 on violation)\n"
+          "  verify [--region R]                       check ledger invariants 1-6 (exit 4 on violation)\n"
           "  audit verify [--region R [--expect-head SEQ:HASH]] | audit show [--region R] [--limit N]\n"
           "  audit anchor                              record each region's audit head in the other regions\n"
           "  recon run --region R --source stripe|adyen|generic --file F --account ID [--from T --to T]\n"

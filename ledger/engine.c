@@ -22,6 +22,7 @@
  * process on the same partition) rolls back and runs the whole batch again:
  * correctness comes from row locks and constraints, not from a single writer.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ typedef struct {
     /* entries: the same deltas hit the debit side of one and the credit side of the other */
     int64_t pending_delta, posted_delta;
     ledger_acct debit_after, credit_after;
+    int64_t event_off; /* its event's number, relative to the head (<= 0; outputs only) */
 } xfer;
 
 typedef struct {
@@ -102,6 +104,11 @@ typedef struct {
     /* Small batches run in libpq pipeline mode (see pg.h): BEGIN goes out with
      * the account locks, and every write with the COMMIT. */
     bool pipelined;
+    /* The outbox: events of account commands (the transfers number their own
+     * rows), and the last number reserved when known (outside pipeline mode). */
+    ledger_event *account_events;
+    size_t n_account_events;
+    int64_t event_last;
 } batch;
 
 /* ---------- small helpers ---------- */
@@ -699,7 +706,7 @@ static bool load_now(batch *b, PGconn *db, gl_error *err) {
 
 /* Array columns for the set-based statements, freed together. */
 typedef struct {
-    gl_buf col[13];
+    gl_buf col[15];
     int ncols;
 } columns;
 
@@ -730,7 +737,8 @@ typedef struct {
     const unsigned *oids;
     int ncols, next;
     int32_t rows;
-    columns cols; /* pipelined */
+    columns cols;  /* pipelined */
+    int head_col;  /* a column of event numbers relative to the head (pipelined), or -1 */
 } row_sink;
 
 static void sink_begin(row_sink *s, batch *b, const unsigned *oids, int ncols) {
@@ -738,6 +746,7 @@ static void sink_begin(row_sink *s, batch *b, const unsigned *oids, int ncols) {
     s->b = b;
     s->oids = oids;
     s->ncols = ncols;
+    s->head_col = -1;
     if (b->pipelined) {
         columns_begin(&s->cols, oids, ncols);
     } else {
@@ -765,17 +774,34 @@ static const char *array_type(unsigned oid) {
     }
 }
 
+/* INSERT INTO table (columns) SELECT c1, .., cn FROM unnest($1::t1[], ..) AS
+ * u(c1, .., cn); the head-relative column, if any, plus the head (the number
+ * this transaction reserved last: it holds the head's row lock). */
+static bool unnest_insert_sql(const row_sink *s, const char *table_columns, char *sql, size_t cap) {
+    int len = snprintf(sql, cap, "INSERT INTO %s SELECT ", table_columns);
+    for (int i = 0; i < s->ncols && len > 0 && (size_t)len < cap; i++)
+        len += snprintf(sql + len, cap - (size_t)len, "%s%sc%d", i ? ", " : "",
+                        i == s->head_col ? "(SELECT last_seq FROM event_head WHERE id = 1) + " : "", i + 1);
+    if (len > 0 && (size_t)len < cap) len += snprintf(sql + len, cap - (size_t)len, " FROM unnest(");
+    for (int i = 0; i < s->ncols && len > 0 && (size_t)len < cap; i++)
+        len += snprintf(sql + len, cap - (size_t)len, "%s$%d::%s", i ? ", " : "", i + 1, array_type(s->oids[i]));
+    if (len > 0 && (size_t)len < cap) len += snprintf(sql + len, cap - (size_t)len, ") AS u(");
+    for (int i = 0; i < s->ncols && len > 0 && (size_t)len < cap; i++)
+        len += snprintf(sql + len, cap - (size_t)len, "%sc%d", i ? ", " : "", i + 1);
+    if (len > 0 && (size_t)len < cap) len += snprintf(sql + len, cap - (size_t)len, ")");
+    return len > 0 && (size_t)len < cap;
+}
+
 /* Writes the rows into `table (columns)`; nothing when there are none. */
 static bool sink_write(row_sink *s, PGconn *db, const char *table_columns, gl_error *err) {
     bool ok = true;
     if (s->rows > 0 && s->b->pipelined) {
-        char sql[1024];
-        int len = snprintf(sql, sizeof sql, "INSERT INTO %s SELECT * FROM unnest(", table_columns);
-        for (int i = 0; i < s->ncols && len > 0 && (size_t)len < sizeof sql; i++)
-            len += snprintf(sql + len, sizeof sql - (size_t)len, "%s$%d::%s", i ? ", " : "", i + 1, array_type(s->oids[i]));
-        if (len > 0 && (size_t)len < sizeof sql) snprintf(sql + len, sizeof sql - (size_t)len, ")");
-        gl_buf *p[13];
-        ok = gl_pg_run_bin(db, sql, s->ncols, columns_finish(&s->cols, s->rows, p), err);
+        char sql[2048];
+        ok = unnest_insert_sql(s, table_columns, sql, sizeof sql);
+        assert(ok); /* the tables' column lists are constants that fit */
+        if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "the INSERT into %s does not fit", table_columns);
+        gl_buf *p[15];
+        ok = ok && gl_pg_run_bin(db, sql, s->ncols, columns_finish(&s->cols, s->rows, p), err);
     } else if (s->rows > 0) {
         char sql[1024];
         gl_bin_copy_end(&s->b->sql_b);
@@ -805,12 +831,16 @@ static bool write_new_accounts(batch *b, PGconn *db, gl_error *err) {
     return sink_write(&s, db, "accounts (id, currency, owner, kind, flags, metadata, created_at)", err);
 }
 
+/* Each row carries its event's number (sql/0013): relative to the head in a
+ * pipeline (the statement adds the head), absolute in a COPY. */
 static bool write_transfers(batch *b, PGconn *db, gl_error *err) {
-    static const unsigned oids[13] = {GL_OID_UUID, GL_OID_TEXT, GL_OID_TEXT,  GL_OID_UUID,        GL_OID_UUID,
+    static const unsigned oids[15] = {GL_OID_UUID, GL_OID_TEXT, GL_OID_TEXT,  GL_OID_UUID,        GL_OID_UUID,
                                       GL_OID_INT8, GL_OID_TEXT, GL_OID_INT4,  GL_OID_UUID,        GL_OID_UUID,
-                                      GL_OID_TIMESTAMPTZ, GL_OID_JSONB, GL_OID_TIMESTAMPTZ};
+                                      GL_OID_TIMESTAMPTZ, GL_OID_JSONB, GL_OID_TIMESTAMPTZ, GL_OID_UUID, GL_OID_INT8};
+    bool numbered = ledger_events_enabled();
     row_sink s;
-    sink_begin(&s, b, oids, 13);
+    sink_begin(&s, b, oids, 15);
+    if (numbered && b->pipelined) s.head_col = 14;
     for (size_t k = 0; k < b->n_outs; k++) {
         const xfer *x = &b->outs[k];
         const ledger_cmd *c = &b->cmds[x->cmd];
@@ -829,10 +859,13 @@ static bool write_transfers(batch *b, PGconn *db, gl_error *err) {
         else gl_bin_null(field(&s));
         gl_bin_jsonb(field(&s), c->metadata);
         gl_bin_ts_us(field(&s), b->now_us);
+        gl_bin_opt_uuid(field(&s), &c->mandate_id);
+        if (!numbered) gl_bin_null(field(&s));
+        else gl_bin_i64(field(&s), (b->pipelined ? 0 : b->event_last) + x->event_off);
     }
     return sink_write(&s, db,
                       "transfers (id, owner, reference, debit_account_id, credit_account_id, amount, currency, "
-                      "flags, pending_id, reverses_id, expires_at, metadata, created_at)",
+                      "flags, pending_id, reverses_id, expires_at, metadata, created_at, mandate_id, event_seq)",
                       err);
 }
 
@@ -979,46 +1012,11 @@ static bool write_mandates(batch *b, PGconn *db, gl_error *err) {
     return true;
 }
 
-static bool write_all(batch *b, PGconn *db, gl_error *err) {
-    if (!write_new_accounts(b, db, err) || !write_mandates(b, db, err)) return false;
-    if (b->n_outs > 0 && (!write_transfers(b, db, err) || !write_entries(b, db, err) || !write_new_holds(b, db, err) ||
-                          !write_resolved_holds(b, db, err)))
-        return false;
-    return write_accounts(b, db, err);
-}
-
 /* ---------- events (the outbox, events.h) ---------- */
 
 static const char *owner_of(const batch *b, const gl_id *account_id) {
     const ledger_acct *a = bsearch(account_id, b->accts, b->n_accts, sizeof *b->accts, id_cmp_void);
     return a ? b->acct_owners[a - b->accts] : NULL;
-}
-
-static ledger_event_type transfer_event_type(const ledger_cmd *c, const xfer *x) {
-    switch (c->kind) {
-    case LEDGER_CMD_POST: return LEDGER_EV_TRANSFER_POSTED;
-    case LEDGER_CMD_VOID: return LEDGER_EV_TRANSFER_VOIDED;
-    case LEDGER_CMD_EXPIRE: return LEDGER_EV_TRANSFER_EXPIRED;
-    case LEDGER_CMD_REVERSE: return LEDGER_EV_TRANSFER_REVERSED;
-    default: return x->flags & LEDGER_TF_PENDING ? LEDGER_EV_TRANSFER_PENDING : LEDGER_EV_TRANSFER_CREATED;
-    }
-}
-
-/* A transfer written by this batch: its accounts' owners and its author concern it. */
-static void transfer_event(const batch *b, const xfer *x, ledger_event *e) {
-    const ledger_cmd *c = &b->cmds[x->cmd];
-    e->type = transfer_event_type(c, x);
-    e->transfer_id = x->id;
-    e->debit_account_id = x->debit_account_id;
-    e->credit_account_id = x->credit_account_id;
-    e->pending_id = x->pending_id;
-    e->reverses_id = x->reverses_id;
-    e->mandate_id = c->mandate_id;
-    e->amount = x->amount;
-    memcpy(e->currency, x->currency, sizeof e->currency);
-    ledger_event_add_owner(e, owner_of(b, &x->debit_account_id));
-    ledger_event_add_owner(e, owner_of(b, &x->credit_account_id));
-    ledger_event_add_owner(e, c->owner);
 }
 
 /* An account opened or closed by command i. */
@@ -1038,30 +1036,53 @@ static void account_event(const batch *b, size_t i, ledger_event *e) {
     ledger_event_add_owner(e, c->owner);
 }
 
-/* One event per effect, in command order, written last before COMMIT (the
- * head's row lock is then held for the commit alone). A refused command, a
- * replay (`exists`) and a rolled-back chain have no effect and no event. */
-static bool write_events(batch *b, PGconn *db, gl_error *err) {
+/* Numbers every effect of the batch, in command order, with numbers reserved
+ * from the head (held to COMMIT): a transfer written by the batch takes its
+ * number on its own row (x->event_off), an account opened or closed gets an
+ * events row (b->account_events). A refused command, a replay (`exists`) and
+ * a rolled-back chain have no effect and take no number. Every number
+ * reserved is written exactly once, so seq stays dense. */
+static bool number_events(batch *b, PGconn *db, gl_error *err) {
+    b->n_account_events = 0;
     if (!ledger_events_enabled()) return true;
     size_t *out_of = malloc(b->n * sizeof *out_of);
-    ledger_event *ev = calloc(b->n, sizeof *ev);
-    bool ok = out_of && ev;
-    if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory for the events of %zu commands", b->n);
-    size_t m = 0;
-    for (size_t i = 0; ok && i < b->n; i++) out_of[i] = SIZE_MAX;
-    for (size_t k = 0; ok && k < b->n_outs; k++) out_of[b->outs[k].cmd] = k;
-    for (size_t i = 0; ok && i < b->n; i++) {
+    if (!out_of) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory numbering the events of %zu commands", b->n);
+        return false;
+    }
+    for (size_t i = 0; i < b->n; i++) out_of[i] = SIZE_MAX;
+    for (size_t k = 0; k < b->n_outs; k++) out_of[b->outs[k].cmd] = k;
+    int64_t total = 0;
+    for (size_t i = 0; i < b->n; i++) {
         if (b->res[i].code != LEDGER_OK) continue;
         ledger_cmd_kind kind = b->cmds[i].kind;
-        if (kind == LEDGER_CMD_CREATE_ACCOUNT || kind == LEDGER_CMD_CLOSE_ACCOUNT) account_event(b, i, &ev[m]);
-        else if (out_of[i] != SIZE_MAX) transfer_event(b, &b->outs[out_of[i]], &ev[m]);
-        else continue; /* an effect without a row of its own: none today */
-        ev[m++].created_at_us = b->now_us;
+        if (kind == LEDGER_CMD_CREATE_ACCOUNT || kind == LEDGER_CMD_CLOSE_ACCOUNT) {
+            ledger_event *e = &b->account_events[b->n_account_events++];
+            memset(e, 0, sizeof *e);
+            account_event(b, i, e);
+            e->created_at_us = b->now_us;
+            e->seq = ++total;
+        } else if (out_of[i] != SIZE_MAX) {
+            b->outs[out_of[i]].event_off = ++total;
+        }
     }
-    ok = ok && ledger_events_write(db, b->ctx->partition_code, ev, m, err);
     free(out_of);
-    free(ev);
-    return ok;
+    assert(total == (int64_t)(b->n_account_events + b->n_outs)); /* every output is an effect of an OK command */
+    /* Offsets from the head: the last reserved number is the head, offset 0. */
+    for (size_t k = 0; k < b->n_outs; k++) b->outs[k].event_off -= total;
+    for (size_t k = 0; k < b->n_account_events; k++) b->account_events[k].seq -= total;
+    return total == 0 || ledger_events_reserve(db, total, &b->event_last, err);
+}
+
+/* The batch's rows. The events' numbers are reserved first (the transfers
+ * carry theirs), and the events rows are written before the caller's
+ * before-commit hook, which may reserve numbers of its own after them. */
+static bool write_all(batch *b, PGconn *db, gl_error *err) {
+    if (!number_events(b, db, err) || !write_new_accounts(b, db, err) || !write_mandates(b, db, err)) return false;
+    if (b->n_outs > 0 && (!write_transfers(b, db, err) || !write_entries(b, db, err) || !write_new_holds(b, db, err) ||
+                          !write_resolved_holds(b, db, err)))
+        return false;
+    return write_accounts(b, db, err) && ledger_events_write_reserved(db, b->account_events, b->n_account_events, err);
 }
 
 /* ---------- the batch ---------- */
@@ -1077,11 +1098,12 @@ static bool batch_alloc(batch *b) {
     b->outs = calloc(n, sizeof *b->outs);
     b->new_accounts = calloc(n, sizeof *b->new_accounts);
     b->new_account_ids = calloc(n, sizeof *b->new_account_ids);
+    b->account_events = calloc(n, sizeof *b->account_events);
     b->refs_cap = 16;
     while (b->refs_cap < 4 * n) b->refs_cap *= 2; /* <= 50% load: n outputs + n known */
     b->refs = calloc(b->refs_cap, sizeof *b->refs);
     return b->accts && b->acct_owners && b->targets && b->mandates && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
-           b->refs;
+           b->account_events && b->refs;
 }
 
 static void batch_free(batch *b) {
@@ -1094,6 +1116,7 @@ static void batch_free(batch *b) {
     free(b->outs);
     free(b->new_accounts);
     free(b->new_account_ids);
+    free(b->account_events);
     free(b->refs);
     free(b->undo);
     gl_buf_free(&b->undo_arena);
@@ -1144,7 +1167,7 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
               load_target_state(b, db, err) &&
               (!b->lookup_references || load_references(b, db, err)) && load_now(b, db, err) && apply_all(b, err) && references_settled(b, err) && write_all(b, db, err) &&
               (!b->ctx->before_commit || b->ctx->before_commit(b->ctx->before_commit_arg, db, b->res, b->n, err)) &&
-              write_events(b, db, err) && gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
+              gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
     if (!ok) {
         if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");
         /* Sends what is still queued (inside the transaction: undone by the

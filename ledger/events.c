@@ -80,29 +80,29 @@ void ledger_event_add_owner(ledger_event *e, const char *owner) {
 
 /* ---- writing ---- */
 
-enum { EV_ID, EV_TYPE, EV_AT, EV_ACCOUNT, EV_TRANSFER, EV_DEBIT, EV_CREDIT, EV_PENDING, EV_REVERSES, EV_MANDATE,
+enum { EV_OFFSET, EV_TYPE, EV_AT, EV_ACCOUNT, EV_TRANSFER, EV_DEBIT, EV_CREDIT, EV_PENDING, EV_REVERSES, EV_MANDATE,
        EV_AMOUNT, EV_CURRENCY, EV_OWNER1, EV_OWNER2, EV_OWNER3, EV_COLS };
 
 static const unsigned ev_oids[EV_COLS] = {
-    GL_OID_UUID, GL_OID_TEXT, GL_OID_TIMESTAMPTZ, GL_OID_UUID, GL_OID_UUID, GL_OID_UUID, GL_OID_UUID, GL_OID_UUID,
+    GL_OID_INT8, GL_OID_TEXT, GL_OID_TIMESTAMPTZ, GL_OID_UUID, GL_OID_UUID, GL_OID_UUID, GL_OID_UUID, GL_OID_UUID,
     GL_OID_UUID, GL_OID_UUID, GL_OID_INT8,        GL_OID_TEXT, GL_OID_TEXT, GL_OID_TEXT, GL_OID_TEXT,
 };
 
-/* The numbers come from event_head in the statement that inserts the rows:
- * the head's row lock is taken as late as it can be and held to COMMIT. */
-#define EVENTS_INSERT_SQL                                                                                              \
-    "WITH h AS (UPDATE event_head SET last_seq = last_seq + cardinality($1::uuid[]) WHERE id = 1 RETURNING last_seq) " \
-    "INSERT INTO events (seq, id, type, created_at, account_id, transfer_id, debit_account_id, credit_account_id, "    \
-    "pending_id, reverses_id, mandate_id, amount, currency, owner1, owner2, owner3) "                                 \
-    "SELECT h.last_seq - cardinality($1::uuid[]) + u.ord, u.id, u.type, u.at, u.account_id, u.transfer_id, "          \
-    "u.debit_id, u.credit_id, u.pending_id, u.reverses_id, u.mandate_id, u.amount, u.currency, "                      \
-    "u.o1, u.o2, u.o3 FROM h, unnest($1::uuid[], $2::text[], $3::timestamptz[], "          \
-    "$4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], $11::int8[], "              \
-    "$12::text[], $13::text[], $14::text[], $15::text[]) WITH ORDINALITY AS u(id, type, at, account_id, "             \
-    "transfer_id, debit_id, credit_id, pending_id, reverses_id, mandate_id, amount, currency, o1, o2, o3, ord)"
+/* The numbers were reserved by this transaction, which holds the head's row
+ * lock: the head is its last reserved number, and each row's seq is the head
+ * plus its offset (<= 0). No id: event_feed derives it (sql/0013). */
+#define EVENTS_INSERT_SQL                                                                                            \
+    "INSERT INTO events (seq, type, created_at, account_id, transfer_id, debit_account_id, credit_account_id, "      \
+    "pending_id, reverses_id, mandate_id, amount, currency, owner1, owner2, owner3) "                               \
+    "SELECT h.last_seq + u.off, u.type, u.at, u.account_id, u.transfer_id, u.debit_id, u.credit_id, u.pending_id, "  \
+    "u.reverses_id, u.mandate_id, u.amount, u.currency, u.o1, u.o2, u.o3 "                                          \
+    "FROM (SELECT last_seq FROM event_head WHERE id = 1) h, unnest($1::int8[], $2::text[], $3::timestamptz[], "      \
+    "$4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], $11::int8[], "            \
+    "$12::text[], $13::text[], $14::text[], $15::text[]) AS u(off, type, at, account_id, transfer_id, debit_id, "    \
+    "credit_id, pending_id, reverses_id, mandate_id, amount, currency, o1, o2, o3)"
 
 static void append_event(gl_buf *col, const ledger_event *e) {
-    gl_bin_uuid(&col[EV_ID], &e->id);
+    gl_bin_i64(&col[EV_OFFSET], e->seq);
     gl_bin_text(&col[EV_TYPE], ledger_event_type_name(e->type));
     gl_bin_ts_us(&col[EV_AT], e->created_at_us);
     gl_bin_opt_uuid(&col[EV_ACCOUNT], &e->account_id);
@@ -118,72 +118,36 @@ static void append_event(gl_buf *col, const ledger_event *e) {
     for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) gl_bin_opt_text(&col[EV_OWNER1 + k], e->owners[k]);
 }
 
-static void copy_event(gl_buf *b, const ledger_event *e) {
-    gl_bin_tuple(b, 16);
-    gl_bin_i64(b, e->seq);
-    gl_bin_uuid(b, &e->id);
-    gl_bin_text(b, ledger_event_type_name(e->type));
-    gl_bin_ts_us(b, e->created_at_us);
-    const gl_id *ids[] = {&e->account_id, &e->transfer_id, &e->debit_account_id, &e->credit_account_id,
-                          &e->pending_id, &e->reverses_id, &e->mandate_id};
-    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) gl_bin_opt_uuid(b, ids[k]);
-    if (e->amount > 0) gl_bin_i64(b, e->amount);
-    else gl_bin_null(b);
-    gl_bin_opt_text(b, e->currency);
-    for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) gl_bin_opt_text(b, e->owners[k]);
-}
-
-/* Outside pipeline mode (the engine's large batches), COPY: one WAL record
- * per page of rows instead of one per row, as for transfers and entries. COPY
- * cannot compute the numbers, so they are taken first: the head's row lock is
- * then held from this round trip to COMMIT. */
-static bool write_by_copy(PGconn *db, ledger_event *events, size_t n, gl_error *err) {
-    char count[24];
-    snprintf(count, sizeof count, "%zu", n);
-    const char *p[1] = {count};
-    PGresult *r = gl_pg_exec(db, "UPDATE event_head SET last_seq = last_seq + $1::int8 WHERE id = 1 RETURNING last_seq",
-                             1, p, err);
-    if (!r) return false;
-    int64_t last = PQntuples(r) == 1 ? gl_pg_get_i64(r, 0, 0) : -1;
-    PQclear(r);
-    if (last < (int64_t)n) {
-        gl_error_set(err, GL_ERR_INTERNAL, "event_head has no row (migration 0011 not applied?)");
-        return false;
-    }
-    gl_buf b;
-    memset(&b, 0, sizeof b);
-    gl_bin_copy_begin(&b);
-    for (size_t i = 0; i < n; i++) {
-        events[i].seq = last - (int64_t)n + 1 + (int64_t)i;
-        copy_event(&b, &events[i]);
-    }
-    gl_bin_copy_end(&b);
-    bool ok = !b.failed;
-    if (!ok) gl_error_set(err, GL_ERR_INTERNAL, "out of memory encoding %zu events", n);
-    ok = ok && gl_pg_copy(db,
-                          "COPY events (seq, id, type, created_at, account_id, transfer_id, debit_account_id, "
-                          "credit_account_id, pending_id, reverses_id, mandate_id, amount, currency, owner1, owner2, "
-                          "owner3) "
-                          "FROM STDIN (FORMAT binary)",
-                          &b, err);
-    gl_buf_free(&b);
-    return ok;
-}
-
 static atomic_bool events_off;
 
 void ledger_events_measure_without(void) { atomic_store(&events_off, true); }
 
 bool ledger_events_enabled(void) { return !atomic_load(&events_off); }
 
-bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *events, size_t n, gl_error *err) {
-    assert(db && (events || n == 0));
-    if (n == 0 || !ledger_events_enabled()) return true;
-    for (size_t i = 0; i < n; i++) {
-        assert(events[i].owners[0][0] && ledger_event_type_name(events[i].type));
-        if (!gl_id_new(partition_code, &events[i].id, err)) return false;
-    }
-    if (PQpipelineStatus(db) == PQ_PIPELINE_OFF) return write_by_copy(db, events, n, err);
+/* The statement fails unless the head's row was there to be moved: in a
+ * pipeline nobody looks at a row count before the COMMIT that follows. */
+#define EVENTS_RESERVE_SQL                                                                                    \
+    "WITH h AS (UPDATE event_head SET last_seq = last_seq + $1::int8 WHERE id = 1 RETURNING last_seq) "     \
+    "SELECT expect_rows(count(*), 1, 'event_head_row'), max(last_seq) FROM h"
+
+bool ledger_events_reserve(PGconn *db, int64_t n, int64_t *last, gl_error *err) {
+    assert(db && n > 0 && n <= LEDGER_EVENTS_SEQ_MAX && last);
+    char count[24];
+    snprintf(count, sizeof count, "%lld", (long long)n);
+    const char *p[1] = {count};
+    *last = 0;
+    if (PQpipelineStatus(db) != PQ_PIPELINE_OFF) return gl_pg_run(db, EVENTS_RESERVE_SQL, 1, p, err);
+    PGresult *r = gl_pg_exec(db, EVENTS_RESERVE_SQL, 1, p, err);
+    if (!r) return false;
+    *last = PQntuples(r) == 1 ? gl_pg_get_i64(r, 0, 1) : 0;
+    PQclear(r);
+    if (*last < n) gl_error_set(err, GL_ERR_INTERNAL, "event_head returned no number");
+    return *last >= n;
+}
+
+bool ledger_events_write_reserved(PGconn *db, const ledger_event *events, size_t n, gl_error *err) {
+    assert(db && (events || n == 0) && n <= INT32_MAX);
+    if (n == 0) return true;
     gl_buf col[EV_COLS];
     gl_buf *params[EV_COLS];
     memset(col, 0, sizeof col);
@@ -192,7 +156,10 @@ bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *event
         params[c] = &col[c];
     }
     bool ok = true;
-    for (size_t i = 0; i < n; i++) append_event(col, &events[i]);
+    for (size_t i = 0; i < n; i++) {
+        assert(events[i].seq <= 0 && events[i].owners[0][0] && ledger_event_type_name(events[i].type));
+        append_event(col, &events[i]);
+    }
     for (int c = 0; ok && c < EV_COLS; c++) {
         gl_bin_array_finish(&col[c], (int32_t)n);
         if (col[c].failed) {
@@ -205,18 +172,35 @@ bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *event
     return ok;
 }
 
+bool ledger_events_write(PGconn *db, ledger_event *events, size_t n, gl_error *err) {
+    assert(db && (events || n == 0));
+    if (n == 0 || !ledger_events_enabled()) return true;
+    int64_t last;
+    if (!ledger_events_reserve(db, (int64_t)n, &last, err)) return false;
+    for (size_t i = 0; i < n; i++) events[i].seq = (int64_t)(i + 1) - (int64_t)n;
+    return ledger_events_write_reserved(db, events, n, err);
+}
+
 /* ---- reading ---- */
 
 /* One statement, one snapshot: the committed head and the events up to it.
- * The window (seq <= after + scan_max) bounds the rows a reader who may see
- * few of them makes the server look at; seq is dense, so it is exact. */
-#define EVENTS_LIST_SQL                                                                                             \
-    "SELECT h.last_seq, e.seq, e.id, e.type, (extract(epoch FROM e.created_at) * 1000000)::int8, e.account_id, "   \
-    "e.transfer_id, e.debit_account_id, e.credit_account_id, e.pending_id, e.reverses_id, e.mandate_id, e.amount, " \
-    "e.currency, e.owner1, e.owner2, e.owner3 FROM (SELECT last_seq FROM event_head WHERE id = 1) h LEFT JOIN LATERAL (" \
-    "SELECT * FROM events WHERE seq > $1::int8 AND seq <= least(h.last_seq, $1::int8 + $2::int8) "                  \
-    "AND ($3::text IS NULL OR $3::text IN (owner1, owner2, owner3)) AND ($4::text[] IS NULL OR type = ANY ($4::text[])) " \
-    "ORDER BY seq LIMIT $5::int4) e ON true ORDER BY e.seq"
+ * The window (seq <= from + scan_max, from = the later of the position and
+ * the prune horizon) bounds the rows a reader who may see few of them makes
+ * the server look at; seq is dense above the horizon, so it is exact. */
+#define EVENTS_COLUMNS                                                                                       \
+    "seq, id, type, (extract(epoch FROM created_at) * 1000000)::int8 AS at_us, account_id, transfer_id, "    \
+    "debit_account_id, credit_account_id, pending_id, reverses_id, mandate_id, amount, currency, owner1, owner2, owner3"
+#define EVENTS_HALF(view)                                                                                        \
+    "(SELECT " EVENTS_COLUMNS " FROM " view " WHERE seq > h.from_seq AND seq <= least(h.last_seq, h.from_seq + " \
+    "$2::int8) AND ($3::text IS NULL OR $3::text IN (owner1, owner2, owner3)) "                                  \
+    "AND ($4::text[] IS NULL OR type = ANY ($4::text[])) ORDER BY seq LIMIT $5::int4)"
+/* Each half (sql/0013: events rows, numbered transfers) is read in seq order
+ * up to the page size, then the two are merged: a LIMIT over their union
+ * would sort the whole window first. */
+#define EVENTS_LIST_SQL                                                                                           \
+    "SELECT h.last_seq, e.*, h.from_seq FROM (SELECT last_seq, greatest($1::int8, pruned_through) AS from_seq "  \
+    "FROM event_head WHERE id = 1) h LEFT JOIN LATERAL (SELECT * FROM (" EVENTS_HALF("event_rows")              \
+    " UNION ALL " EVENTS_HALF("transfer_events") ") u ORDER BY seq LIMIT $5::int4) e ON true ORDER BY e.seq"
 
 static void read_event(const PGresult *r, int row, ledger_event *e) {
     memset(e, 0, sizeof *e);
@@ -230,10 +214,10 @@ static void read_event(const PGresult *r, int row, ledger_event *e) {
                     &e->pending_id, &e->reverses_id, &e->mandate_id};
     for (int k = 0; k < 7; k++)
         if (!PQgetisnull(r, row, 5 + k)) gl_pg_get_id(r, row, 5 + k, ids[k]);
-    e->amount = gl_pg_get_i64(r, row, 12);
-    gl_pg_get_text(r, row, 13, e->currency, sizeof e->currency);
-    for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) /* NULL past the last owner: "" */
-        if (!PQgetisnull(r, row, 14 + k)) gl_pg_get_text(r, row, 14 + k, e->owners[k], sizeof e->owners[k]);
+    e->amount = PQgetisnull(r, row, 12) ? 0 : gl_pg_get_i64(r, row, 12);
+    if (!PQgetisnull(r, row, 13)) gl_pg_get_text(r, row, 13, e->currency, sizeof e->currency);
+    for (int k = 0; k < LEDGER_EVENT_OWNERS; k++) /* NULL where none or a repeat: packed to the front */
+        if (!PQgetisnull(r, row, 14 + k)) ledger_event_add_owner(e, PQgetvalue(r, row, 14 + k));
 }
 
 int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *out, int64_t *scanned_to, int64_t *head,
@@ -254,10 +238,11 @@ int ledger_events_list(PGconn *db, const ledger_events_query *q, ledger_event *o
     if (!r) return -1;
     int n = 0;
     *head = PQntuples(r) > 0 ? gl_pg_get_i64(r, 0, 0) : 0;
+    int64_t from = PQntuples(r) > 0 ? gl_pg_get_i64(r, 0, 17) : q->after; /* past what retention pruned */
     for (int row = 0; row < PQntuples(r); row++)
         if (!PQgetisnull(r, row, 1)) read_event(r, row, &out[n++]);
     PQclear(r);
-    int64_t end = q->after + q->scan_max < *head ? q->after + q->scan_max : *head;
+    int64_t end = from + q->scan_max < *head ? from + q->scan_max : *head;
     if (n == q->limit) end = out[n - 1].seq; /* a full page: the rest of the window is still to read */
     *scanned_to = end > q->after ? end : q->after;
     return n;

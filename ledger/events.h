@@ -1,11 +1,14 @@
 /*
- * events.h — the outbox (sql/0011_events.sql): one event per committed effect,
- * written in the transaction of the effect, numbered gap-free in commit order.
+ * events.h — the outbox (sql/0011_events.sql, 0013): one event per committed
+ * effect, written in the transaction of the effect, numbered gap-free in
+ * commit order.
  *
- * The engine writes the events of its commands itself (ledger_execute: account
- * created/closed, transfer created, hold placed/posted/voided/expired,
- * reversal); a caller whose transaction has effects of its own (ledgerd's
- * mandates) writes theirs with ledger_events_write in the same transaction.
+ * The engine numbers the events of its commands itself (ledger_execute): a
+ * transfer row carries its own number (transfers.event_seq: transfer created,
+ * hold placed/posted/voided/expired, reversal), an account created or closed
+ * gets an `events` row. A caller whose transaction has effects of its own
+ * (ledgerd's mandates) writes theirs with ledger_events_write in the same
+ * transaction. Readers read both through the view event_feed.
  * Readers follow `seq` (ledger_events_list): seq is dense and a number becomes
  * visible only after every smaller one (event_head's row lock, held to COMMIT),
  * so a cursor never skips an event that commits late.
@@ -55,8 +58,8 @@ bool ledger_event_types_parse(const char *list, uint32_t *mask);
 
 /* One event. Ids that do not apply are nil, amount 0 and currency "" when none. */
 typedef struct {
-    int64_t seq;           /* set by ledger_events_write and by the reads */
-    gl_id id;              /* set by ledger_events_write */
+    int64_t seq;           /* set by the reads (an offset from the head when written) */
+    gl_id id;              /* set by the reads: derived from (region, seq, time), sql/0013 */
     ledger_event_type type;
     int64_t created_at_us; /* the effect's commit time as the engine stamps it */
     gl_id account_id, transfer_id, debit_account_id, credit_account_id, pending_id, reverses_id, mandate_id;
@@ -77,13 +80,32 @@ bool ledger_events_enabled(void);
 void ledger_event_add_owner(ledger_event *e, const char *owner);
 
 /*
- * Appends events[0..n) in the caller's open transaction: numbers them from
- * event_head (taking its row lock until the caller's COMMIT) and gives each an
- * id of the partition. In pipeline mode one statement, only queued: call it
- * last before COMMIT, and the head's lock is held for the commit alone.
- * Otherwise a round trip for the numbers, then a COPY. n == 0 writes nothing.
+ * Reserves n numbers in the caller's open transaction: moves event_head on by
+ * n and takes its row lock until the caller's COMMIT, so no later writer gets
+ * a number before this transaction's rows are visible. The head is then this
+ * transaction's last reserved number until it reserves again. In pipeline
+ * mode the statement is only queued and *last is 0 (rows name their numbers
+ * relative to the head, as ledger_events_write_reserved does); otherwise a
+ * round trip and *last is the last number reserved (for rows written by COPY,
+ * which cannot read the head: the engine's transfers).
  */
-bool ledger_events_write(PGconn *db, uint8_t partition_code, ledger_event *events, size_t n, gl_error *err);
+bool ledger_events_reserve(PGconn *db, int64_t n, int64_t *last, gl_error *err);
+
+/*
+ * Writes events[0..n) into `events` with the numbers reserved last: each
+ * events[i].seq is an offset from the head (<= 0; the last reserved is 0).
+ * Call it before anything reserves again. One statement; n == 0 writes nothing.
+ */
+bool ledger_events_write_reserved(PGconn *db, const ledger_event *events, size_t n, gl_error *err);
+
+/*
+ * Appends events[0..n) in the caller's open transaction: reserves n numbers
+ * and writes the rows (their seq fields are overwritten with the offsets).
+ * For effects outside the engine (ledgerd's mandates); the engine numbers its
+ * transfers and account events itself. Nothing when the outbox is measured
+ * without (ledger_events_measure_without) or n == 0.
+ */
+bool ledger_events_write(PGconn *db, ledger_event *events, size_t n, gl_error *err);
 
 /* What a reader may see and how far it may scan. */
 typedef struct {

@@ -36,18 +36,31 @@ bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *e
     return ok;
 }
 
+/* Every event's number and time, both kinds (sql/0013): the events rows and
+ * the numbered transfers, without the view's joins. */
+#define EVENT_TIMES \
+    "(SELECT seq, created_at FROM events UNION ALL SELECT event_seq, created_at FROM transfers WHERE event_seq IS NOT NULL)"
+#define CUTOFF_TS "'epoch'::timestamptz + $2::int8 * interval '1 microsecond'"
+
 /* The bound and the batch in one statement, so the bound is never stale: a
  * consumer's position only moves forward, so the smallest one seen here is
- * at or below where every consumer is when the rows go. */
-#define PRUNE_CTE                                                                                               \
-    "WITH b AS (SELECT least(h.last_seq, coalesce((SELECT min(position) FROM event_consumers), h.last_seq)) " \
-    "AS bound FROM event_head h WHERE h.id = 1), "                                                             \
-    "s AS (SELECT e.seq FROM events e, b WHERE e.seq > $1::int8 AND e.seq <= b.bound "                         \
-    "AND e.created_at < 'epoch'::timestamptz + $2::int8 * interval '1 microsecond' ORDER BY e.seq LIMIT $3::int4) "
-#define PRUNE_DELETE_SQL                                                                         \
-    PRUNE_CTE ", d AS (DELETE FROM events WHERE seq IN (SELECT seq FROM s) RETURNING seq) "     \
-              "SELECT count(*), max(seq), (SELECT bound FROM b) FROM d"
-#define PRUNE_COUNT_SQL PRUNE_CTE "SELECT count(*), max(seq), (SELECT bound FROM b) FROM s"
+ * at or below where every consumer is when the rows go. What goes is a prefix
+ * of the feed: from the horizon up to the first event not older than the
+ * cutoff, the bound, or `limit` numbers, whichever comes first (a transfer is
+ * never deleted, so the horizon, not a hole, is what hides the events). */
+#define PRUNE_CTE                                                                                                  \
+    "WITH b AS (SELECT least(h.last_seq, coalesce((SELECT min(position) FROM event_consumers), h.last_seq)) "    \
+    "AS bound, greatest($1::int8, h.pruned_through) AS from_seq FROM event_head h WHERE h.id = 1), "              \
+    "w AS (SELECT b.bound, b.from_seq, greatest(b.from_seq, least(b.bound, b.from_seq + $3::int8)) AS hi FROM b), " \
+    "y AS (SELECT min(f.seq) AS young FROM " EVENT_TIMES " f, w WHERE f.seq > w.from_seq AND f.seq <= w.hi "       \
+    "AND f.created_at >= " CUTOFF_TS "), "                                                                          \
+    "t AS (SELECT w.bound, w.from_seq, coalesce(y.young - 1, w.hi) AS upto FROM w, y) "
+#define PRUNE_DELETE_SQL                                                                                        \
+    PRUNE_CTE ", d AS (DELETE FROM events e USING t WHERE e.seq > t.from_seq AND e.seq <= t.upto RETURNING 1), " \
+              "u AS (UPDATE event_head h SET pruned_through = t.upto FROM t WHERE h.id = 1 "                   \
+              "AND t.upto > h.pruned_through RETURNING 1) "                                                     \
+              "SELECT t.upto - t.from_seq, t.upto, t.bound, (SELECT count(*) FROM d), (SELECT count(*) FROM u) FROM t"
+#define PRUNE_COUNT_SQL PRUNE_CTE "SELECT t.upto - t.from_seq, t.upto, t.bound FROM t"
 
 bool ledger_events_prune_step(PGconn *db, const ledger_prune_step *p, ledger_prune_result *out, gl_error *err) {
     assert(db && p && out && p->after >= 0 && p->limit >= 1 && p->limit <= LEDGER_PRUNE_BATCH_MAX);
@@ -61,7 +74,7 @@ bool ledger_events_prune_step(PGconn *db, const ledger_prune_step *p, ledger_pru
     bool ok = PQntuples(r) == 1;
     if (ok) {
         out->count = gl_pg_get_i64(r, 0, 0);
-        out->last = out->count > 0 ? gl_pg_get_i64(r, 0, 1) : p->after;
+        out->last = gl_pg_get_i64(r, 0, 1) > p->after ? gl_pg_get_i64(r, 0, 1) : p->after;
         out->bound = gl_pg_get_i64(r, 0, 2);
     } else {
         gl_error_set(err, GL_ERR_INTERNAL, "events prune: no result row (migration 0011 not applied?)");
@@ -79,11 +92,11 @@ int64_t ledger_events_count_unpassed(PGconn *db, int64_t bound, int64_t cutoff_u
     snprintf(w, sizeof w, "%lld", (long long)window);
     const char *params[3] = {b, cutoff, w};
     /* seq is dense above the bound (nothing there was ever pruned): the
-     * window is a range of the primary key, whatever the table's size. */
+     * window is a range of the two indexes, whatever the tables' sizes. */
     PGresult *r = gl_pg_exec(db,
-                             "SELECT count(*) FILTER (WHERE e.created_at < 'epoch'::timestamptz + $2::int8 * "
-                             "interval '1 microsecond'), (SELECT last_seq FROM event_head WHERE id = 1) > "
-                             "$1::int8 + $3::int8 FROM events e WHERE e.seq > $1::int8 AND e.seq <= $1::int8 + $3::int8",
+                             "SELECT count(*) FILTER (WHERE e.created_at < " CUTOFF_TS "), "
+                             "(SELECT last_seq FROM event_head WHERE id = 1) > $1::int8 + $3::int8 FROM " EVENT_TIMES
+                             " e WHERE e.seq > $1::int8 AND e.seq <= $1::int8 + $3::int8",
                              3, params, err);
     if (!r) return -1;
     int64_t n = PQntuples(r) == 1 ? gl_pg_get_i64(r, 0, 0) : -1;

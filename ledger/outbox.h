@@ -33,11 +33,15 @@ typedef struct {
 bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *err);
 
 /*
- * What retention may delete: events older than cutoff_us AND at or below the
- * prune bound, the smallest position of any consumer in event_consumers (the
- * head when there is none: a consumer not yet registered cannot be waited
- * for). The bound is computed in the statement that deletes, so a consumer
- * that moved since is never overtaken, and positions only move forward.
+ * What retention may prune: the oldest events of the feed, from its horizon
+ * (event_head.pruned_through) up to the first event not older than cutoff_us
+ * or up to the prune bound, the smallest position of any consumer in
+ * event_consumers (the head when there is none: a consumer not yet
+ * registered cannot be waited for). The bound is computed in the statement
+ * that prunes, so a consumer that moved since is never overtaken, and
+ * positions only move forward. Pruning deletes the `events` rows and moves the
+ * horizon past them; transfers stay (they are the ledger), but the feed no
+ * longer shows their events.
  */
 typedef struct {
     int64_t cutoff_us; /* events created before this (Unix microseconds) */
@@ -47,8 +51,8 @@ typedef struct {
 } ledger_prune_step;
 
 typedef struct {
-    int64_t count; /* deleted (or, dry run, deletable) in this call */
-    int64_t last;  /* the largest such seq, or `after` when none */
+    int64_t count; /* events pruned (or, dry run, prunable) in this call */
+    int64_t last;  /* the new horizon: the largest such seq, or `after` when none */
     int64_t bound; /* the prune bound this call used */
 } ledger_prune_result;
 

@@ -1,5 +1,5 @@
 /*
- * verify.c — checks DESIGN §5 invariants 1-5 on live data. Each check is one
+ * verify.c — checks DESIGN §5 invariants 1-5 and the outbox's (6) on live data. Each check is one
  * query whose rows are violations, described as text; the constraints in the
  * schema should make every one of them impossible, so any row is a bug.
  */
@@ -78,6 +78,16 @@ static const check checks[] = {
     /* 5. a reference has at most one effect */
     {5, "SELECT format('owner %s reference %s used by %s transfers', owner, reference, count(*)) FROM transfers"
         " WHERE reference IS NOT NULL GROUP BY owner, reference HAVING count(*) > 1"},
+    /* 6. the outbox (sql/0011, 0013): every number from the prune horizon to the
+     * head is on exactly one event (an events row or a transfer), none beyond */
+    {6, "SELECT format('outbox: seqs %s..%s are on %s events, %s distinct numbers, %s above the head (want %s, %s, 0)',"
+        " h.pruned_through + 1, h.last_seq, count(f.seq) FILTER (WHERE f.seq <= h.last_seq),"
+        " count(DISTINCT f.seq) FILTER (WHERE f.seq <= h.last_seq), count(f.seq) FILTER (WHERE f.seq > h.last_seq),"
+        " h.last_seq - h.pruned_through, h.last_seq - h.pruned_through)"
+        " FROM event_head h LEFT JOIN (SELECT seq FROM events UNION ALL"
+        "  SELECT event_seq FROM transfers WHERE event_seq IS NOT NULL) f ON f.seq > h.pruned_through"
+        " GROUP BY h.pruned_through, h.last_seq"
+        " HAVING count(f.seq) <> h.last_seq - h.pruned_through OR count(DISTINCT f.seq) <> count(f.seq)"},
     /* residency (reported as 0): every row carries this partition's region code */
     {0, "SELECT format('account %s carries region code %s, this partition is %s', a.id,"
         " get_byte(uuid_send(a.id), 9), p.region_code) FROM accounts a, partition_info p"

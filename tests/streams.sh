@@ -118,7 +118,7 @@ exactly_once() {
     check "$name: the stream holds seq $((from + 1))..$to once each, in order" \
         "got $(wc -w <<<"$got") ids, want $((to - from)); first: ${got:0:80}" eq "$got" "$want"
     got=$(rcli --raw XRANGE "$KEY" "$((from + 1))" "$to" | awk '/^\{/' | jq -r '.id' | tr '\n' ' ')
-    want=$(admin_sql "SELECT id FROM events WHERE seq > $from AND seq <= $to ORDER BY seq" | tr '\n' ' ')
+    want=$(admin_sql "SELECT id FROM event_feed WHERE seq > $from AND seq <= $to ORDER BY seq" | tr '\n' ' ')
     check "$name: each entry is the outbox's event of its seq" "stream ${got:0:80} vs outbox ${want:0:80}" \
         eq "$got" "$want"
 }
@@ -276,7 +276,7 @@ check "tail: one line per event of the API run" "$(wc -l <<<"$out") lines" eq "$
 check "tail: region, seq and type lead each line" "$(head -n 1 <<<"$out")" \
     grep -qE "^eu $((H0 + 1)) [0-9T:.-]+Z account.created account_id=" <<<"$out"
 got=$("$L" --json events tail --region eu --after "$H0" --limit $((H1 - H0)) | jq -r .id | tr '\n' ' ')
-want=$(admin_sql "SELECT id FROM events WHERE seq > $H0 AND seq <= $H1 ORDER BY seq" | tr '\n' ' ')
+want=$(admin_sql "SELECT id FROM event_feed WHERE seq > $H0 AND seq <= $H1 ORDER BY seq" | tr '\n' ' ')
 check "tail --json: the events' JSON, in seq order" "${got:0:80}" eq "$got" "$want"
 "$L" events tail --region eu --after "$H5" --follow >"$W/follow" 2>"$W/follow.err" &
 FPID=$!
@@ -315,28 +315,36 @@ HOLDBACK=$((UH - 10))
 us_sql "INSERT INTO event_consumers (name, position) VALUES ('$BEHIND', $HOLDBACK)" >/dev/null
 B=$(us_sql "SELECT least(min(position), (SELECT last_seq FROM event_head)) FROM event_consumers")
 check "prune: our consumer is the slowest in us" "bound $B, ours at $HOLDBACK" eq "$B" "$HOLDBACK"
-gone=$(us_sql "SELECT count(*) FROM events WHERE seq <= $B")
-above=$(us_sql "SELECT count(*) FROM events WHERE seq > $B")
-check "prune: there is something to delete and something to keep" "$gone at or below, $above above $B" \
+# feed_count COND: events the feed shows (above the prune horizon) with COND on seq;
+# rows_left SEQ: `events` rows (account events) at or below SEQ.
+feed_count() { us_sql "SELECT count(*) FROM event_feed f, event_head h WHERE f.seq > h.pruned_through AND f.seq $1"; }
+rows_left() { us_sql "SELECT count(*) FROM events WHERE seq <= $1"; }
+gone=$(feed_count "<= $B")
+above=$(feed_count "> $B")
+check "prune: there is something to prune and something to keep" "$gone at or below, $above above $B" \
     test "$gone" -gt 0 -a "$above" -eq 10
 out=$("$L" events prune --older-than 0 --region us --dry-run)
-check "prune --dry-run: deletes nothing" "$out" eq "$(us_sql "SELECT count(*) FROM events WHERE seq <= $B")" "$gone"
-check "prune --dry-run: says what it would delete" "$out" grep -q "would delete $gone events" <<<"$out"
+check "prune --dry-run: prunes nothing" "$out" eq "$(feed_count "<= $B")" "$gone"
+check "prune --dry-run: says what it would prune" "$out" grep -q "would prune $gone events" <<<"$out"
 out=$("$L" events prune --older-than 30 --region us)
-check "prune --older-than 30: nothing that young" "$out" grep -q "deleted 0 events" <<<"$out"
+check "prune --older-than 30: nothing that young" "$out" grep -q "pruned 0 events" <<<"$out"
 out=$("$L" events prune --older-than 0 --region us)
 echo "$out" | sed 's/^/    /'
-n=$(us_sql "SELECT count(*) FROM events WHERE seq <= $B")
-check "prune: deleted the $gone old events every consumer passed" "$n left; output: $out" eq "$n" 0
-check "prune: says how many" "$out" grep -q "deleted $gone events" <<<"$out"
-n=$(us_sql "SELECT count(*) FROM events WHERE seq > $B")
+n=$(feed_count "<= $B")
+check "prune: pruned the $gone old events every consumer passed" "$n left; output: $out" eq "$n" 0
+n=$(rows_left "$B")
+check "prune: their events rows are deleted" "$n rows left" eq "$n" 0
+check "prune: says how many and where the feed starts" "$out" grep -q "pruned $gone events .*starts after seq $B" <<<"$out"
+n=$(feed_count "> $B")
 check "prune: kept the 10 our consumer has not passed" "$n kept above $B" eq "$n" 10
 check "prune: says which consumer held them back" "$out" grep -q "consumer $BEHIND at $HOLDBACK .*holds the rest back" <<<"$out"
+got=$("$L" events tail --region us --after 0 --limit 1 | awk '{print $2}')
+check "prune: the feed read from 0 starts after the horizon" "first seq $got" eq "$got" $((B + 1))
 us_sql "UPDATE event_consumers SET position = $UH WHERE name = '$BEHIND'" >/dev/null
 out=$("$L" --json events prune --older-than 0 --region us)
-n=$(us_sql "SELECT count(*) FROM events WHERE seq <= $UH")
+n=$(feed_count "<= $UH")
 check "prune: once it passed them, they go too" "$n left: $out" eq "$n" 0
-check "prune --json: deleted 10" "$out" eq "$(jq -r .deleted <<<"$out")" 10
+check "prune --json: pruned 10" "$out" eq "$(jq -r .pruned <<<"$out")" 10
 us_sql "DELETE FROM event_consumers WHERE name = '$BEHIND'" >/dev/null
 n=$(us_sql "SELECT count(*) FROM audit_log WHERE action = 'admin.events.prune' AND detail::jsonb->>'bound' IN ('$HOLDBACK', '$UH')")
 check "prune: each batch audited (admin.events.prune)" "$n rows" test "$n" -ge 2

@@ -1682,8 +1682,8 @@ START_TEST(test_ledgerctl_end_to_end) {
 
     rc = itest_run_ledgerctl("verify", &out, &err);
     ck_assert_msg(rc == 0, "verify exited %d:\n%s%s", rc, out, err);
-    ck_assert_msg(strstr(out, "region eu: invariants 1-5 hold") && strstr(out, "region us: invariants 1-5 hold") &&
-                      strstr(out, "region sg: invariants 1-5 hold"),
+    ck_assert_msg(strstr(out, "region eu: invariants 1-6 hold") && strstr(out, "region us: invariants 1-6 hold") &&
+                      strstr(out, "region sg: invariants 1-6 hold"),
                   "verify printed %s", out);
     free(out);
     free(err);

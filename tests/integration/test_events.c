@@ -33,10 +33,10 @@ static ledger_cmd hold(const char *owner, gl_id from, gl_id to, int64_t amount, 
 static int64_t events_naming(gl_id id, const char *type) {
     const char *p[2] = {itest_id(id), type};
     return itest_sql_i64(EU,
-                         "SELECT count(*) FROM events WHERE $1::uuid IN (account_id, transfer_id) AND type = $2", 2, p);
+                         "SELECT count(*) FROM event_feed WHERE $1::uuid IN (account_id, transfer_id) AND type = $2", 2, p);
 }
 
-static int64_t events_total(void) { return itest_sql_i64(EU, "SELECT count(*) FROM events", 0, NULL); }
+static int64_t events_total(void) { return itest_sql_i64(EU, "SELECT count(*) FROM event_feed", 0, NULL); }
 
 static void assert_one_event(gl_id id, const char *type) {
     int64_t n = events_naming(id, type);
@@ -56,8 +56,8 @@ START_TEST(test_every_effect_has_one_event) {
     itest_assert_code(tr.code, LEDGER_OK);
     assert_one_event(tr.id, "transfer.created");
     const char *p[2] = {itest_id(tr.id), owner};
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT amount FROM events WHERE transfer_id = $1::uuid", 1, p), 100);
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM events WHERE transfer_id = $1::uuid AND $2 IN (owner1, owner2, owner3) "
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT amount FROM event_feed WHERE transfer_id = $1::uuid", 1, p), 100);
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM event_feed WHERE transfer_id = $1::uuid AND $2 IN (owner1, owner2, owner3) "
                                        "AND debit_account_id IS NOT NULL AND currency = 'EUR'",
                                    2, p),
                      1);
@@ -84,7 +84,7 @@ START_TEST(test_every_effect_has_one_event) {
     assert_one_event(pr.id, "transfer.posted");
     const char *pp[2] = {itest_id(pr.id), itest_id(h1r.id)};
     ck_assert_int_eq(
-        itest_sql_i64(EU, "SELECT count(*) FROM events WHERE transfer_id = $1::uuid AND pending_id = $2::uuid AND amount = 20",
+        itest_sql_i64(EU, "SELECT count(*) FROM event_feed WHERE transfer_id = $1::uuid AND pending_id = $2::uuid AND amount = 20",
                       2, pp),
         1);
     ledger_cmd vd = itest_on(LEDGER_CMD_VOID, owner, NULL, h2r.id, 0);
@@ -97,7 +97,7 @@ START_TEST(test_every_effect_has_one_event) {
     gl_error_clear(&err);
     ck_assert_int_ge(ledger_expire_due(itest_db(EU, GL_ROLE_SERVICE), &ctx, 0, &err), 1);
     const char *hp[1] = {itest_id(h3r.id)};
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM events WHERE pending_id = $1::uuid AND type = 'transfer.expired'",
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM event_feed WHERE pending_id = $1::uuid AND type = 'transfer.expired'",
                                    1, hp),
                      1);
 
@@ -113,7 +113,7 @@ START_TEST(test_every_effect_has_one_event) {
 
     /* 3 accounts, transfer, 3 holds, post, void, expiry, reversal, close: 12, each concerning the owner */
     const char *op[1] = {owner};
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM events WHERE $1 IN (owner1, owner2, owner3)", 1, op), 12);
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM event_feed WHERE $1 IN (owner1, owner2, owner3)", 1, op), 12);
     ck_assert_int_ge(events_total() - before, 12);
 }
 END_TEST
@@ -160,7 +160,7 @@ static void *race_write(void *arg) {
         }
         char sleep_sql[64];
         snprintf(sleep_sql, sizeof sleep_sql, "SELECT pg_sleep(0.00%d)", 1 + (w->no + round) % 9);
-        bool ok = gl_pg_run(db, "BEGIN", 0, NULL, &err) && ledger_events_write(db, r->code, ev, n, &err) &&
+        bool ok = gl_pg_run(db, "BEGIN", 0, NULL, &err) && ledger_events_write(db, ev, n, &err) &&
                   gl_pg_run(db, sleep_sql, 0, NULL, &err) && gl_pg_run(db, "COMMIT", 0, NULL, &err);
         if (!ok) snprintf(w->failure, sizeof w->failure, "events: %s", err.message);
     }
@@ -213,9 +213,9 @@ START_TEST(test_reader_never_skips_or_repeats) {
     /* Each writer: 2 accounts, 20 transfers, 20 rounds of 1..3 events (40 in all). */
     int64_t want = RACE_WRITERS * (2 + RACE_ROUNDS / 2 + 40);
     ck_assert_msg(head - start >= want, "%lld events read, want at least %lld", (long long)(head - start), (long long)want);
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM events", 0, NULL),
-                     itest_sql_i64(EU, "SELECT count(DISTINCT seq) FROM events", 0, NULL));
-    ck_assert_int_eq(itest_sql_i64(EU, "SELECT max(seq) - min(seq) + 1 - count(*) FROM events", 0, NULL), 0);
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM event_feed", 0, NULL),
+                     itest_sql_i64(EU, "SELECT count(DISTINCT seq) FROM event_feed", 0, NULL));
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT max(seq) - min(seq) + 1 - count(*) FROM event_feed", 0, NULL), 0);
     ck_assert_int_gt(polls, 3);
     PQfinish(db);
 }
@@ -287,6 +287,63 @@ START_TEST(test_events_are_append_only) {
 }
 END_TEST
 
+/* An event's id is derived from (region, seq, time): the same on every read,
+ * a UUIDv7 of the region, one per event. */
+START_TEST(test_event_ids_are_stable_and_of_the_region) {
+    OWNER(owner);
+    gl_id a = itest_account(EU, "EUR", 0, owner), b = itest_account(EU, "EUR", 0, owner);
+    ledger_cmd t = itest_transfer(owner, NULL, a, b, 7, "EUR");
+    itest_assert_code(itest_exec1(EU, &t).code, LEDGER_OK);
+    PGconn *db = itest_db(EU, GL_ROLE_SERVICE);
+    ledger_events_query q = {.after = itest_sql_i64(EU, "SELECT last_seq - 3 FROM event_head", 0, NULL), .limit = 3,
+                             .principal = owner, .scan_max = 1000};
+    ledger_event first[3], again[3];
+    int64_t to, head;
+    gl_error err;
+    ck_assert_int_eq(ledger_events_list(db, &q, first, &to, &head, &err), 3);
+    ck_assert_int_eq(ledger_events_list(db, &q, again, &to, &head, &err), 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(gl_id_cmp(&first[i].id, &again[i].id) == 0, "event %lld: two ids", (long long)first[i].seq);
+        ck_assert_int_eq(gl_id_partition(&first[i].id), itest_region(EU)->code);
+        ck_assert_int_eq((int64_t)gl_id_time_ms(&first[i].id), first[i].created_at_us / 1000);
+        for (int j = 0; j < i; j++) ck_assert(gl_id_cmp(&first[i].id, &first[j].id) != 0);
+    }
+    ck_assert_int_eq(first[2].type, LEDGER_EV_TRANSFER_CREATED);
+    ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(DISTINCT id) - count(*) FROM event_feed", 0, NULL), 0);
+}
+END_TEST
+
+static int outbox_violations;
+static void count_outbox_violation(void *arg, int invariant, const char *what) {
+    (void)arg;
+    if (invariant == 6) outbox_violations++;
+    fprintf(stderr, "    (expected) invariant %d: %s\n", invariant, what);
+}
+
+static int verify_outbox(void) {
+    gl_error err;
+    outbox_violations = 0;
+    ck_assert_msg(ledger_verify(itest_db(EU, GL_ROLE_ADMIN), count_outbox_violation, NULL, &err) >= 0, "%s", err.message);
+    return outbox_violations;
+}
+
+/* ledgerctl verify's outbox check finds a number on no event and a number on two. */
+START_TEST(test_verify_finds_holes_and_repeats_in_the_outbox) {
+    ck_assert_int_eq(verify_outbox(), 0);
+    free(itest_sql_value(EU, "UPDATE event_head SET last_seq = last_seq + 1 RETURNING last_seq", 0, NULL));
+    int hole = verify_outbox();
+    free(itest_sql_value(EU, "UPDATE event_head SET last_seq = last_seq - 1 RETURNING last_seq", 0, NULL));
+    ck_assert_int_eq(hole, 1);
+    /* An events row on a number a transfer already carries. */
+    free(itest_sql_value(EU, "INSERT INTO events (seq, type, created_at, owner1) SELECT max(event_seq), "
+                             "'account.created', now(), 'x' FROM transfers RETURNING seq", 0, NULL));
+    int repeat = verify_outbox();
+    free(itest_sql_value(EU, "DELETE FROM events WHERE seq = (SELECT max(event_seq) FROM transfers) RETURNING seq", 0, NULL));
+    ck_assert_int_eq(repeat, 1);
+    ck_assert_int_eq(verify_outbox(), 0);
+}
+END_TEST
+
 START_TEST(test_consumer_positions_only_move_forward) {
     char name[64];
     itest_unique(name, sizeof name, "consumer");
@@ -312,6 +369,8 @@ static Suite *events_suite(void) {
         {"effects", 30, {test_every_effect_has_one_event, NULL}},
         {"race", 120, {test_reader_never_skips_or_repeats, NULL}},
         {"reads", 30, {test_principal_filter_and_scan_window, test_events_are_append_only, test_consumer_positions_only_move_forward, NULL}},
+        {"ids", 30, {test_event_ids_are_stable_and_of_the_region, NULL}},
+        {"verify", 120, {test_verify_finds_holes_and_repeats_in_the_outbox, NULL}},
     };
     return itest_suite("events", groups, sizeof groups / sizeof groups[0]);
 }

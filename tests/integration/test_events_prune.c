@@ -29,12 +29,22 @@ static int64_t bound(void) {
     return itest_sql_i64(REGION, "SELECT least(h.last_seq, coalesce((SELECT min(position) FROM event_consumers), "
                              "h.last_seq)) FROM event_head h", 0, NULL);
 }
-static int64_t count_range(int64_t lo, int64_t hi) { /* events with lo < seq <= hi */
+/* Events the feed still shows with lo < seq <= hi (above the prune horizon). */
+static int64_t count_range(int64_t lo, int64_t hi) {
     char a[24], b[24];
     snprintf(a, sizeof a, "%lld", (long long)lo);
     snprintf(b, sizeof b, "%lld", (long long)hi);
     const char *p[2] = {a, b};
-    return itest_sql_i64(REGION, "SELECT count(*) FROM events WHERE seq > $1::int8 AND seq <= $2::int8", 2, p);
+    return itest_sql_i64(REGION, "SELECT count(*) FROM event_feed f, event_head h WHERE f.seq > greatest($1::int8, "
+                                 "h.pruned_through) AND f.seq <= $2::int8", 2, p);
+}
+
+/* `events` rows (account and mandate events) left at or below seq hi. */
+static int64_t rows_left(int64_t hi) {
+    char b[24];
+    snprintf(b, sizeof b, "%lld", (long long)hi);
+    const char *p[1] = {b};
+    return itest_sql_i64(REGION, "SELECT count(*) FROM events WHERE seq <= $1::int8", 1, p);
 }
 
 /* n transfers between two new accounts: n + 2 events. */
@@ -94,9 +104,12 @@ START_TEST(test_prune_keeps_what_a_consumer_has_not_passed) {
     ck_assert_int_eq(used, b);
     ck_assert_int_eq(count_range(0, b), would); /* the dry run counted exactly what is there, deleted nothing */
 
+    ck_assert_int_gt(rows_left(b), 0); /* the two accounts' events at least */
     int64_t deleted = prune_all(now_us() + 1000000, 3, false, &used);
     ck_assert_int_eq(deleted, would);
     ck_assert_int_eq(count_range(0, b), 0);
+    ck_assert_int_eq(rows_left(b), 0);
+    ck_assert_int_eq(itest_sql_i64(REGION, "SELECT pruned_through FROM event_head", 0, NULL), b);
     ck_assert_int_eq(count_range(b, h), above); /* every event a consumer has not passed is kept */
 
     /* The consumer moves on: what it passed may go now (up to the slowest other consumer). */
@@ -112,10 +125,11 @@ END_TEST
 
 START_TEST(test_prune_respects_the_age) {
     make_events(3);
-    int64_t before = itest_sql_i64(REGION, "SELECT count(*) FROM events", 0, NULL), used;
+    int64_t before = count_range(0, head()), rows = rows_left(head()), used;
     /* A cutoff an hour ago: everything made by the tests is younger. */
     ck_assert_int_eq(prune_all(now_us() - (int64_t)3600 * 1000000, 100, false, &used), 0);
-    ck_assert_int_eq(itest_sql_i64(REGION, "SELECT count(*) FROM events", 0, NULL), before);
+    ck_assert_int_eq(count_range(0, head()), before);
+    ck_assert_int_eq(rows_left(head()), rows);
 }
 END_TEST
 
