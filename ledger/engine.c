@@ -7,8 +7,10 @@
  *      references seen before;
  *   3. apply the commands in order in memory (apply.c decides each result);
  *      a failed linked chain is undone from an undo log;
- *   4. COPY transfers and entries, update each touched account once, the
- *      caller's before-commit hook, then one event per effect (events.h); COMMIT.
+ *   4. reserve one event number per effect (events.h: the head's row lock,
+ *      held to COMMIT); COPY transfers (each with its event number) and
+ *      entries, update each touched account once, write the account events;
+ *      the caller's before-commit hook; COMMIT.
  *
  * A batch of up to LEDGER_PIPELINE_MAX commands runs in libpq pipeline mode:
  * BEGIN goes out with the account locks (which also read the clock), and the

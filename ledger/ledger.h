@@ -141,9 +141,12 @@ typedef struct {
  * gl_pg_run is queued with the batch's writes and COMMIT (its error surfaces
  * at the end, and rolls the batch back); a query whose rows the hook reads
  * (gl_pg_exec*) syncs the pipeline and waits for them: a round trip made
- * while the batch holds its row locks, so the hook reads what it needs in one
- * query (ledger_transfers_each), never one per command. The hook must not
- * COMMIT, ROLLBACK, COPY, or leave pipeline mode.
+ * while the batch holds its row locks — among them the outbox's head when the
+ * batch has effects (events.h), which every other writer of the region waits
+ * for — so the hook reads what it needs in one query (ledger_transfers_each),
+ * never one per command. Events of the hook's own effects go through
+ * ledger_events_write (numbered after the batch's). The hook must not COMMIT,
+ * ROLLBACK, COPY, or leave pipeline mode.
  */
 typedef bool (*ledger_before_commit_fn)(void *arg, PGconn *db, const ledger_result *results, size_t n,
                                         gl_error *err);
