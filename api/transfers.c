@@ -20,32 +20,17 @@
 #include "request.h"
 
 /* A new transfer as GET would show it, from its command and result. */
-static void transfer_from_cmd(const ledger_cmd *c, const ledger_result *r, ledger_transfer *t) {
-    memset(t, 0, sizeof *t);
-    t->id = r->id;
-    memcpy(t->owner, c->owner, sizeof t->owner);
-    memcpy(t->reference, c->reference, sizeof t->reference);
-    t->debit_account_id = c->debit_account_id;
-    t->credit_account_id = c->credit_account_id;
-    t->amount = c->amount;
-    memcpy(t->currency, c->currency, sizeof t->currency);
-    t->flags = c->pending ? LEDGER_TF_PENDING : 0u;
-    snprintf(t->status, sizeof t->status, "%s", c->pending ? "pending" : "posted");
-    gl_format_rfc3339_us(r->created_at_us, t->created_at, sizeof t->created_at);
-    if (c->pending && c->timeout_s > 0)
-        gl_format_rfc3339_us(r->created_at_us + c->timeout_s * 1000000, t->expires_at, sizeof t->expires_at);
-    if (c->metadata) snprintf(t->metadata, sizeof t->metadata, "%s", c->metadata);
-}
-
-/* Reads what the batch wrote (same transaction) to build a transfer response. */
+/* A transfer response: what the batch wrote from its result (the hook runs
+ * before the transfers are in their table), an earlier transfer (a replay)
+ * read from the table. */
 static bool respond_transfer(gl_job *job, PGconn *db, gl_error *err) {
     const ledger_result *r = &job->results[0];
     if (r->code != LEDGER_OK && r->code != LEDGER_EXISTS) {
         return gl_job_respond_error(job, gl_status_of_code(r->code), gl_api_code(r->code), gl_code_message(r->code));
     }
     ledger_transfer t;
-    if (r->code == LEDGER_OK && job->cmds[0].kind == LEDGER_CMD_TRANSFER) {
-        transfer_from_cmd(&job->cmds[0], r, &t); /* the hot path: no query */
+    if (r->written) {
+        ledger_transfer_from_result(&job->cmds[0], r, &t);
     } else {
         int found = ledger_transfer_get(db, &r->id, &t, err);
         if (found <= 0) return found == 0 && gl_job_respond_error(job, 500, "internal", "transfer vanished");
@@ -68,15 +53,23 @@ static void put_transfer(void *arg, size_t i, const ledger_transfer *t) {
     json_object_set_new(json_array_get(b->items, b->item_of[i]), "transfer", gl_transfer_json(t));
 }
 
-/* Each item that wrote (or found) a transfer gets it, all read in one query:
- * this runs under the batch's row locks. */
+/* Each item that wrote (or found) a transfer gets it: what this batch wrote
+ * from its result, earlier transfers (replays) read in one query: this runs
+ * under the batch's row locks. */
 static bool batch_transfers(json_t *items, const gl_job *job, PGconn *db, gl_error *err) {
     gl_id *ids = malloc(job->n * sizeof *ids);
     size_t *item_of = malloc(job->n * sizeof *item_of);
     size_t m = 0;
     for (size_t i = 0; ids && item_of && i < job->n; i++) {
-        if (job->results[i].code != LEDGER_OK && job->results[i].code != LEDGER_EXISTS) continue;
-        ids[m] = job->results[i].id;
+        const ledger_result *r = &job->results[i];
+        if (r->code != LEDGER_OK && r->code != LEDGER_EXISTS) continue;
+        if (r->written) {
+            ledger_transfer t;
+            ledger_transfer_from_result(&job->cmds[i], r, &t);
+            json_object_set_new(json_array_get(items, i), "transfer", gl_transfer_json(&t));
+            continue;
+        }
+        ids[m] = r->id;
         item_of[m++] = i;
     }
     batch_items b = {.items = items, .item_of = item_of};

@@ -130,49 +130,55 @@ static bool insert_deliveries(sender *s, const ledger_event *ev, int n, gl_error
     return ok;
 }
 
-/* Whether the outbox has events past the position: one read, no write, so
- * an idle region costs no transaction per poll. 1 yes, 0 no, -1 error. */
-static int events_waiting(sender *s, gl_error *err) {
+/* What the dispatcher needs to know first, in one read (one snapshot) and no
+ * write, so an idle region costs no transaction per poll: the committed head,
+ * whether it is past the position, and whether the region has an active
+ * endpoint. */
+typedef struct {
+    int64_t head;
+    bool waiting, endpoints;
+} outbox_state;
+
+static bool read_outbox_state(sender *s, outbox_state *st, gl_error *err) {
     const char *p[1] = {CONSUMER};
     PGresult *r = gl_pg_exec(s->db,
-                             "SELECT h.last_seq > coalesce((SELECT position FROM event_consumers WHERE name = $1), 0) "
+                             "SELECT h.last_seq, h.last_seq > coalesce((SELECT position FROM event_consumers "
+                             "WHERE name = $1), 0), EXISTS (SELECT 1 FROM webhook_endpoints WHERE status = 'active') "
                              "FROM event_head h WHERE h.id = 1",
                              1, p, err);
-    if (!r) return -1;
-    int rc = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    if (!r) return false;
+    bool ok = PQntuples(r) == 1;
+    if (ok) {
+        st->head = gl_pg_get_i64(r, 0, 0);
+        st->waiting = PQgetvalue(r, 0, 1)[0] == 't';
+        st->endpoints = PQgetvalue(r, 0, 2)[0] == 't';
+    } else {
+        gl_error_set(err, GL_ERR_INTERNAL, "event_head has no row");
+    }
     PQclear(r);
-    return rc;
-}
-
-/* Whether the region has an active endpoint: without one, a page of the
- * outbox is passed over without rendering a payload (a region with a long
- * history and no endpoints costs one read per page). The INSERT's own join
- * sees the endpoints of its statement's snapshot, this one those of an
- * instant before: an endpoint made in between gets events from its creation
- * on either way (created_at <= the event's time), as the join decides.
- * 1 yes, 0 no, -1 error. */
-static int any_active_endpoint(sender *s, gl_error *err) {
-    PGresult *r = gl_pg_exec(s->db, "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE status = 'active')", 0, NULL,
-                             err);
-    if (!r) return -1;
-    int rc = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    return rc;
+    return ok;
 }
 
 /* One page of the outbox into deliveries, and the position past it, in one
- * transaction. Returns the events handed on, or -1. */
+ * transaction. Without an active endpoint the position moves straight to the
+ * head: every event up to it committed before the read, so before any
+ * endpoint made since (an endpoint gets events from its creation on), and a
+ * region with a long history and no endpoints costs one read, not one per
+ * page. (The INSERT's join sees the endpoints of its own snapshot: one made
+ * in between gets what its creation time admits, as the join decides.)
+ * Returns the events handed on, or -1. */
 static int dispatch(sender *s, ledger_event *ev, gl_error *err) {
-    int waiting = events_waiting(s, err);
-    if (waiting <= 0) return waiting;
+    outbox_state st;
+    if (!read_outbox_state(s, &st, err)) return -1;
+    if (!st.waiting) return 0;
+    if (!st.endpoints) return ledger_events_consumer_advance(s->db, CONSUMER, st.head, err) ? 0 : -1;
     if (!gl_pg_run(s->db, "BEGIN", 0, NULL, err)) return -1;
     /* (its upsert takes the consumer row's lock until COMMIT: one dispatcher at a time per region) */
     int64_t pos = ledger_events_consumer_position(s->db, CONSUMER, err);
     ledger_events_query q = {.after = pos < 0 ? 0 : pos, .limit = DISPATCH_PAGE, .scan_max = DISPATCH_PAGE};
     int64_t scanned_to = 0, head = 0;
     int n = pos < 0 ? -1 : ledger_events_list(s->db, &q, ev, &scanned_to, &head, err);
-    int endpoints = n > 0 ? any_active_endpoint(s, err) : 0;
-    bool ok = n >= 0 && endpoints >= 0 && (endpoints == 0 || insert_deliveries(s, ev, n, err)) &&
+    bool ok = n >= 0 && (n == 0 || insert_deliveries(s, ev, n, err)) &&
               (scanned_to <= pos || ledger_events_consumer_advance(s->db, CONSUMER, scanned_to, err)) &&
               gl_pg_run(s->db, "COMMIT", 0, NULL, err);
     if (!ok) gl_pg_rollback(s->db);

@@ -27,9 +27,12 @@ scripts/cluster.sh conf "$DIR" "$DIR/ledger.conf" bench:$PORT:1 >/dev/null
 export PGHOST=localhost PGHOSTADDR=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGSSLMODE=verify-full \
     PGSSLROOTCERT=$DIR/ca/ca.crt PGPASSFILE=$DIR/secrets/bench.pgpass PGCHANNELBINDING=require
 
-# BENCH_ONLY=recon runs the reconciliation scenario alone (it needs no pgbench).
+# BENCH_ONLY=recon runs the reconciliation scenario alone (it needs no pgbench);
+# BENCH_ONLY=events the outbox's cost alone (engine and http, with and without events).
 only=${BENCH_ONLY:-}
 if [[ "$only" != recon ]]; then
+declare -A tps
+if [[ "$only" != events ]]; then
 echo "== pgbench tpcb-like: scale 10, 8 clients, ${SECONDS_PER_RUN} s"
 "$PG_BIN/createdb" pgbench
 "$PG_BIN/pgbench" -i -s 10 -q pgbench >/dev/null 2>&1
@@ -39,7 +42,6 @@ pgbench_tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$pgbench_out" | head -1)
 [[ -n "$pgbench_tps" ]] || { echo "$pgbench_out"; echo "bench: pgbench failed" >&2; exit 1; }
 echo "pgbench_tps=$pgbench_tps"
 
-declare -A tps
 for scenario in uniform hot; do
     echo "== engine $scenario: $ACCOUNTS accounts, batches of 8189, ${SECONDS_PER_RUN} s"
     "$PG_BIN/psql" -qc CHECKPOINT geoledger
@@ -48,6 +50,7 @@ for scenario in uniform hot; do
     echo "$line"
     tps[$scenario]=$(sed -n 's/.*transfers_per_s=\([0-9]*\).*/\1/p' <<<"$line")
 done
+fi
 # The outbox's cost: the uniform run without events (ledger-bench --no-events) and
 # with them, alternated twice (the tables grow from run to run and a checkpoint
 # may fall in any of them: alternating spreads both over the two sides); the
@@ -98,12 +101,24 @@ http_run() {
     [[ -n "$http_rps" && -n "$p99" ]] || { echo "$wrk_out"; echo "bench: wrk failed" >&2; exit 1; }
     [[ "${non2xx:-0}" == 0 ]] || echo "bench: WARNING: $non2xx non-2xx responses (see $DIR/ledgerd.log)"
 }
-echo "-- without events (bench_without_events)"
-http_run "$DIR/ledger-noevents.conf"
-http_rps_noevents=$http_rps
-echo "-- with events (as deployed)"
-http_run "$DIR/ledger.conf"
+# Without and with events, alternated twice like the engine runs; the means
+# are compared (http_rps and p99 stay those of the last run, as deployed).
+http_sum_off=0 http_sum_on=0
+for run in off on off on; do
+    if [[ $run == off ]]; then
+        echo "-- without events (bench_without_events)"
+        http_run "$DIR/ledger-noevents.conf"
+        http_sum_off=$((http_sum_off + http_rps))
+    else
+        echo "-- with events (as deployed)"
+        http_run "$DIR/ledger.conf"
+        http_sum_on=$((http_sum_on + http_rps))
+    fi
+done
+http_rps_noevents=$((http_sum_off / 2))
+http_rps_events=$((http_sum_on / 2))
 
+if [[ "$only" != events ]]; then
 # ---- webhooks: deliveries per second to a local receiver (tests/tools/webhook_receiver.py,
 # which verifies every signature), for one endpoint and for four (each endpoint's
 # deliveries go one at a time, in order; endpoints are served side by side).
@@ -164,6 +179,7 @@ webhook_rate 4
 hook_rate_4=$hook_rate
 kill -TERM $ledgerd_pid $receiver_pid; wait $ledgerd_pid $receiver_pid 2>/dev/null || true
 
+fi
 "$BUILD/bin/ledgerctl" --config "$DIR/ledger.conf" verify >/dev/null || { echo "bench: verify failed" >&2; exit 1; }
 fi
 
@@ -171,6 +187,7 @@ fi
 # It runs in a database of its own on the same server: both it and the baseline
 # scan the transfers table, so the scenarios before it (1-2M transfers of other
 # accounts) would otherwise change its figures. The README gives both.
+if [[ "$only" != events ]]; then
 RECON_LINES=${BENCH_RECON_LINES:-1000000}
 echo "== recon: $RECON_LINES settlement lines against $RECON_LINES ledger transfers, seeded breaks"
 # The scenarios before left autovacuum work behind in geoledger: done now, so
@@ -240,7 +257,9 @@ printf 'recon %s s, baseline %s s (median %.2f vs %.2f); peak RSS %d MB (%d line
     "${recon_times[*]}" "$(printf '%.2f ' "${baseline_times[@]}")" "$recon_s" "$baseline_s" \
     $((recon_rss_kb / 1024)) $((RECON_LINES / 4)) $((small_rss_kb / 1024))
 
-if [[ "$only" != recon ]]; then
+fi
+
+if [[ -z "$only" ]]; then
 echo
 printf '%-10s %18s %14s %8s\n' scenario transfers_per_s pgbench_tps ratio
 for scenario in uniform hot; do
@@ -256,11 +275,13 @@ for scenario in uniform hot; do
 done
 printf 'bench: http transfers_per_s=%s p99_ms=%.2f pgbench_tps=%.0f ratio=%.2f\n' "$http_rps" "$p99" "$pgbench_tps" \
     "$(echo "$http_rps / $pgbench_tps" | bc -l)"
+fi
+if [[ "$only" != recon ]]; then
 printf 'bench: events engine_uniform_with=%s engine_uniform_without=%s cost=%.1f%%\n' "${tps[events_on]}" \
     "${tps[events_off]}" "$(echo "(1 - ${tps[events_on]} / ${tps[events_off]}) * 100" | bc -l)"
-printf 'bench: events http_with=%s http_without=%s cost=%.1f%%\n' "$http_rps" "$http_rps_noevents" \
-    "$(echo "(1 - $http_rps / $http_rps_noevents) * 100" | bc -l)"
-printf 'bench: webhooks deliveries_per_s_1_endpoint=%.0f deliveries_per_s_4_endpoints=%.0f\n' "$hook_rate_1" "$hook_rate_4"
+printf 'bench: events http_with=%s http_without=%s cost=%.1f%%\n' "$http_rps_events" "$http_rps_noevents" \
+    "$(echo "(1 - $http_rps_events / $http_rps_noevents) * 100" | bc -l)"
+[[ "$only" == events ]] || printf 'bench: webhooks deliveries_per_s_1_endpoint=%.0f deliveries_per_s_4_endpoints=%.0f\n' "$hook_rate_1" "$hook_rate_4"
 fi
-printf 'bench: recon lines_per_s=%.0f baseline_lines_per_s=%.0f ratio=%.2f peak_rss_mb=%d\n' "$recon_lps" \
+[[ "$only" == events ]] || printf 'bench: recon lines_per_s=%.0f baseline_lines_per_s=%.0f ratio=%.2f peak_rss_mb=%d\n' "$recon_lps" \
     "$baseline_lps" "$(echo "$recon_lps / $baseline_lps" | bc -l)" $((recon_rss_kb / 1024))

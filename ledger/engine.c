@@ -7,10 +7,11 @@
  *      references seen before;
  *   3. apply the commands in order in memory (apply.c decides each result);
  *      a failed linked chain is undone from an undo log;
- *   4. reserve one event number per effect (events.h: the head's row lock,
- *      held to COMMIT); COPY transfers (each with its event number) and
- *      entries, update each touched account once, write the account events;
- *      the caller's before-commit hook; COMMIT.
+ *   4. COPY the new accounts and the entries, update each touched account
+ *      once; the caller's before-commit hook (it gets the batch's transfers in
+ *      the results); then, last, reserve one event number per effect
+ *      (events.h: the head's row lock, held to COMMIT), COPY the transfers
+ *      (each with its event number), the holds and the account events; COMMIT.
  *
  * A batch of up to LEDGER_PIPELINE_MAX commands runs in libpq pipeline mode:
  * BEGIN goes out with the account locks (which also read the clock), and the
@@ -111,6 +112,7 @@ typedef struct {
     ledger_event *account_events;
     size_t n_account_events;
     int64_t event_last;
+    size_t *out_of; /* out_of[i]: the output command i wrote, or SIZE_MAX */
 } batch;
 
 /* ---------- small helpers ---------- */
@@ -446,7 +448,7 @@ static bool apply_chain(batch *b, size_t from, size_t to, gl_error *err) {
         b->n_outs = outs_mark;
         b->n_new_accounts = accounts_mark;
         for (size_t i = from; i <= to; i++) {
-            b->res[i] = (ledger_result){i == failed ? failed_rc : LEDGER_LINKED_EVENT_FAILED, {{0}}, 0};
+            b->res[i] = (ledger_result){.code = i == failed ? failed_rc : LEDGER_LINKED_EVENT_FAILED};
         }
     }
     undo_forget(b);
@@ -1047,13 +1049,6 @@ static void account_event(const batch *b, size_t i, ledger_event *e) {
 static bool number_events(batch *b, PGconn *db, gl_error *err) {
     b->n_account_events = 0;
     if (!ledger_events_enabled()) return true;
-    size_t *out_of = malloc(b->n * sizeof *out_of);
-    if (!out_of) {
-        gl_error_set(err, GL_ERR_INTERNAL, "out of memory numbering the events of %zu commands", b->n);
-        return false;
-    }
-    for (size_t i = 0; i < b->n; i++) out_of[i] = SIZE_MAX;
-    for (size_t k = 0; k < b->n_outs; k++) out_of[b->outs[k].cmd] = k;
     int64_t total = 0;
     for (size_t i = 0; i < b->n; i++) {
         if (b->res[i].code != LEDGER_OK) continue;
@@ -1064,11 +1059,10 @@ static bool number_events(batch *b, PGconn *db, gl_error *err) {
             account_event(b, i, e);
             e->created_at_us = b->now_us;
             e->seq = ++total;
-        } else if (out_of[i] != SIZE_MAX) {
-            b->outs[out_of[i]].event_off = ++total;
+        } else if (b->out_of[i] != SIZE_MAX) {
+            b->outs[b->out_of[i]].event_off = ++total;
         }
     }
-    free(out_of);
     assert(total == (int64_t)(b->n_account_events + b->n_outs)); /* every output is an effect of an OK command */
     /* Offsets from the head: the last reserved number is the head, offset 0. */
     for (size_t k = 0; k < b->n_outs; k++) b->outs[k].event_off -= total;
@@ -1076,15 +1070,82 @@ static bool number_events(batch *b, PGconn *db, gl_error *err) {
     return total == 0 || ledger_events_reserve(db, total, &b->event_last, err);
 }
 
-/* The batch's rows. The events' numbers are reserved first (the transfers
- * carry theirs), and the events rows are written before the caller's
- * before-commit hook, which may reserve numbers of its own after them. */
-static bool write_all(batch *b, PGconn *db, gl_error *err) {
-    if (!number_events(b, db, err) || !write_new_accounts(b, db, err) || !write_mandates(b, db, err)) return false;
-    if (b->n_outs > 0 && (!write_transfers(b, db, err) || !write_entries(b, db, err) || !write_new_holds(b, db, err) ||
+/* The batch's rows that need no event number, written before the caller's
+ * before-commit hook: new accounts, mandates' usage, entries, the account
+ * counters. */
+static bool write_unnumbered(batch *b, PGconn *db, gl_error *err) {
+    if (!write_new_accounts(b, db, err) || !write_mandates(b, db, err)) return false;
+    if (b->n_outs > 0 && !write_entries(b, db, err)) return false;
+    return write_accounts(b, db, err);
+}
+
+/* The rows that carry the events, written after the hook and last before
+ * COMMIT: from their numbering to COMMIT the head's row lock serializes the
+ * region's writers, so nothing else is in that window. The numbers, the
+ * transfers that carry them, the holds (whose keys reference the transfers),
+ * the account events. */
+static bool write_numbered(batch *b, PGconn *db, gl_error *err) {
+    if (!number_events(b, db, err)) return false;
+    if (b->n_outs > 0 && (!write_transfers(b, db, err) || !write_new_holds(b, db, err) ||
                           !write_resolved_holds(b, db, err)))
         return false;
-    return write_accounts(b, db, err) && ledger_events_write_reserved(db, b->account_events, b->n_account_events, err);
+    return ledger_events_write_reserved(db, b->account_events, b->n_account_events, err);
+}
+
+/* ---------- what the hook sees ---------- */
+
+static int out_by_id_cmp(const void *a, const void *b, void *outs) {
+    const xfer *o = outs;
+    return gl_id_cmp(&o[*(const size_t *)a].id, &o[*(const size_t *)b].id);
+}
+
+static void set_written(batch *b, size_t i, const xfer *x) {
+    ledger_result *r = &b->res[i];
+    r->written = true;
+    r->created_at_us = b->now_us;
+    r->transfer = (ledger_written){.debit_account_id = x->debit_account_id, .credit_account_id = x->credit_account_id,
+                                   .pending_id = x->pending_id, .reverses_id = x->reverses_id, .amount = x->amount,
+                                   .expires_at_us = x->expires_at_us, .flags = x->flags,
+                                   .metadata = b->cmds[x->cmd].metadata};
+    memcpy(r->transfer.currency, x->currency, sizeof r->transfer.currency);
+}
+
+/* Maps each command to the output it wrote, and gives every result naming a
+ * transfer of this batch its details (ledger_result.written): the hook runs
+ * before the transfers are in their table. An EXISTS may name an earlier
+ * command's output: those are found by id (outputs sorted by id, once). */
+static bool map_outputs(batch *b, gl_error *err) {
+    for (size_t i = 0; i < b->n; i++) b->out_of[i] = SIZE_MAX;
+    for (size_t k = 0; k < b->n_outs; k++) {
+        b->out_of[b->outs[k].cmd] = k;
+        set_written(b, b->outs[k].cmd, &b->outs[k]);
+    }
+    size_t n_exists = 0;
+    for (size_t i = 0; i < b->n; i++) n_exists += b->res[i].code == LEDGER_EXISTS && is_transfer_cmd(b->cmds[i].kind);
+    if (n_exists == 0 || b->n_outs == 0) return true;
+    size_t *by_id = malloc(b->n_outs * sizeof *by_id);
+    if (!by_id) {
+        gl_error_set(err, GL_ERR_INTERNAL, "out of memory mapping %zu outputs", b->n_outs);
+        return false;
+    }
+    for (size_t k = 0; k < b->n_outs; k++) by_id[k] = k;
+    qsort_r(by_id, b->n_outs, sizeof *by_id, out_by_id_cmp, b->outs);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->res[i].code != LEDGER_EXISTS || !is_transfer_cmd(b->cmds[i].kind)) continue;
+        size_t lo = 0, hi = b->n_outs;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2, k = by_id[mid];
+            int c = gl_id_cmp(&b->outs[k].id, &b->res[i].id);
+            if (c == 0) {
+                set_written(b, i, &b->outs[k]);
+                break;
+            }
+            if (c < 0) lo = mid + 1;
+            else hi = mid;
+        }
+    }
+    free(by_id);
+    return true;
 }
 
 /* ---------- the batch ---------- */
@@ -1101,11 +1162,12 @@ static bool batch_alloc(batch *b) {
     b->new_accounts = calloc(n, sizeof *b->new_accounts);
     b->new_account_ids = calloc(n, sizeof *b->new_account_ids);
     b->account_events = calloc(n, sizeof *b->account_events);
+    b->out_of = calloc(n, sizeof *b->out_of);
     b->refs_cap = 16;
     while (b->refs_cap < 4 * n) b->refs_cap *= 2; /* <= 50% load: n outputs + n known */
     b->refs = calloc(b->refs_cap, sizeof *b->refs);
     return b->accts && b->acct_owners && b->targets && b->mandates && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
-           b->account_events && b->refs;
+           b->account_events && b->out_of && b->refs;
 }
 
 static void batch_free(batch *b) {
@@ -1119,6 +1181,7 @@ static void batch_free(batch *b) {
     free(b->new_accounts);
     free(b->new_account_ids);
     free(b->account_events);
+    free(b->out_of);
     free(b->refs);
     free(b->undo);
     gl_buf_free(&b->undo_arena);
@@ -1131,7 +1194,7 @@ static void batch_reset(batch *b) {
     b->n_accts = b->n_targets = b->n_known = b->n_outs = b->n_new_accounts = 0;
     memset(b->refs, 0, b->refs_cap * sizeof *b->refs);
     undo_forget(b);
-    for (size_t i = 0; i < b->n; i++) b->res[i] = (ledger_result){LEDGER_OK, {{0}}, 0};
+    for (size_t i = 0; i < b->n; i++) b->res[i] = (ledger_result){.code = LEDGER_OK};
 }
 
 /* Without the lookup, a refused command might have been a replay (which must
@@ -1167,9 +1230,10 @@ static bool attempt(batch *b, PGconn *db, gl_error *err) {
     batch_reset(b);
     bool ok = begin_batch(b, db, err) && load_targets(b, db, err) && lock_accounts(b, db, err) && load_mandates(b, db, err) &&
               load_target_state(b, db, err) &&
-              (!b->lookup_references || load_references(b, db, err)) && load_now(b, db, err) && apply_all(b, err) && references_settled(b, err) && write_all(b, db, err) &&
+              (!b->lookup_references || load_references(b, db, err)) && load_now(b, db, err) && apply_all(b, err) && references_settled(b, err) && map_outputs(b, err) &&
+              write_unnumbered(b, db, err) &&
               (!b->ctx->before_commit || b->ctx->before_commit(b->ctx->before_commit_arg, db, b->res, b->n, err)) &&
-              gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
+              write_numbered(b, db, err) && gl_pg_run(db, "COMMIT", 0, NULL, err) && gl_pg_pipeline_end(db, err);
     if (!ok) {
         if (err && err->kind == GL_ERR_NONE) gl_error_set(err, GL_ERR_INTERNAL, "out of memory executing batch");
         /* Sends what is still queued (inside the transaction: undone by the

@@ -124,29 +124,52 @@ typedef struct {
     gl_id mandate_id;
 } ledger_cmd;
 
+/* A transfer the batch wrote, as a read will show it once the batch commits
+ * (with its command's owner, reference and metadata; a new hold is pending,
+ * nothing of it posted or reversed yet). */
+typedef struct {
+    gl_id debit_account_id, credit_account_id;
+    gl_id pending_id, reverses_id; /* nil when absent */
+    int64_t amount;
+    int64_t expires_at_us; /* 0 = none */
+    uint32_t flags;
+    char currency[4];
+    const char *metadata; /* the writing command's JSON text (NULL = none): valid during the batch only */
+} ledger_written;
+
 typedef struct {
     ledger_code code;
     gl_id id; /* the created account/transfer; the earlier one for EXISTS and EXISTS_WITH_DIFFERENT_FIELDS */
-    int64_t created_at_us; /* LEDGER_OK: the batch's timestamp (created_at of what was written); else 0 */
+    int64_t created_at_us; /* `written` or an account created: the batch's timestamp; else 0 */
+    /* The transfer `id` names was written by this batch (LEDGER_OK for a
+     * transfer command, or LEDGER_EXISTS naming an earlier command of the
+     * batch): not yet in its table when the before-commit hook runs, so the
+     * hook renders it from here (ledger_transfer_from_result). */
+    bool written;
+    ledger_written transfer;
 } ledger_result;
 
 /*
- * Called inside the batch's transaction after every write and before COMMIT,
- * with each command's result: the caller's own rows (idempotency keys, outbox)
- * commit atomically with the effect. Return false (err set) to roll the batch
- * back; GL_ERR_CONFLICT reruns it like any other race.
+ * Called inside the batch's transaction before COMMIT, with each command's
+ * result: the caller's own rows (idempotency keys, outbox) commit atomically
+ * with the effect. Return false (err set) to roll the batch back;
+ * GL_ERR_CONFLICT reruns it like any other race.
+ *
+ * It runs after the new accounts, the entries and the account counters are
+ * written and before the transfers, holds and events are: those go last, as
+ * the outbox's head is locked from their numbering to COMMIT and every other
+ * writer of the region waits for it (events.h). So the hook reads no transfer
+ * of this batch from the table: results[i].written has them.
  *
  * The connection may be in libpq pipeline mode (a batch of up to
  * LEDGER_PIPELINE_MAX commands, ledger/pg.h). Then a statement sent with
  * gl_pg_run is queued with the batch's writes and COMMIT (its error surfaces
  * at the end, and rolls the batch back); a query whose rows the hook reads
  * (gl_pg_exec*) syncs the pipeline and waits for them: a round trip made
- * while the batch holds its row locks — among them the outbox's head when the
- * batch has effects (events.h), which every other writer of the region waits
- * for — so the hook reads what it needs in one query (ledger_transfers_each),
- * never one per command. Events of the hook's own effects go through
- * ledger_events_write (numbered after the batch's). The hook must not COMMIT,
- * ROLLBACK, COPY, or leave pipeline mode.
+ * while the batch holds its row locks, so the hook reads what it needs in one
+ * query (ledger_transfers_each), never one per command. Events of the hook's
+ * own effects go through ledger_events_write (numbered before the batch's).
+ * The hook must not COMMIT, ROLLBACK, COPY, or leave pipeline mode.
  */
 typedef bool (*ledger_before_commit_fn)(void *arg, PGconn *db, const ledger_result *results, size_t n,
                                         gl_error *err);
@@ -207,6 +230,9 @@ typedef struct {
     char created_at[40];
     char metadata[2 * LEDGER_METADATA_MAX + 1]; /* JSON object text ("" = none) */
 } ledger_transfer;
+
+/* The transfer a result with `written` set names, for the command c that got it. */
+void ledger_transfer_from_result(const ledger_cmd *c, const ledger_result *r, ledger_transfer *out);
 
 typedef struct {
     int64_t version;

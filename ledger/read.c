@@ -97,6 +97,26 @@ static void fill_transfer(const PGresult *r, int row, int c, ledger_transfer *ou
     gl_pg_get_text(r, row, c + 15, out->metadata, sizeof out->metadata);
 }
 
+void ledger_transfer_from_result(const ledger_cmd *c, const ledger_result *r, ledger_transfer *out) {
+    assert(c && r && r->written && out);
+    const ledger_written *w = &r->transfer;
+    memset(out, 0, sizeof *out);
+    out->id = r->id;
+    snprintf(out->owner, sizeof out->owner, "%s", c->owner); /* an EXISTS names a transfer of the same owner and reference */
+    snprintf(out->reference, sizeof out->reference, "%s", c->reference);
+    out->debit_account_id = w->debit_account_id;
+    out->credit_account_id = w->credit_account_id;
+    out->amount = w->amount;
+    memcpy(out->currency, w->currency, sizeof out->currency);
+    out->flags = w->flags;
+    out->pending_id = w->pending_id;
+    out->reverses_id = w->reverses_id;
+    snprintf(out->status, sizeof out->status, "%s", w->flags & LEDGER_TF_PENDING ? "pending" : "posted");
+    if (w->expires_at_us) gl_format_rfc3339_us(w->expires_at_us, out->expires_at, sizeof out->expires_at);
+    gl_format_rfc3339_us(r->created_at_us, out->created_at, sizeof out->created_at);
+    if (w->metadata) snprintf(out->metadata, sizeof out->metadata, "%s", w->metadata);
+}
+
 int ledger_transfer_get(PGconn *db, const gl_id *id, ledger_transfer *out, gl_error *err) {
     char ids[GL_ID_STR_LEN + 1];
     gl_id_format(id, ids);

@@ -95,16 +95,6 @@ now_ms() { date +%s%3N; }
 ms2s() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 sec() { awk -v m="$1" 'BEGIN { printf "%.2f", m / 1000 }'; } # ms -> "1.23"
 fig() { echo "  figure $*"; }
-# pg_ctl_as LIMIT_S ARGS...: pg_ctl as the cluster's owner (postgres when we are root), bounded.
-pg_ctl_as() {
-    local limit=$1
-    shift
-    if ((EUID == 0)); then
-        (cd / && timeout "$limit" runuser -u postgres -- "$PG_BINDIR/pg_ctl" "$@")
-    else
-        (cd / && timeout "$limit" "$PG_BINDIR/pg_ctl" "$@")
-    fi
-}
 postmaster_pid() { sed -n 1p "$DIR/$1/data/postmaster.pid" 2>/dev/null; }
 
 # SIGCONT every process of our cluster (whatever stopped it).

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # lib.sh — what the shell tests share (sourced by api.sh, tls.sh, pgtls.sh, zerotrust.sh, recon.sh, report.sh,
-# httpfuzz.sh, chaos.sh): conf_value, admin_sql, free_port, stop_pid, and one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
+# httpfuzz.sh, chaos.sh, streams.sh, webhooks.sh, events.sh): conf_value, admin_sql, pg_ctl_as, restart_pg, free_port,
+# stop_pid, and one line per check, "ok NAME" or "FAIL NAME: DETAIL", counted for the
 # "N passed, N failed" line each script ends with.
 PASSED=0
 FAILED=0
@@ -25,6 +26,30 @@ conf_value() {
 # admin_sql SQL: runs SQL as region eu's admin (unaligned, tuples only); fails on error.
 admin_sql() {
     "${PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" -X -q -At -v ON_ERROR_STOP=1 "$(conf_value eu admin_conninfo)" -c "$1"
+}
+
+# pg_ctl_as LIMIT_S ARGS...: pg_ctl as the cluster's owner (postgres when we are root), bounded.
+pg_ctl_as() {
+    local limit=$1
+    shift
+    if ((EUID == 0)); then
+        (cd / && timeout "$limit" runuser -u postgres -- "${PG_BINDIR:-/usr/lib/postgresql/15/bin}/pg_ctl" "$@")
+    else
+        (cd / && timeout "$limit" "${PG_BINDIR:-/usr/lib/postgresql/15/bin}/pg_ctl" "$@")
+    fi
+}
+
+# region_port REGION: the port of the region's server, from its admin_conninfo.
+region_port() { conf_value "$1" admin_conninfo | grep -o 'port=[0-9]*' | cut -d= -f2; }
+
+# restart_pg DIR REGION LOG: the region's server of the cluster in DIR stopped
+# at once (pg_ctl -m immediate: every connection cut, what was in flight lost),
+# 2 s down, started again by scripts/cluster.sh; returns once it accepts
+# connections, non-zero when it does not within 90 s. Output into LOG.
+restart_pg() {
+    pg_ctl_as 60 -D "$1/$2/data" -m immediate stop -w -t 30 >"$3" 2>&1 || return 1
+    sleep 2
+    timeout 90 scripts/cluster.sh start "$1" "$2:$(region_port "$2")" >>"$3" 2>&1
 }
 
 # port_busy PORT: something listens on PORT on loopback.

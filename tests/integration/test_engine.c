@@ -1817,6 +1817,73 @@ static void seen_one(void *arg, size_t i, const ledger_transfer *t) {
     e->calls[i]++;
 }
 
+/* The before-commit hook runs before the batch's transfers are in their table
+ * (they go last, with the outbox's numbers): it finds them in the results, and
+ * what it renders from there is what a read shows after the commit. */
+typedef struct {
+    int written, in_table;
+} hook_saw;
+
+static bool hook_counts_written(void *arg, PGconn *db, const ledger_result *res, size_t n, gl_error *err) {
+    hook_saw *h = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (!res[i].written) continue;
+        h->written++;
+        ledger_transfer t;
+        if (i < 4) h->in_table += ledger_transfer_get(db, &res[i].id, &t, err) != 0;
+    }
+    return true;
+}
+
+START_TEST(test_hook_sees_the_written_transfers) {
+    OWNER(owner);
+    gl_id a = eur(owner, 0), b = eur(owner, 0);
+    const size_t sizes[2] = {4, LEDGER_PIPELINE_MAX + 1}; /* pipelined, then by COPY: the same order */
+    ledger_cmd *cmds = calloc(sizes[1], sizeof *cmds);
+    ledger_result *res = calloc(sizes[1], sizeof *res);
+    ck_assert(cmds && res);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = sizes[pass];
+        ledger_cmd first = hold(owner, a, b, 300, 0);
+        ledger_result hr = itest_exec1(EU, &first);
+        itest_assert_code(hr.code, LEDGER_OK);
+        char ref[32];
+        snprintf(ref, sizeof ref, "hook-%d", pass);
+        for (size_t i = 4; i < n; i++) cmds[i] = itest_transfer(owner, NULL, a, b, 1, "EUR");
+        cmds[0] = itest_transfer(owner, ref, a, b, 70, "EUR");
+        cmds[0].metadata = "{\"order\":\"o-1\"}";
+        cmds[1] = itest_transfer(owner, ref, a, b, 70, "EUR");
+        cmds[2] = itest_on(LEDGER_CMD_POST, owner, NULL, hr.id, 120);
+        cmds[3] = hold(owner, a, b, 5, 60);
+        hook_saw h = {0};
+        ledger_ctx ctx = {.partition_code = itest_region(EU)->code, .before_commit = hook_counts_written,
+                          .before_commit_arg = &h};
+        gl_error err;
+        ck_assert_msg(ledger_execute(itest_db(EU, GL_ROLE_SERVICE), &ctx, cmds, n, res, &err), "%s", err.message);
+        ck_assert_int_eq(res[1].code, LEDGER_EXISTS); /* names an earlier command of the same batch */
+        ck_assert_int_eq(gl_id_cmp(&res[1].id, &res[0].id), 0);
+        ck_assert_int_eq(h.written, (int)n);
+        ck_assert_int_eq(h.in_table, 0);
+        ck_assert_int_eq(res[2].transfer.amount, 120);
+        for (size_t i = 0; i < 4; i++) {
+            ck_assert(res[i].written);
+            ledger_transfer mem, read;
+            ledger_transfer_from_result(&cmds[i], &res[i], &mem);
+            ck_assert_int_eq(ledger_transfer_get(itest_db(EU, GL_ROLE_SERVICE), &res[i].id, &read, &err), 1);
+            if (i <= 1) { /* the metadata as written; jsonb renders its own spacing */
+                ck_assert_str_eq(mem.metadata, "{\"order\":\"o-1\"}");
+                ck_assert_str_eq(read.metadata, "{\"order\": \"o-1\"}");
+                memcpy(mem.metadata, read.metadata, sizeof mem.metadata);
+            }
+            ck_assert_msg(memcmp(&mem, &read, sizeof mem) == 0, "pass %d, result %zu: rendered != read (%s/%s %lld/%lld)",
+                          pass, i, mem.status, read.status, (long long)mem.amount, (long long)read.amount);
+        }
+    }
+    free(cmds);
+    free(res);
+}
+END_TEST
+
 START_TEST(test_transfers_each) {
     OWNER(owner);
     gl_id a = eur(owner, 0), b = eur(owner, 0);
@@ -1869,7 +1936,7 @@ static Suite *engine_suite(void) {
          30,
          {test_pipelined_and_copy_batches_write_the_same_rows, test_pipelined_batch_refused_at_commit_leaves_nothing,
           test_pg_pipeline_semantics, NULL}},
-        {"entries", 30, {test_entries_and_as_of, test_transfers_each, NULL}},
+        {"entries", 30, {test_entries_and_as_of, test_transfers_each, test_hook_sees_the_written_transfers, NULL}},
         {"security",
          30,
          {test_service_role_cannot_rewrite_history, test_admin_blocked_by_append_only_trigger,
