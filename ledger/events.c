@@ -175,6 +175,13 @@ bool ledger_events_write_reserved(PGconn *db, const ledger_event *events, size_t
 bool ledger_events_write(PGconn *db, ledger_event *events, size_t n, gl_error *err) {
     assert(db && (events || n == 0));
     if (n == 0 || !ledger_events_enabled()) return true;
+    /* Two statements that must share the head's lock: outside a transaction
+     * another writer could reserve between them and the rows would take its
+     * numbers. (A pipeline is always the engine's batch, inside one.) */
+    if (PQpipelineStatus(db) == PQ_PIPELINE_OFF && PQtransactionStatus(db) != PQTRANS_INTRANS) {
+        gl_error_set(err, GL_ERR_INTERNAL, "events are written inside the transaction of their effect");
+        return false;
+    }
     int64_t last;
     if (!ledger_events_reserve(db, (int64_t)n, &last, err)) return false;
     for (size_t i = 0; i < n; i++) events[i].seq = (int64_t)(i + 1) - (int64_t)n;
@@ -198,8 +205,8 @@ bool ledger_events_write(PGconn *db, ledger_event *events, size_t n, gl_error *e
  * up to the page size, then the two are merged: a LIMIT over their union
  * would sort the whole window first. */
 #define EVENTS_LIST_SQL                                                                                           \
-    "SELECT h.last_seq, e.*, h.from_seq FROM (SELECT last_seq, greatest($1::int8, pruned_through) AS from_seq "  \
-    "FROM event_head WHERE id = 1) h LEFT JOIN LATERAL (SELECT * FROM (" EVENTS_HALF("event_rows")              \
+    "SELECT h.last_seq, e.*, h.from_seq FROM (SELECT last_seq, greatest($1::int8, (SELECT pruned_through "       \
+    "FROM event_horizon WHERE id = 1)) AS from_seq FROM event_head WHERE id = 1) h LEFT JOIN LATERAL (SELECT * FROM (" EVENTS_HALF("event_rows")              \
     " UNION ALL " EVENTS_HALF("transfer_events") ") u ORDER BY seq LIMIT $5::int4) e ON true ORDER BY e.seq"
 
 static void read_event(const PGresult *r, int row, ledger_event *e) {

@@ -47,25 +47,29 @@ bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *e
  * at or below where every consumer is when the rows go. What goes is a prefix
  * of the feed: from the horizon up to the first event not older than the
  * cutoff, the bound, or `limit` numbers, whichever comes first (a transfer is
- * never deleted, so the horizon, not a hole, is what hides the events). */
+ * never deleted, so the horizon, not a hole, is what hides the events). The
+ * head is only read: its row lock is the writers'. */
 #define PRUNE_CTE                                                                                                  \
     "WITH b AS (SELECT least(h.last_seq, coalesce((SELECT min(position) FROM event_consumers), h.last_seq)) "    \
-    "AS bound, greatest($1::int8, h.pruned_through) AS from_seq FROM event_head h WHERE h.id = 1), "              \
+    "AS bound, greatest($1::int8, p.pruned_through) AS from_seq FROM event_head h, event_horizon p "             \
+    "WHERE h.id = 1 AND p.id = 1), "                                                                              \
     "w AS (SELECT b.bound, b.from_seq, greatest(b.from_seq, least(b.bound, b.from_seq + $3::int8)) AS hi FROM b), " \
     "y AS (SELECT min(f.seq) AS young FROM " EVENT_TIMES " f, w WHERE f.seq > w.from_seq AND f.seq <= w.hi "       \
     "AND f.created_at >= " CUTOFF_TS "), "                                                                          \
     "t AS (SELECT w.bound, w.from_seq, coalesce(y.young - 1, w.hi) AS upto FROM w, y) "
 #define PRUNE_DELETE_SQL                                                                                        \
-    PRUNE_CTE ", d AS (DELETE FROM events e USING t WHERE e.seq > t.from_seq AND e.seq <= t.upto RETURNING 1), " \
-              "u AS (UPDATE event_head h SET pruned_through = t.upto FROM t WHERE h.id = 1 "                   \
-              "AND t.upto > h.pruned_through RETURNING 1) "                                                     \
-              "SELECT t.upto - t.from_seq, t.upto, t.bound, (SELECT count(*) FROM d), (SELECT count(*) FROM u) FROM t"
+    PRUNE_CTE ", d AS (DELETE FROM events e USING t WHERE e.seq > t.from_seq AND e.seq <= t.upto RETURNING 1), "          \
+    "u AS (UPDATE event_horizon p SET pruned_through = t.upto FROM t WHERE p.id = 1 "                          \
+    "AND t.upto > p.pruned_through RETURNING 1) "                                                               \
+    "SELECT t.upto - t.from_seq, t.upto, t.bound, (SELECT count(*) FROM d), (SELECT count(*) FROM u) FROM t"
 #define PRUNE_COUNT_SQL PRUNE_CTE "SELECT t.upto - t.from_seq, t.upto, t.bound FROM t"
 
 bool ledger_events_prune_step(PGconn *db, const ledger_prune_step *p, ledger_prune_result *out, gl_error *err) {
     assert(db && p && out && p->after >= 0 && p->limit >= 1 && p->limit <= LEDGER_PRUNE_BATCH_MAX);
     char after[24], cutoff[24], limit[16];
-    snprintf(after, sizeof after, "%lld", (long long)p->after);
+    /* A prune starts at the horizon (nothing above it goes unchecked); a dry
+     * run, which moves nothing, where the previous one stopped. */
+    snprintf(after, sizeof after, "%lld", (long long)(p->dry_run ? p->after : 0));
     snprintf(cutoff, sizeof cutoff, "%lld", (long long)p->cutoff_us);
     snprintf(limit, sizeof limit, "%d", p->limit);
     const char *params[3] = {after, cutoff, limit};
@@ -96,7 +100,8 @@ int64_t ledger_events_count_unpassed(PGconn *db, int64_t bound, int64_t cutoff_u
     PGresult *r = gl_pg_exec(db,
                              "SELECT count(*) FILTER (WHERE e.created_at < " CUTOFF_TS "), "
                              "(SELECT last_seq FROM event_head WHERE id = 1) > $1::int8 + $3::int8 FROM " EVENT_TIMES
-                             " e WHERE e.seq > $1::int8 AND e.seq <= $1::int8 + $3::int8",
+                             " e WHERE e.seq > greatest($1::int8, (SELECT pruned_through FROM event_horizon WHERE id = 1)) "
+                             "AND e.seq <= $1::int8 + $3::int8",
                              3, params, err);
     if (!r) return -1;
     int64_t n = PQntuples(r) == 1 ? gl_pg_get_i64(r, 0, 0) : -1;

@@ -34,7 +34,7 @@ bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *e
 
 /*
  * What retention may prune: the oldest events of the feed, from its horizon
- * (event_head.pruned_through) up to the first event not older than cutoff_us
+ * (event_horizon.pruned_through) up to the first event not older than cutoff_us
  * or up to the prune bound, the smallest position of any consumer in
  * event_consumers (the head when there is none: a consumer not yet
  * registered cannot be waited for). The bound is computed in the statement
@@ -45,7 +45,8 @@ bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *e
  */
 typedef struct {
     int64_t cutoff_us; /* events created before this (Unix microseconds) */
-    int64_t after;     /* only events with seq > after (where the previous batch ended) */
+    int64_t after;     /* dry run: only events with seq > after (where the previous step stopped); a prune
+                          always starts at the horizon */
     int limit;         /* 1..LEDGER_PRUNE_BATCH_MAX events per call */
     bool dry_run;      /* count what would go, delete nothing */
 } ledger_prune_step;

@@ -81,13 +81,13 @@ static const check checks[] = {
     /* 6. the outbox (sql/0011, 0013): every number from the prune horizon to the
      * head is on exactly one event (an events row or a transfer), none beyond */
     {6, "SELECT format('outbox: seqs %s..%s are on %s events, %s distinct numbers, %s above the head (want %s, %s, 0)',"
-        " h.pruned_through + 1, h.last_seq, count(f.seq) FILTER (WHERE f.seq <= h.last_seq),"
+        " p.pruned_through + 1, h.last_seq, count(f.seq) FILTER (WHERE f.seq <= h.last_seq),"
         " count(DISTINCT f.seq) FILTER (WHERE f.seq <= h.last_seq), count(f.seq) FILTER (WHERE f.seq > h.last_seq),"
-        " h.last_seq - h.pruned_through, h.last_seq - h.pruned_through)"
-        " FROM event_head h LEFT JOIN (SELECT seq FROM events UNION ALL"
-        "  SELECT event_seq FROM transfers WHERE event_seq IS NOT NULL) f ON f.seq > h.pruned_through"
-        " GROUP BY h.pruned_through, h.last_seq"
-        " HAVING count(f.seq) <> h.last_seq - h.pruned_through OR count(DISTINCT f.seq) <> count(f.seq)"},
+        " h.last_seq - p.pruned_through, h.last_seq - p.pruned_through)"
+        " FROM event_head h CROSS JOIN event_horizon p LEFT JOIN (SELECT seq FROM events UNION ALL"
+        "  SELECT event_seq FROM transfers WHERE event_seq IS NOT NULL) f ON f.seq > p.pruned_through"
+        " GROUP BY p.pruned_through, h.last_seq"
+        " HAVING count(f.seq) <> h.last_seq - p.pruned_through OR count(DISTINCT f.seq) <> count(f.seq)"},
     /* residency (reported as 0): every row carries this partition's region code */
     {0, "SELECT format('account %s carries region code %s, this partition is %s', a.id,"
         " get_byte(uuid_send(a.id), 9), p.region_code) FROM accounts a, partition_info p"

@@ -18,8 +18,10 @@ ALTER TABLE transfers
     ADD COLUMN event_seq bigint CHECK (event_seq > 0),
     -- The mandate a charge was made under (its event names it; so can an audit).
     ADD COLUMN mandate_id uuid;
--- Unique: a number written twice is a bug the insert refuses. Partial: rows of
--- before this migration (and of `make bench`'s runs without events) have none.
+-- Unique: a number written twice on transfers is a bug the insert refuses
+-- (across transfers and events, `ledgerctl verify` checks it: invariant 6).
+-- Partial: rows of before this migration (and of `make bench`'s runs without
+-- events) have none.
 CREATE UNIQUE INDEX transfers_event_seq ON transfers (event_seq) WHERE event_seq IS NOT NULL;
 
 -- Ids are derived from (region, seq, time) by event_id() below, not stored:
@@ -28,9 +30,23 @@ ALTER TABLE events ALTER COLUMN id DROP NOT NULL;
 
 -- Retention (ledgerctl events prune) deletes `events` rows, but a transfer is
 -- never deleted: the feed starts above `pruned_through` instead, so what was
--- pruned is gone for both kinds alike.
-ALTER TABLE event_head ADD COLUMN pruned_through bigint NOT NULL DEFAULT 0
-    CHECK (pruned_through >= 0 AND pruned_through <= last_seq);
+-- pruned is gone for both kinds alike. A row of its own, not a column of
+-- event_head: a prune must not take the head's lock, which every writer of
+-- the region waits for (and which an audited writer takes after the audit
+-- log's lock, while a prune audits after pruning).
+CREATE TABLE event_horizon (
+    id             smallint PRIMARY KEY CHECK (id = 1),
+    pruned_through bigint NOT NULL CHECK (pruned_through >= 0)
+);
+-- Retention before this migration deleted old events by age up to the slowest
+-- consumer, which need not leave a dense range: the feed starts after the
+-- last hole (the largest number no row carries), so seq is dense above it.
+INSERT INTO event_horizon
+SELECT 1, coalesce((SELECT h.last_seq FROM event_head h WHERE h.last_seq > (SELECT max(seq) FROM events)),
+                   (SELECT max(x.next_seq) - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq
+                                                     FROM events) x WHERE x.next_seq > x.seq + 1),
+                   (SELECT min(seq) - 1 FROM events),
+                   (SELECT last_seq FROM event_head WHERE id = 1));
 
 -- The event type of a transfer, from its flags (0002: 1 pending, 2 post,
 -- 4 void, 8 linked, 16 expire, 32 reversal).
@@ -89,4 +105,6 @@ WHERE t.event_seq IS NOT NULL;
 CREATE VIEW event_feed AS
 SELECT * FROM event_rows UNION ALL SELECT * FROM transfer_events;
 
-GRANT SELECT ON event_rows, transfer_events, event_feed TO geoledger_service, geoledger_report;
+REVOKE ALL ON event_horizon FROM PUBLIC;
+GRANT SELECT, UPDATE ON event_horizon TO geoledger_service;
+GRANT SELECT ON event_horizon, event_rows, transfer_events, event_feed TO geoledger_service, geoledger_report;

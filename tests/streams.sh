@@ -348,7 +348,7 @@ B=$(us_sql "SELECT least(min(position), (SELECT last_seq FROM event_head)) FROM 
 check "prune: our consumer is the slowest in us" "bound $B, ours at $HOLDBACK" eq "$B" "$HOLDBACK"
 # feed_count COND: events the feed shows (above the prune horizon) with COND on seq;
 # rows_left SEQ: `events` rows (account events) at or below SEQ.
-feed_count() { us_sql "SELECT count(*) FROM event_feed f, event_head h WHERE f.seq > h.pruned_through AND f.seq $1"; }
+feed_count() { us_sql "SELECT count(*) FROM event_feed f, event_horizon h WHERE f.seq > h.pruned_through AND f.seq $1"; }
 rows_left() { us_sql "SELECT count(*) FROM events WHERE seq <= $1"; }
 gone=$(feed_count "<= $B")
 above=$(feed_count "> $B")

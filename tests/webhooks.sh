@@ -108,9 +108,12 @@ register() {
 delivered() {
     if [[ -s "$R/$1.log" ]]; then jq -r 'select(.status == 200) | .body_id' "$R/$1.log" | awk '!seen[$0]++'; fi
 }
-# feed TOKEN REGION: the caller's event ids of REGION, in seq order.
+# feed TOKEN REGION: the caller's event ids of REGION, in seq order; fails
+# unless the region answered (after a database restart it is named in
+# regions_unavailable for a while: its circuit is open until a probe succeeds).
 feed() {
     req GET "/v1/events?region=$2&limit=1000" "$1"
+    [[ "$ST" == 200 && "$(j '.regions_unavailable | length')" == 0 ]] || return 1
     j -r '.data[].id'
 }
 # wait_for TENTHS CMD...: until CMD succeeds, at most TENTHS x 0.1 s.
@@ -121,7 +124,9 @@ wait_for() {
     return 1
 }
 all_delivered() { # NAME TOKEN REGION: every event of the caller's feed reached NAME
-    [[ -z "$(comm -23 <(feed "$2" "$3" | sort) <(delivered "$1" | sort))" ]]
+    local f
+    f=$(feed "$2" "$3") || return 1
+    [[ -z "$f" || -z "$(comm -23 <(sort <<<"$f") <(delivered "$1" | sort))" ]]
 }
 
 # ---------------------------------------------------------------- registration and the API
@@ -353,7 +358,7 @@ restart_pg "$TEST_DIR" eu "$W/pg-restart.log" || fail "pg restart: eu's server b
 printf 'ok\n' >"$R/alice.mode"
 check "pg restart: ledgerd survived it" "$(tail -n 3 "$W/ledgerd-a2.log" | tr '\n' ' ')" kill -0 "$LPID"
 wait_for 300 all_delivered alice "$TA" eu || true
-FEED_A=$(feed "$TA" eu)
+FEED_A=$(feed "$TA" eu) || fail "pg restart: the feed answers again" "$(snippet)"
 MISSING=$(comm -23 <(sort <<<"$FEED_A") <(delivered alice | sort) | head -3 | tr '\n' ' ')
 for id in $MISSING; do # what became of them, for the failure's detail
     MISSING+="; $id: $(admin_sql "SELECT coalesce(string_agg(concat_ws(' ', d.state, d.attempts, d.last_error,

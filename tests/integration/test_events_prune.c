@@ -35,7 +35,7 @@ static int64_t count_range(int64_t lo, int64_t hi) {
     snprintf(a, sizeof a, "%lld", (long long)lo);
     snprintf(b, sizeof b, "%lld", (long long)hi);
     const char *p[2] = {a, b};
-    return itest_sql_i64(REGION, "SELECT count(*) FROM event_feed f, event_head h WHERE f.seq > greatest($1::int8, "
+    return itest_sql_i64(REGION, "SELECT count(*) FROM event_feed f, event_horizon h WHERE f.seq > greatest($1::int8, "
                                  "h.pruned_through) AND f.seq <= $2::int8", 2, p);
 }
 
@@ -109,7 +109,7 @@ START_TEST(test_prune_keeps_what_a_consumer_has_not_passed) {
     ck_assert_int_eq(deleted, would);
     ck_assert_int_eq(count_range(0, b), 0);
     ck_assert_int_eq(rows_left(b), 0);
-    ck_assert_int_eq(itest_sql_i64(REGION, "SELECT pruned_through FROM event_head", 0, NULL), b);
+    ck_assert_int_eq(itest_sql_i64(REGION, "SELECT pruned_through FROM event_horizon", 0, NULL), b);
     ck_assert_int_eq(count_range(b, h), above); /* every event a consumer has not passed is kept */
 
     /* The consumer moves on: what it passed may go now (up to the slowest other consumer). */
