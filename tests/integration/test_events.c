@@ -344,6 +344,51 @@ START_TEST(test_verify_finds_holes_and_repeats_in_the_outbox) {
 }
 END_TEST
 
+/* A before-commit hook with effects of its own (ledgerd's mandate jobs) numbers
+ * its events in the batch's transaction, before the batch's transfers: in a
+ * pipelined batch and in a COPY batch, every number is on exactly one event,
+ * the hook's first, then the transfers in command order. */
+static bool hook_writes_an_event(void *arg, PGconn *db, const ledger_result *res, size_t n, gl_error *err) {
+    (void)res, (void)n;
+    ledger_event e;
+    memset(&e, 0, sizeof e);
+    e.type = LEDGER_EV_MANDATE_CREATED;
+    e.created_at_us = 1;
+    ledger_event_add_owner(&e, arg);
+    return ledger_events_write(db, &e, 1, err);
+}
+
+START_TEST(test_hook_events_and_batch_events_share_the_numbering) {
+    OWNER(owner);
+    gl_id a = itest_account(EU, "EUR", 0, owner), b = itest_account(EU, "EUR", 0, owner);
+    const size_t sizes[2] = {3, LEDGER_PIPELINE_MAX + 1};
+    ledger_cmd *cmds = calloc(sizes[1], sizeof *cmds);
+    ledger_result *res = calloc(sizes[1], sizeof *res);
+    ck_assert(cmds && res);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = sizes[pass];
+        for (size_t i = 0; i < n; i++) cmds[i] = itest_transfer(owner, NULL, a, b, (int64_t)i + 1, "EUR");
+        int64_t before = itest_sql_i64(EU, "SELECT last_seq FROM event_head", 0, NULL);
+        ledger_ctx ctx = {.partition_code = itest_region(EU)->code, .before_commit = hook_writes_an_event,
+                          .before_commit_arg = owner};
+        gl_error err;
+        ck_assert_msg(ledger_execute(itest_db(EU, GL_ROLE_SERVICE), &ctx, cmds, n, res, &err), "%s", err.message);
+        char from[24];
+        snprintf(from, sizeof from, "%lld", (long long)before);
+        const char *p[1] = {from};
+        /* (no other writer in this test binary: the numbers after `before` are this batch's) */
+        ck_assert_int_eq(itest_sql_i64(EU, "SELECT last_seq FROM event_head", 0, NULL), before + (int64_t)n + 1);
+        ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM event_feed WHERE seq = $1::int8 + 1 "
+                                           "AND type = 'mandate.created'", 1, p), 1);
+        ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM transfer_events t JOIN transfers r ON r.id = t.transfer_id "
+                                           "WHERE t.seq = $1::int8 + 1 + r.amount", 1, p), (int64_t)n);
+        ck_assert_int_eq(verify_outbox(), 0);
+    }
+    free(cmds);
+    free(res);
+}
+END_TEST
+
 START_TEST(test_consumer_positions_only_move_forward) {
     char name[64];
     itest_unique(name, sizeof name, "consumer");
@@ -370,7 +415,7 @@ static Suite *events_suite(void) {
         {"race", 120, {test_reader_never_skips_or_repeats, NULL}},
         {"reads", 30, {test_principal_filter_and_scan_window, test_events_are_append_only, test_consumer_positions_only_move_forward, NULL}},
         {"ids", 30, {test_event_ids_are_stable_and_of_the_region, NULL}},
-        {"verify", 120, {test_verify_finds_holes_and_repeats_in_the_outbox, NULL}},
+        {"verify", 120, {test_verify_finds_holes_and_repeats_in_the_outbox, test_hook_events_and_batch_events_share_the_numbering, NULL}},
     };
     return itest_suite("events", groups, sizeof groups / sizeof groups[0]);
 }
