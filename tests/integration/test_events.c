@@ -381,7 +381,7 @@ START_TEST(test_hook_events_and_batch_events_share_the_numbering) {
         ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM event_feed WHERE seq = $1::int8 + 1 "
                                            "AND type = 'mandate.created'", 1, p), 1);
         ck_assert_int_eq(itest_sql_i64(EU, "SELECT count(*) FROM transfer_events t JOIN transfers r ON r.id = t.transfer_id "
-                                           "WHERE t.seq = $1::int8 + 1 + r.amount", 1, p), (int64_t)n);
+                                           "WHERE t.seq > $1::int8 AND t.seq - $1::int8 - 1 = r.amount", 1, p), (int64_t)n);
         ck_assert_int_eq(verify_outbox(), 0);
     }
     free(cmds);
