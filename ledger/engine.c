@@ -109,8 +109,8 @@ typedef struct {
     bool pipelined;
     /* The outbox: events of account commands (the transfers number their own
      * rows), and the last number reserved when known (outside pipeline mode). */
-    ledger_event *account_events;
-    size_t n_account_events;
+    ledger_event *account_events; /* one per account command of the batch (an event is ~0.5 KiB) */
+    size_t n_account_events, account_events_cap;
     int64_t event_last;
     size_t *out_of; /* out_of[i]: the output command i wrote, or SIZE_MAX */
 } batch;
@@ -1054,6 +1054,7 @@ static bool number_events(batch *b, PGconn *db, gl_error *err) {
         if (b->res[i].code != LEDGER_OK) continue;
         ledger_cmd_kind kind = b->cmds[i].kind;
         if (kind == LEDGER_CMD_CREATE_ACCOUNT || kind == LEDGER_CMD_CLOSE_ACCOUNT) {
+            assert(b->n_account_events < b->account_events_cap);
             ledger_event *e = &b->account_events[b->n_account_events++];
             memset(e, 0, sizeof *e);
             account_event(b, i, e);
@@ -1161,13 +1162,14 @@ static bool batch_alloc(batch *b) {
     b->outs = calloc(n, sizeof *b->outs);
     b->new_accounts = calloc(n, sizeof *b->new_accounts);
     b->new_account_ids = calloc(n, sizeof *b->new_account_ids);
-    b->account_events = calloc(n, sizeof *b->account_events);
+    for (size_t i = 0; i < n; i++) b->account_events_cap += !is_transfer_cmd(b->cmds[i].kind);
+    b->account_events = b->account_events_cap ? calloc(b->account_events_cap, sizeof *b->account_events) : NULL;
     b->out_of = calloc(n, sizeof *b->out_of);
     b->refs_cap = 16;
     while (b->refs_cap < 4 * n) b->refs_cap *= 2; /* <= 50% load: n outputs + n known */
     b->refs = calloc(b->refs_cap, sizeof *b->refs);
     return b->accts && b->acct_owners && b->targets && b->mandates && b->known && b->known_keys && b->outs && b->new_accounts && b->new_account_ids &&
-           b->account_events && b->out_of && b->refs;
+           (b->account_events || !b->account_events_cap) && b->out_of && b->refs;
 }
 
 static void batch_free(batch *b) {

@@ -36,10 +36,6 @@ bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *e
     return ok;
 }
 
-/* Every event's number and time, both kinds (sql/0013): the events rows and
- * the numbered transfers, without the view's joins. */
-#define EVENT_TIMES \
-    "(SELECT seq, created_at FROM events UNION ALL SELECT event_seq, created_at FROM transfers WHERE event_seq IS NOT NULL)"
 #define CUTOFF_TS "'epoch'::timestamptz + $2::int8 * interval '1 microsecond'"
 
 /* The bound and the batch in one statement, so the bound is never stale: a
@@ -54,7 +50,7 @@ bool ledger_outbox_status_read(PGconn *db, ledger_outbox_status *st, gl_error *e
     "AS bound, greatest($1::int8, p.pruned_through) AS from_seq FROM event_head h, event_horizon p "             \
     "WHERE h.id = 1 AND p.id = 1), "                                                                              \
     "w AS (SELECT b.bound, b.from_seq, greatest(b.from_seq, least(b.bound, b.from_seq + $3::int8)) AS hi FROM b), " \
-    "y AS (SELECT min(f.seq) AS young FROM " EVENT_TIMES " f, w WHERE f.seq > w.from_seq AND f.seq <= w.hi "       \
+    "y AS (SELECT min(f.seq) AS young FROM event_times f, w WHERE f.seq > w.from_seq AND f.seq <= w.hi "       \
     "AND f.created_at >= " CUTOFF_TS "), "                                                                          \
     "t AS (SELECT w.bound, w.from_seq, coalesce(y.young - 1, w.hi) AS upto FROM w, y) "
 #define PRUNE_DELETE_SQL                                                                                        \
@@ -99,7 +95,7 @@ int64_t ledger_events_count_unpassed(PGconn *db, int64_t bound, int64_t cutoff_u
      * window is a range of the two indexes, whatever the tables' sizes. */
     PGresult *r = gl_pg_exec(db,
                              "SELECT count(*) FILTER (WHERE e.created_at < " CUTOFF_TS "), "
-                             "(SELECT last_seq FROM event_head WHERE id = 1) > $1::int8 + $3::int8 FROM " EVENT_TIMES
+                             "(SELECT last_seq FROM event_head WHERE id = 1) > $1::int8 + $3::int8 FROM event_times"
                              " e WHERE e.seq > greatest($1::int8, (SELECT pruned_through FROM event_horizon WHERE id = 1)) "
                              "AND e.seq <= $1::int8 + $3::int8",
                              3, params, err);

@@ -84,8 +84,7 @@ static const check checks[] = {
         " p.pruned_through + 1, h.last_seq, count(f.seq) FILTER (WHERE f.seq <= h.last_seq),"
         " count(DISTINCT f.seq) FILTER (WHERE f.seq <= h.last_seq), count(f.seq) FILTER (WHERE f.seq > h.last_seq),"
         " h.last_seq - p.pruned_through, h.last_seq - p.pruned_through)"
-        " FROM event_head h CROSS JOIN event_horizon p LEFT JOIN (SELECT seq FROM events UNION ALL"
-        "  SELECT event_seq FROM transfers WHERE event_seq IS NOT NULL) f ON f.seq > p.pruned_through"
+        " FROM event_head h CROSS JOIN event_horizon p LEFT JOIN event_times f ON f.seq > p.pruned_through"
         " GROUP BY p.pruned_through, h.last_seq"
         " HAVING count(f.seq) <> h.last_seq - p.pruned_through OR count(DISTINCT f.seq) <> count(f.seq)"},
     /* residency (reported as 0): every row carries this partition's region code */

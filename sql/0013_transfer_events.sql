@@ -105,6 +105,14 @@ WHERE t.event_seq IS NOT NULL;
 CREATE VIEW event_feed AS
 SELECT * FROM event_rows UNION ALL SELECT * FROM transfer_events;
 
+-- Every event's number and time and no more (no owner lookups): what
+-- retention and `ledgerctl verify` look at.
+CREATE VIEW event_times AS
+SELECT seq, created_at FROM events
+UNION ALL
+SELECT event_seq, created_at FROM transfers WHERE event_seq IS NOT NULL;
+
 REVOKE ALL ON event_horizon FROM PUBLIC;
 GRANT SELECT, UPDATE ON event_horizon TO geoledger_service;
-GRANT SELECT ON event_horizon, event_rows, transfer_events, event_feed TO geoledger_service, geoledger_report;
+GRANT SELECT ON event_horizon, event_rows, transfer_events, event_feed, event_times
+    TO geoledger_service, geoledger_report;
